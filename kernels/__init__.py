@@ -1,0 +1,1 @@
+"""Triton kernels for the neuron dynamics (installed as ``snn.kernels``)."""

@@ -1,0 +1,39 @@
+"""Pure-torch reference of the adaptive-threshold LIF (ALIF).
+
+The membrane follows LIF (see :mod:`snn.functional.lif`); the threshold adapts::
+
+    A[t] = rho·A[t-1] + S[t-1]           (A[0] = 0)
+    S[t] = Θ(H[t] - (V_th + beta·A[t]))
+
+The state carried between calls is ``B[t] = A[t+1] = rho·A[t] + S[t]`` so that
+single-step and multi-step runs agree.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..surrogate import Surrogate
+from .lif import lif_charge
+
+__all__ = ["alif_multistep"]
+
+
+def alif_multistep(x_seq: torch.Tensor, v: torch.Tensor, b: torch.Tensor, decay, *, rho: float, beta: float,
+                   v_threshold: float = 1.0, v_reset: float | None = 0.0, decay_input: bool = True,
+                   detach_reset: bool = False, surrogate: Surrogate):
+    """Returns ``(spikes, v_seq, b_seq)``; ``v_seq[-1], b_seq[-1]`` are the new state."""
+    spikes, vs, bs = [], [], []
+    for x in x_seq:
+        h = lif_charge(v, x, decay, v_reset, decay_input)
+        theta = v_threshold + beta * b
+        s = surrogate(h - theta)
+        sr = s.detach() if detach_reset else s
+        if v_reset is None:
+            v = h - theta * sr
+        else:
+            v = h * (1.0 - sr) + v_reset * sr
+        b = rho * b + s
+        spikes.append(s)
+        vs.append(v)
+        bs.append(b)
+    return torch.stack(spikes), torch.stack(vs), torch.stack(bs)

@@ -1,0 +1,52 @@
+"""Pure-torch reference of the IF / LIF / PLIF dynamics (the ground truth for every kernel).
+
+One step, with ``d = 1/tau`` (``d = 0`` and ``decay_input=False`` give IF)::
+
+    decay_input=True :  H[t] = V[t-1] + d·(X[t] - (V[t-1] - V_reset))
+    decay_input=False:  H[t] = V[t-1] - d·(V[t-1] - V_reset) + X[t]
+    S[t] = Θ(H[t] - V_th)
+    hard reset:  V[t] = H[t]·(1 - S[t]) + V_reset·S[t]
+    soft reset (v_reset=None):  V[t] = H[t] - V_th·S[t]   (V_reset read as 0 in the charge)
+
+``detach_reset`` detaches the S[t] used in the reset. ``d`` may be a tensor that
+requires grad (PLIF: ``d = sigmoid(w)``).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..surrogate import Surrogate
+
+__all__ = ["lif_charge", "lif_fire_reset", "lif_multistep"]
+
+
+def lif_charge(v, x, decay, v_reset, decay_input: bool):
+    """H = V + d·(X - (V - V_r)) (decay_input) or V - d·(V - V_r) + X."""
+    vr = 0.0 if v_reset is None else v_reset
+    if decay_input:
+        return v + (x - (v - vr)) * decay
+    return v - (v - vr) * decay + x
+
+
+def lif_fire_reset(h, v_threshold: float, v_reset, detach_reset: bool, surrogate: Surrogate):
+    """S = Θ(H - V_th); V = hard or soft reset of H. Returns (S, V)."""
+    s = surrogate(h - v_threshold)
+    sr = s.detach() if detach_reset else s
+    if v_reset is None:
+        v = h - v_threshold * sr
+    else:
+        v = h * (1.0 - sr) + v_reset * sr
+    return s, v
+
+
+def lif_multistep(x_seq: torch.Tensor, v: torch.Tensor, decay, *, v_threshold: float = 1.0,
+                  v_reset: float | None = 0.0, decay_input: bool = True, detach_reset: bool = False,
+                  surrogate: Surrogate):
+    """Run T steps. Returns ``(spikes [T, ...], v_seq [T, ...])``; ``v_seq[-1]`` is the new state."""
+    spikes, vs = [], []
+    for x in x_seq:
+        h = lif_charge(v, x, decay, v_reset, decay_input)
+        s, v = lif_fire_reset(h, v_threshold, v_reset, detach_reset, surrogate)
+        spikes.append(s)
+        vs.append(v)
+    return torch.stack(spikes), torch.stack(vs)

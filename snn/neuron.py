@@ -1,0 +1,232 @@
+"""Spiking neuron modules: thin ``nn.Module`` shells over :mod:`snn.ops`.
+
+Every neuron takes ``step_mode='s'`` (input ``[B, ...]``) or ``'m'`` (input
+``[T, B, ...]``), keeps its state between calls until :func:`snn.functional.reset`,
+and runs its dynamics on ``backend='auto'|'torch'|'cpp'|'cuda'|'triton'``.
+The equations are in :mod:`snn.functional`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from . import ops
+from . import surrogate as sg
+from .base import MemoryModule
+from .checks import check_positive, check_sequence, check_tau
+
+__all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "ALIF", "CUBALIF"]
+
+
+class BaseNeuron(MemoryModule):
+    """Common shell: input checks, state handling, single-/multi-step, backend choice.
+
+    ``store_v_seq=True`` keeps the membrane potential of every step of the last call in
+    ``self.v_seq`` (``[T, B, ...]``), for plots; it costs memory.
+    """
+
+    family = "lif"
+    state_names: tuple[str, ...] = ("v",)
+
+    def __init__(self, *, v_threshold: float = 1.0, surrogate=None, detach_reset: bool = False,
+                 step_mode: str = "s", backend: str = "auto", store_v_seq: bool = False):
+        super().__init__(step_mode)
+        who = type(self).__name__
+        if not math.isfinite(float(v_threshold)):
+            raise ValueError(f"{who}: v_threshold must be finite, got {v_threshold}")
+        if backend != "auto" and backend not in ops.BACKENDS:
+            raise ValueError(f"{who}: unknown backend {backend!r}; accepted: 'auto' or one of {ops.BACKENDS}")
+        self.v_threshold = float(v_threshold)
+        self.surrogate = sg.get(surrogate)
+        self.detach_reset = bool(detach_reset)
+        self.backend = backend
+        self.store_v_seq = store_v_seq
+        self.last_backend: str | None = None
+        self.v_seq: torch.Tensor | None = None
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------------
+    def reset(self) -> None:
+        for name in self.state_names:
+            setattr(self, name, None)
+        self.v_seq = None
+
+    def _initial(self, name: str) -> float:
+        return 0.0
+
+    def _state(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """The state ``name`` for an input step shaped like ``like``; created on first use."""
+        cur = getattr(self, name)
+        if cur is None:
+            return torch.full_like(like, self._initial(name))
+        if cur.shape != like.shape:
+            raise ValueError(f"{type(self).__name__}: input step shape {tuple(like.shape)} differs from the state "
+                             f"shape {tuple(cur.shape)}; call snn.functional.reset(net) between batches")
+        return cur.to(dtype=like.dtype, device=like.device)
+
+    # -- forward -------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_sequence(x, self.step_mode, type(self).__name__)
+        x_seq = x.unsqueeze(0) if self.step_mode == "s" else x
+        self.last_backend = ops.resolve_backend(self.backend, x_seq, self.family)
+        spikes = self._run(x_seq, self.last_backend)
+        return spikes[0] if self.step_mode == "s" else spikes
+
+    def _run(self, x_seq: torch.Tensor, backend: str) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _keep_v_seq(self, v_seq):
+        self.v_seq = v_seq.detach() if v_seq is not None else None
+
+    def extra_repr(self) -> str:
+        return (f"v_threshold={self.v_threshold}, surrogate={self.surrogate}, detach_reset={self.detach_reset}, "
+                f"step_mode={self.step_mode!r}, backend={self.backend!r}")
+
+
+class LIF(BaseNeuron):
+    r"""Leaky integrate-and-fire.
+
+    decay_input=True:  H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau
+    decay_input=False: H[t] = V[t-1] - (V[t-1] - V_reset) / tau + X[t]
+    S[t] = Θ(H[t] - V_th); hard reset V[t] = H·(1-S) + V_reset·S, or soft (v_reset=None) V[t] = H - V_th·S.
+    Matches SpikingJelly's ``LIFNode`` for the same parameters.
+    """
+
+    def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
+                 decay_input: bool = True, **kw):
+        self.tau = check_tau(tau, type(self).__name__) if tau is not None else None
+        self.v_reset = _check_reset(v_reset, v_threshold, type(self).__name__)
+        self.decay_input = bool(decay_input)
+        super().__init__(v_threshold=v_threshold, **kw)
+
+    def _initial(self, name: str) -> float:
+        return 0.0 if self.v_reset is None else self.v_reset
+
+    def decay(self):
+        """d = 1/tau (a float here; a tensor with a gradient for PLIF)."""
+        return 1.0 / self.tau
+
+    def _run(self, x_seq, backend):
+        v0 = self._state("v", x_seq[0])
+        s, self.v, v_seq = ops.lif_multistep(
+            x_seq, v0, self.decay(), backend=backend, v_threshold=self.v_threshold, v_reset=self.v_reset,
+            decay_input=self.decay_input, detach_reset=self.detach_reset, surrogate=self.surrogate,
+            record_v=self.store_v_seq)
+        self._keep_v_seq(v_seq)
+        return s
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}, v_reset={self.v_reset}, decay_input={self.decay_input}, " + super().extra_repr()
+
+
+class IF(LIF):
+    """Integrate-and-fire: H[t] = V[t-1] + X[t], then fire and reset as LIF. Matches SpikingJelly's ``IFNode``."""
+
+    def __init__(self, v_threshold: float = 1.0, v_reset: float | None = 0.0, **kw):
+        super().__init__(tau=None, v_threshold=v_threshold, v_reset=v_reset, decay_input=False, **kw)
+
+    def decay(self):
+        return 0.0
+
+    def extra_repr(self) -> str:
+        return f"v_reset={self.v_reset}, " + BaseNeuron.extra_repr(self)
+
+
+class PLIF(LIF):
+    """Parametric LIF: LIF with 1/tau = sigmoid(w), w learnable (one per layer), w0 = -log(init_tau - 1).
+
+    Matches SpikingJelly's ``ParametricLIFNode``.
+    """
+
+    def __init__(self, init_tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
+                 decay_input: bool = True, **kw):
+        init_tau = check_tau(init_tau, "PLIF")
+        if init_tau == 1.0:
+            raise ValueError("PLIF: init_tau must be > 1 (w0 = -log(init_tau - 1) is infinite at 1)")
+        super().__init__(tau=init_tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input, **kw)
+        self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
+
+    def decay(self):
+        return torch.sigmoid(self.w)
+
+    @property
+    def current_tau(self) -> float:
+        return float(1.0 / torch.sigmoid(self.w.detach()))
+
+
+class ALIF(LIF):
+    """Adaptive-threshold LIF: A[t] = rho·A[t-1] + S[t-1]; fires on H[t] >= V_th + beta·A[t].
+
+    The membrane is LIF's. ``rho`` in [0, 1) is the adaptation decay, ``beta >= 0`` its strength.
+    """
+
+    family = "alif"
+    state_names = ("v", "b")
+
+    def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
+                 decay_input: bool = True, rho: float = 0.9, beta: float = 0.1, **kw):
+        if not (0.0 <= float(rho) < 1.0):
+            raise ValueError(f"ALIF: rho must lie in [0, 1), got {rho}")
+        self.rho = float(rho)
+        self.beta = check_positive(beta, "beta", "ALIF", allow_zero=True)
+        super().__init__(tau=tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input, **kw)
+
+    def _initial(self, name: str) -> float:
+        return 0.0 if name == "b" else super()._initial(name)
+
+    def _run(self, x_seq, backend):
+        v0, b0 = self._state("v", x_seq[0]), self._state("b", x_seq[0])
+        s, self.v, self.b, v_seq = ops.alif_multistep(
+            x_seq, v0, b0, self.decay(), backend=backend, rho=self.rho, beta=self.beta,
+            v_threshold=self.v_threshold, v_reset=self.v_reset, decay_input=self.decay_input,
+            detach_reset=self.detach_reset, surrogate=self.surrogate, record_v=self.store_v_seq)
+        self._keep_v_seq(v_seq)
+        return s
+
+    def extra_repr(self) -> str:
+        return f"rho={self.rho}, beta={self.beta}, " + super().extra_repr()
+
+
+class CUBALIF(BaseNeuron):
+    """Current-based LIF of Loihi 2 (Lava's ``LIF`` process), float mode.
+
+    U[t] = U[t-1]·(1-du) + X[t];  V[t] = V[t-1]·(1-dv) + U[t] + bias;  S = V > V_th (strict);  V = 0 where S.
+    ``du``, ``dv`` in [0, 1]. The bit-accurate fixed-point form is in :mod:`snn.export.loihi`.
+    """
+
+    family = "cubalif"
+    state_names = ("u", "v")
+
+    def __init__(self, du: float = 0.5, dv: float = 0.5, v_threshold: float = 1.0, bias: float = 0.0, **kw):
+        for name, val in (("du", du), ("dv", dv)):
+            if not (0.0 <= float(val) <= 1.0):
+                raise ValueError(f"CUBALIF: {name} must lie in [0, 1], got {val}")
+        if float(v_threshold) <= 0:
+            raise ValueError(f"CUBALIF: v_threshold must be > 0 (the reset potential is 0), got {v_threshold}")
+        self.du, self.dv, self.bias = float(du), float(dv), float(bias)
+        super().__init__(v_threshold=v_threshold, **kw)
+
+    def _run(self, x_seq, backend):
+        u0, v0 = self._state("u", x_seq[0]), self._state("v", x_seq[0])
+        s, self.u, self.v, v_seq = ops.cubalif_multistep(
+            x_seq, u0, v0, backend=backend, du=self.du, dv=self.dv, v_threshold=self.v_threshold, bias=self.bias,
+            detach_reset=self.detach_reset, surrogate=self.surrogate, record_v=self.store_v_seq)
+        self._keep_v_seq(v_seq)
+        return s
+
+    def extra_repr(self) -> str:
+        return f"du={self.du}, dv={self.dv}, bias={self.bias}, " + super().extra_repr()
+
+
+def _check_reset(v_reset, v_threshold, who):
+    """Hard reset needs V_reset < V_th; soft reset (None) needs V_th > 0."""
+    if v_reset is None:
+        if float(v_threshold) <= 0:
+            raise ValueError(f"{who}: with soft reset (v_reset=None) v_threshold must be > 0, got {v_threshold}")
+        return None
+    v_reset = float(v_reset)
+    if not math.isfinite(v_reset) or v_reset >= float(v_threshold):
+        raise ValueError(f"{who}: v_reset must be finite and below v_threshold ({v_threshold}), got {v_reset}")
+    return v_reset

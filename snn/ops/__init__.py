@@ -1,0 +1,94 @@
+"""Dispatch of the neuron dynamics to a kernel backend.
+
+Every neuron module calls one of :func:`lif_multistep`, :func:`alif_multistep` or
+:func:`cubalif_multistep`. ``backend`` is ``'auto'`` or one of
+``'torch' | 'cpp' | 'cuda' | 'triton'``. Naming a backend that is not available,
+or that cannot run the tensor's device, is an error, never a silent fallback.
+``'auto'`` picks the fastest available one for the device: cpp on CPU tensors,
+cuda (then triton) on CUDA tensors, torch otherwise; :func:`resolve_backend`
+says which.
+
+All backends share one signature per family (``x_seq`` is ``[T, ...]``)::
+
+    lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input,
+                  detach_reset, surrogate, record_v=False) -> (spikes, v_last, v_seq | None)
+    alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_reset,
+                   decay_input, detach_reset, surrogate, record_v=False)
+                   -> (spikes, v_last, b_last, v_seq | None)
+    cubalif_multistep(x_seq, u_init, v_init, *, du, dv, v_threshold, bias, detach_reset,
+                      surrogate, record_v=False) -> (spikes, u_last, v_last, v_seq | None)
+"""
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+__all__ = ["BACKENDS", "available_backends", "resolve_backend", "get_backend",
+           "lif_multistep", "alif_multistep", "cubalif_multistep"]
+
+BACKENDS = ("torch", "cpp", "cuda", "triton")
+_MODULES = {"torch": "torch_backend", "cpp": "cpp_backend", "cuda": "cuda_backend", "triton": "triton_backend"}
+# Preference order of 'auto' per device type (set from benchmarks/RESULTS.md).
+_AUTO_ORDER = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
+_loaded: dict = {}
+
+
+def _module(name: str):
+    """Import a backend module lazily; ``None`` when its code or compiled part is missing."""
+    if name not in _loaded:
+        try:
+            mod = importlib.import_module(f".{_MODULES[name]}", __name__)
+            _loaded[name] = mod if mod.is_available() else None
+        except ImportError:
+            _loaded[name] = None
+    return _loaded[name]
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that can run here (``'torch'`` always)."""
+    return [b for b in BACKENDS if _module(b) is not None]
+
+
+def resolve_backend(backend: str, x: torch.Tensor, family: str = "lif") -> str:
+    """Return the backend name that will run ``family`` on tensor ``x``; raise a clear error if none can."""
+    if backend != "auto" and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; accepted: 'auto' or one of {BACKENDS}")
+    if backend == "auto":
+        for name in _AUTO_ORDER.get(x.device.type, ("torch",)):
+            mod = _module(name)
+            if mod is not None and family in mod.FAMILIES and mod.supports_device(x.device):
+                return name
+        return "torch"
+    mod = _module(backend)
+    if mod is None:
+        raise RuntimeError(f"backend {backend!r} is not available here (available: {available_backends()}); "
+                           f"build the extension with `make build` or pick another backend")
+    if family not in mod.FAMILIES:
+        raise RuntimeError(f"backend {backend!r} does not implement the {family} family (it has {mod.FAMILIES})")
+    if not mod.supports_device(x.device):
+        raise RuntimeError(f"backend {backend!r} cannot run tensors on {x.device}")
+    return backend
+
+
+def get_backend(name: str):
+    """The backend module for an available backend name."""
+    mod = _module(name)
+    if mod is None:
+        raise RuntimeError(f"backend {name!r} is not available (available: {available_backends()})")
+    return mod
+
+
+def lif_multistep(x_seq, v_init, decay, *, backend: str = "auto", **kw):
+    """IF/LIF/PLIF over ``[T, ...]``. See :mod:`snn.functional.lif` for the equations."""
+    return get_backend(resolve_backend(backend, x_seq, "lif")).lif_multistep(x_seq, v_init, decay, **kw)
+
+
+def alif_multistep(x_seq, v_init, b_init, decay, *, backend: str = "auto", **kw):
+    """Adaptive LIF over ``[T, ...]``. See :mod:`snn.functional.alif`."""
+    return get_backend(resolve_backend(backend, x_seq, "alif")).alif_multistep(x_seq, v_init, b_init, decay, **kw)
+
+
+def cubalif_multistep(x_seq, u_init, v_init, *, backend: str = "auto", **kw):
+    """Current-based LIF (Loihi) over ``[T, ...]``. See :mod:`snn.functional.cubalif`."""
+    return get_backend(resolve_backend(backend, x_seq, "cubalif")).cubalif_multistep(x_seq, u_init, v_init, **kw)

@@ -1,0 +1,168 @@
+"""Surrogate spike functions.
+
+Forward pass of every surrogate is the Heaviside step ``Θ(x) = 1 if x >= 0 else 0``.
+The backward pass is the derivative ``σ'(x)`` of a smooth function ``σ`` that
+approaches the step as the sharpness ``alpha`` grows.
+
+Each surrogate carries an integer ``kind`` and a float ``alpha`` so that the
+compiled kernels (C++, CUDA, Triton) can evaluate the same derivative; the
+codes are listed in :data:`KINDS` and mirrored in ``csrc/neuron_math.h``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "Surrogate", "Sigmoid", "ATan", "FastSigmoid", "SuperSpike", "Triangle", "Erf",
+    "heaviside", "get", "KINDS",
+]
+
+
+def heaviside(x: torch.Tensor) -> torch.Tensor:
+    """Θ(x) = 1 where x >= 0, else 0, in x's dtype."""
+    return (x >= 0).to(x.dtype)
+
+
+class _SpikeFn(torch.autograd.Function):
+    """Heaviside forward, ``surrogate.derivative`` backward."""
+
+    @staticmethod
+    def forward(ctx, x, surrogate, strict):
+        if x.requires_grad:
+            ctx.save_for_backward(x)
+        ctx.surrogate = surrogate
+        return (x > 0).to(x.dtype) if strict else heaviside(x)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (x,) = ctx.saved_tensors
+        return grad_out * ctx.surrogate.derivative(x), None, None
+
+
+class Surrogate:
+    """Base class: subclasses define ``primitive`` (smooth σ) and ``derivative`` (σ')."""
+
+    kind: int = -1
+    default_alpha: float = 1.0
+
+    def __init__(self, alpha: float | None = None):
+        alpha = self.default_alpha if alpha is None else float(alpha)
+        if not math.isfinite(alpha) or alpha <= 0:
+            raise ValueError(f"{type(self).__name__}: alpha must be a finite number > 0, got {alpha}")
+        self.alpha = alpha
+
+    def __call__(self, x: torch.Tensor, strict: bool = False) -> torch.Tensor:
+        """Spike: Θ(x) forward (``x > 0`` when ``strict``, as Loihi fires), σ'(x) backward."""
+        return _SpikeFn.apply(x, self, strict)
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def derivative(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(alpha={self.alpha})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.alpha == other.alpha
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.alpha))
+
+
+class Sigmoid(Surrogate):
+    """σ(x) = sigmoid(αx);  σ'(x) = α·sigmoid(αx)·(1 - sigmoid(αx)). SpikingJelly's default (α=4)."""
+
+    kind = 0
+    default_alpha = 4.0
+
+    def primitive(self, x):
+        return torch.sigmoid(self.alpha * x)
+
+    def derivative(self, x):
+        s = torch.sigmoid(self.alpha * x)
+        return self.alpha * s * (1 - s)
+
+
+class ATan(Surrogate):
+    """σ(x) = atan(π/2·αx)/π + 1/2;  σ'(x) = α / (2·(1 + (π/2·αx)²))."""
+
+    kind = 1
+    default_alpha = 2.0
+
+    def primitive(self, x):
+        return torch.atan(math.pi / 2 * self.alpha * x) / math.pi + 0.5
+
+    def derivative(self, x):
+        ax = math.pi / 2 * self.alpha * x
+        return self.alpha / 2 / (1 + ax * ax)
+
+
+class FastSigmoid(Surrogate):
+    """SuperSpike (Zenke & Ganguli): σ(x) = αx / (2(1 + α|x|)) + 1/2;  σ'(x) = 1 / (2(1 + α|x|)²).
+
+    The factor 1/2 makes σ go from 0 to 1, so its derivative integrates to 1 like the others.
+    """
+
+    kind = 2
+    default_alpha = 25.0
+
+    def primitive(self, x):
+        return self.alpha * x / (2 * (1 + self.alpha * x.abs())) + 0.5
+
+    def derivative(self, x):
+        d = 1 + self.alpha * x.abs()
+        return 0.5 / (d * d)
+
+
+SuperSpike = FastSigmoid
+
+
+class Triangle(Surrogate):
+    """Piecewise linear: σ'(x) = α·max(0, 1 - α|x|);  σ(x) = 1/2 + u - u|u|/2 with u = clamp(αx, -1, 1)."""
+
+    kind = 3
+    default_alpha = 1.0
+
+    def primitive(self, x):
+        ax = (self.alpha * x).clamp(-1, 1)
+        return 0.5 + ax - ax * ax.abs() / 2
+
+    def derivative(self, x):
+        return self.alpha * (1 - self.alpha * x.abs()).clamp_min(0)
+
+
+class Erf(Surrogate):
+    """σ(x) = erfc(-αx)/2;  σ'(x) = α/√π · exp(-α²x²)."""
+
+    kind = 4
+    default_alpha = 2.0
+
+    def primitive(self, x):
+        return torch.special.erfc(-self.alpha * x) / 2
+
+    def derivative(self, x):
+        return self.alpha / math.sqrt(math.pi) * torch.exp(-(self.alpha * x) ** 2)
+
+
+KINDS = {cls.kind: cls for cls in (Sigmoid, ATan, FastSigmoid, Triangle, Erf)}
+_BY_NAME = {
+    "sigmoid": Sigmoid, "atan": ATan, "fastsigmoid": FastSigmoid, "fast_sigmoid": FastSigmoid,
+    "superspike": FastSigmoid, "triangle": Triangle, "erf": Erf,
+}
+
+
+def get(spec: "Surrogate | str | None") -> Surrogate:
+    """Turn a name (``'atan'``), an instance, or ``None`` (→ Sigmoid) into a surrogate instance."""
+    if spec is None:
+        return Sigmoid()
+    if isinstance(spec, Surrogate):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Surrogate):
+        return spec()
+    if isinstance(spec, str) and spec.lower() in _BY_NAME:
+        return _BY_NAME[spec.lower()]()
+    raise ValueError(f"unknown surrogate {spec!r}; accepted: {sorted(set(_BY_NAME))} or a snn.surrogate.Surrogate")
