@@ -1,0 +1,47 @@
+"""Data sets and loaders.
+
+``load(name, split, data_dir=None)`` returns ``(images float32 [N,1,H,W] in [0,1], labels int64 [N])`` for
+``'fashion-mnist'`` or ``'digits'``; ``'auto'`` is Fashion-MNIST when its files are found, else the digits
+that scikit-learn ships (the embedded default).
+"""
+from __future__ import annotations
+
+import torch
+
+from .idx import IDXError, read_idx, write_idx
+from .images import find_fashion_mnist, load_digits, load_fashion_mnist
+
+__all__ = ["DATASETS", "load", "resolve_name", "batches", "read_idx", "write_idx", "IDXError",
+           "find_fashion_mnist", "load_fashion_mnist", "load_digits"]
+
+DATASETS = ("fashion-mnist", "digits", "auto")
+
+
+def resolve_name(name: str, data_dir=None) -> str:
+    """'auto' → 'fashion-mnist' when found, else 'digits'; other names are checked."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; accepted: {DATASETS}")
+    if name == "auto":
+        return "fashion-mnist" if find_fashion_mnist(data_dir) else "digits"
+    return name
+
+
+def load(name: str, split: str = "train", data_dir=None):
+    """``(images, labels)`` of a data set split; see the module docstring."""
+    name = resolve_name(name, data_dir)
+    if name == "fashion-mnist":
+        return load_fashion_mnist(split, data_dir)
+    return load_digits(split)
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
+            generator: torch.Generator | None = None, drop_last: bool = False):
+    """Yield ``(x_batch, y_batch)`` over in-memory tensors (faster than a DataLoader for small images)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n = len(x)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for i in range(0, stop, batch_size):
+        idx = order[i:i + batch_size]
+        yield x[idx], y[idx]
