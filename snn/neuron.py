@@ -70,9 +70,18 @@ class BaseNeuron(MemoryModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_sequence(x, self.step_mode, type(self).__name__)
         x_seq = x.unsqueeze(0) if self.step_mode == "s" else x
-        self.last_backend = ops.resolve_backend(self.backend, x_seq, self.family)
+        self.last_backend = self._pick_backend(x_seq)
         spikes = self._run(x_seq, self.last_backend)
         return spikes[0] if self.step_mode == "s" else spikes
+
+    def _pick_backend(self, x_seq: torch.Tensor) -> str:
+        """The backend for this call; the smooth (``spiking=False``) surrogate mode runs on torch only."""
+        if not self.surrogate.spiking:
+            if self.backend not in ("auto", "torch"):
+                raise RuntimeError(f"{type(self).__name__}: a non-spiking surrogate ({self.surrogate}) runs only "
+                                   f"on the torch backend, not {self.backend!r}")
+            return "torch"
+        return ops.resolve_backend(self.backend, x_seq, self.family)
 
     def _run(self, x_seq: torch.Tensor, backend: str) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -47,14 +47,20 @@ class Surrogate:
     kind: int = -1
     default_alpha: float = 1.0
 
-    def __init__(self, alpha: float | None = None):
+    def __init__(self, alpha: float | None = None, spiking: bool = True):
         alpha = self.default_alpha if alpha is None else float(alpha)
         if not math.isfinite(alpha) or alpha <= 0:
             raise ValueError(f"{type(self).__name__}: alpha must be a finite number > 0, got {alpha}")
         self.alpha = alpha
+        self.spiking = bool(spiking)
 
     def __call__(self, x: torch.Tensor, strict: bool = False) -> torch.Tensor:
-        """Spike: Θ(x) forward (``x > 0`` when ``strict``, as Loihi fires), σ'(x) backward."""
+        """Spike: Θ(x) forward (``x > 0`` when ``strict``, as Loihi fires), σ'(x) backward.
+
+        With ``spiking=False`` the forward is the smooth σ(x) itself (an ANN-like relaxation, also what
+        lets ``gradcheck`` verify a whole neuron's backward); only the torch backend runs that mode."""
+        if not self.spiking:
+            return self.primitive(x)
         return _SpikeFn.apply(x, self, strict)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -64,13 +70,14 @@ class Surrogate:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(alpha={self.alpha})"
+        smooth = "" if self.spiking else ", spiking=False"
+        return f"{type(self).__name__}(alpha={self.alpha}{smooth})"
 
     def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.alpha == other.alpha
+        return type(self) is type(other) and (self.alpha, self.spiking) == (other.alpha, other.spiking)
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.alpha))
+        return hash((type(self).__name__, self.alpha, self.spiking))
 
 
 class Sigmoid(Surrogate):
@@ -102,9 +109,10 @@ class ATan(Surrogate):
 
 
 class FastSigmoid(Surrogate):
-    """SuperSpike (Zenke & Ganguli): σ(x) = αx / (2(1 + α|x|)) + 1/2;  σ'(x) = 1 / (2(1 + α|x|)²).
+    """SuperSpike (Zenke & Ganguli): σ(x) = αx / (2(1 + α|x|)) + 1/2;  σ'(x) = α / (2(1 + α|x|)²).
 
-    The factor 1/2 makes σ go from 0 to 1, so its derivative integrates to 1 like the others.
+    Normalised so that σ goes from 0 to 1 like the others; snnTorch's ``fast_sigmoid(slope)``
+    derivative 1/(1 + slope·|x|)² equals this one with ``alpha=slope`` times ``2/slope``.
     """
 
     kind = 2
@@ -115,7 +123,7 @@ class FastSigmoid(Surrogate):
 
     def derivative(self, x):
         d = 1 + self.alpha * x.abs()
-        return 0.5 / (d * d)
+        return 0.5 * self.alpha / (d * d)
 
 
 SuperSpike = FastSigmoid
