@@ -1,0 +1,216 @@
+"""The ``triton`` backend: the kernels of ``kernels/`` (the package :mod:`snn.kernels`).
+
+Available when ``triton`` imports and either CUDA is present or ``TRITON_INTERPRET=1`` is set (the
+Triton interpreter then runs the same kernels on CPU tensors, slowly: that is how CI tests them).
+One ``torch.autograd.Function`` per family wraps a forward and a backward kernel; gradients flow to
+``x_seq``, the initial states and, for PLIF, to ``decay`` when it is a tensor that requires grad.
+
+Inputs may be non-contiguous (they are made contiguous), ``T`` may be 0 or 1, the neuron count ``N``
+anything (also 0). float16/bfloat16 inputs keep a float32 state inside the kernels; float64 runs
+in float64. Triton is imported on first use, so importing this module never needs it.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+
+import torch
+
+NAME = "triton"
+FAMILIES = ("lif", "alif", "cubalif")
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+# Neurons per program. ``None``: 1024 on CUDA, 256 in the interpreter. Tests set it small to run
+# several programs with a ragged last one.
+BLOCK: int | None = None
+NUM_WARPS = 4
+
+
+def _interpret() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def is_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available() or _interpret()
+
+
+def supports_device(device) -> bool:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available()
+    return device.type == "cpu" and _interpret()
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _kernels(name):
+    import importlib
+    return importlib.import_module(f"snn.kernels.{name}")
+
+
+def _block(x) -> int:
+    if BLOCK is not None:
+        return int(BLOCK)
+    return 1024 if x.is_cuda else 256
+
+
+def _launch_kw(x) -> dict:
+    # No FMA contraction: the charge and reset must round exactly as the torch reference does,
+    # so that the spikes are identical. (The interpreter ignores these keywords.)
+    return {"num_warps": NUM_WARPS, "enable_fp_fusion": False} if x.is_cuda else {}
+
+
+def _guard(x):
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
+def _cdt(dtype):
+    import triton.language as tl
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+_PARAMS: dict = {}
+
+
+def _params(device, *vals) -> torch.Tensor:
+    """A float64 tensor of scalar parameters on ``device``, cached (no host-to-device copy per call)."""
+    key = (str(device), vals)
+    p = _PARAMS.get(key)
+    if p is None:
+        if len(_PARAMS) > 512:
+            _PARAMS.clear()
+        p = torch.tensor(vals, dtype=torch.float64, device=device)
+        _PARAMS[key] = p
+    return p
+
+
+def _check(x_seq, *states):
+    if not isinstance(x_seq, torch.Tensor) or x_seq.dim() < 1:
+        raise ValueError("triton backend: x_seq must be a tensor shaped [T, ...]")
+    if x_seq.dtype not in _DTYPES:
+        raise TypeError(f"triton backend: x_seq dtype {x_seq.dtype} is not supported (use one of {_DTYPES})")
+    if not supports_device(x_seq.device):
+        raise RuntimeError(f"triton backend cannot run tensors on {x_seq.device} "
+                           f"(CUDA tensors, or CPU tensors with TRITON_INTERPRET=1)")
+    for s in states:
+        if not isinstance(s, torch.Tensor):
+            raise TypeError("triton backend: initial states must be tensors")
+
+
+def _flat_state(s, x_seq, N):
+    """An initial state as a contiguous ``[N]`` tensor of x's dtype (broadcast to a step's shape)."""
+    s = s.to(device=x_seq.device, dtype=x_seq.dtype)
+    return s.expand(x_seq.shape[1:]).contiguous().view(N)
+
+
+def _decay_tensor(decay, x_seq):
+    if isinstance(decay, torch.Tensor):
+        if decay.numel() != 1:
+            raise ValueError(f"triton backend: decay must be a float or a one-element tensor, got shape "
+                             f"{tuple(decay.shape)}")
+        return decay.to(x_seq.device)
+    decay = float(decay)
+    if not math.isfinite(decay):
+        raise ValueError(f"triton backend: decay must be finite, got {decay}")
+    return _params(x_seq.device, decay)
+
+
+def _grid(N, block):
+    return (triton_cdiv(N, block),)
+
+
+def triton_cdiv(a, b):
+    return (a + b - 1) // b
+
+
+# -- LIF / IF / PLIF ------------------------------------------------------------------------------
+class _LIFFunction(torch.autograd.Function):
+    """Multi-step IF/LIF/PLIF: forward and backward kernels of :mod:`snn.kernels.lif`."""
+
+    @staticmethod
+    def forward(ctx, x, v0, decay, cfg):
+        k = _kernels("lif")
+        T, N = x.shape
+        need_grad = any(ctx.needs_input_grad[:3])
+        grad_d = bool(ctx.needs_input_grad[2])
+        spikes = torch.empty_like(x)
+        v_last = torch.empty_like(v0)
+        v_seq = torch.empty_like(x) if cfg["record_v"] else None
+        h = torch.empty_like(x) if need_grad else None
+        d = decay.detach().reshape(1)
+        params = _params(x.device, cfg["v_threshold"], cfg["v_reset"], cfg["a"], cfg["c"])
+        block = _block(x)
+        if N > 0:
+            with _guard(x):
+                k.lif_fwd_kernel[_grid(N, block)](
+                    x, v0, d, params, spikes, v_last, v_seq if v_seq is not None else spikes,
+                    h if h is not None else spikes, T, N,
+                    CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
+                    RECORD_V=v_seq is not None, SAVE_H=h is not None, BLOCK=block, **_launch_kw(x))
+        if need_grad:
+            load_s = x.dtype not in (torch.float32, torch.float64)
+            ctx.load_s, ctx.grad_d = load_s, grad_d
+            ctx.cfg, ctx.shape, ctx.decay_meta = cfg, (T, N), (decay.shape, decay.dtype)
+            ctx.save_for_backward(h, spikes if load_s else None, x if grad_d and cfg["decay_input"] else None,
+                                  v0 if grad_d else None, d, params)
+        ctx.set_materialize_grads(False)
+        return (spikes, v_last, v_seq) if v_seq is not None else (spikes, v_last)
+
+    @staticmethod
+    def backward(ctx, gs, gvlast, gvseq=None):
+        k = _kernels("lif")
+        h, s, x, v0, d, params = ctx.saved_tensors
+        cfg, (T, N) = ctx.cfg, ctx.shape
+        gx = torch.empty_like(h)
+        gv0 = torch.empty(N, dtype=h.dtype, device=h.device)
+        block = _block(h)
+        nprog = triton_cdiv(N, block)
+        gd = torch.zeros(max(nprog, 1), dtype=torch.float64, device=h.device) if ctx.grad_d else None
+        if N > 0:
+            gs = gs.contiguous() if gs is not None else None
+            gvlast = gvlast.contiguous() if gvlast is not None else None
+            gvseq = gvseq.contiguous() if gvseq is not None else None
+            with _guard(h):
+                k.lif_bwd_kernel[(nprog,)](
+                    h, s if s is not None else h, x if x is not None else h, v0 if v0 is not None else gv0,
+                    d, params, gs if gs is not None else h, gvseq if gvseq is not None else h,
+                    gvlast if gvlast is not None else gv0, gx, gv0, gd if gd is not None else gv0,
+                    T, N, max(T - 1, 0) * N,
+                    CDT=_cdt(h.dtype), KIND=cfg["kind"], HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
+                    DETACH=cfg["detach_reset"], HAS_GS=gs is not None, HAS_GVSEQ=gvseq is not None,
+                    HAS_GVLAST=gvlast is not None, LOAD_S=ctx.load_s, GRAD_D=ctx.grad_d, BLOCK=block,
+                    **_launch_kw(h))
+        else:
+            gv0.zero_()
+        gdecay = None
+        if ctx.grad_d:
+            shape, dtype = ctx.decay_meta
+            gdecay = gd.sum().to(dtype).reshape(shape)
+        return gx, gv0, gdecay, None
+
+
+def _surrogate_cfg(surrogate):
+    if not getattr(surrogate, "spiking", True):
+        raise RuntimeError(f"triton backend: a non-spiking surrogate ({surrogate}) runs only on the torch backend")
+    kind, a, c = _kernels("surrogate").surrogate_constants(surrogate)
+    return {"kind": kind, "a": a, "c": c}
+
+
+def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, detach_reset, surrogate,
+                  record_v=False):
+    """IF/LIF/PLIF over ``[T, ...]`` (see :mod:`snn.kernels.lif`); returns ``(spikes, v_last, v_seq | None)``."""
+    _check(x_seq, v_init)
+    shape = x_seq.shape
+    T, N = shape[0], math.prod(shape[1:])
+    x = x_seq.contiguous().view(T, N)
+    v0 = _flat_state(v_init, x_seq, N)
+    cfg = {"v_threshold": float(v_threshold), "v_reset": 0.0 if v_reset is None else float(v_reset),
+           "hard": v_reset is not None, "decay_input": bool(decay_input), "detach_reset": bool(detach_reset),
+           "record_v": bool(record_v), **_surrogate_cfg(surrogate)}
+    out = _LIFFunction.apply(x, v0, _decay_tensor(decay, x_seq), cfg)
+    spikes, v_last = out[0].view(shape), out[1].view(shape[1:])
+    return spikes, v_last, (out[2].view(shape) if record_v else None)
