@@ -14,6 +14,11 @@ so layer ``l`` (1-based) answers input step ``t`` at Lava step ``t + l``; the ne
 ``T + L`` steps on zero-padded input and the sink is read from column ``L`` on, giving spikes
 ``[T, B, *out_shape]`` on snn's timeline. A recurrent connection's one-step delay is the ``S[t-1]`` of
 :class:`~snn.export.loihi.Recurrent`, so it needs no correction.
+
+Biases: in Lava layer ``l`` already integrates its bias during the ``l`` steps before its first input
+arrives, which snn's timeline does not have. So every LIF starts with a zero bias and the run is staged:
+after Lava step ``l`` the bias of layer ``l`` is set (``Var.set`` on the paused runtime), then the rest runs
+in one go. Only layers with a nonzero bias cost an extra pause.
 """
 from __future__ import annotations
 
@@ -56,29 +61,38 @@ def _connection(L, w, exp, b, fixed, msg_bits, lv):
     return lv["dense"].Dense(weights=mat, **kw)
 
 
-def _neurons(L, b, fixed, lv):
-    n = L.n_out * b
+def _bias(L, b, fixed):
+    """(bias_mant, bias_exp) arrays for ``b`` copies of layer ``L``."""
     if fixed:
-        return lv["lif"].LIF(shape=(n,), du=L.du, dv=L.dv, vth=L.vth,
-                             bias_mant=np.tile(L.bias_mant.cpu().numpy().astype(np.int32), b),
-                             bias_exp=np.tile(L.bias_exp.cpu().numpy().astype(np.int32), b), name=L.name)
-    return lv["lif"].LIF(shape=(n,), du=L.du, dv=L.dv, vth=L.vth, bias_exp=0,
-                         bias_mant=np.tile(L.bias.detach().cpu().numpy().astype(np.float64), b), name=L.name)
+        return (np.tile(L.bias_mant.cpu().numpy().astype(np.int32), b),
+                np.tile(L.bias_exp.cpu().numpy().astype(np.int32), b))
+    return np.tile(L.bias.detach().cpu().numpy().astype(np.float64), b), np.zeros(L.n_out * b)
+
+
+def _neurons(L, b, fixed, lv):
+    """The LIF process of layer ``L``, created with a zero bias (see the staged run in :func:`run_lava`)."""
+    mant, exp = _bias(L, b, fixed)
+    return lv["lif"].LIF(shape=(L.n_out * b,), du=L.du, dv=L.dv, vth=L.vth, bias_mant=np.zeros_like(mant),
+                         bias_exp=exp, name=L.name)
 
 
 def build_lava(net, x_batch: np.ndarray):
-    """Build the processes for one batch; ``x_batch [n_in·B, T]``. Returns ``(first_process, sink, n_steps)``."""
+    """Build the processes for one batch; ``x_batch [n_in·B, T]``.
+
+    Returns ``(first_process, sink, n_steps, lifs)``; the LIFs have zero biases (set them as :func:`run_lava` does).
+    """
     lv = _lava()
     fixed = isinstance(net, FixedNet)
     b = x_batch.shape[0] // math.prod(net.in_shape)
     L_n, T = len(net.layers), x_batch.shape[1]
     data = np.concatenate([x_batch, np.zeros((x_batch.shape[0], L_n), x_batch.dtype)], axis=1)
     src = lv["source"].RingBuffer(data=data)
-    port, first = src.s_out, src
+    port, first, lifs = src.s_out, src, []
     for i, L in enumerate(net.layers):
         msg_bits = net.input_bits if i == 0 else 0
         conn = _connection(L, L.weight, getattr(L, "weight_exp", 0), b, fixed, msg_bits, lv)
         lif = _neurons(L, b, fixed, lv)
+        lifs.append(lif)
         port.connect(conn.s_in)
         conn.a_out.connect(lif.a_in)
         if L.rec_weight is not None:
@@ -88,7 +102,20 @@ def build_lava(net, x_batch: np.ndarray):
         port = lif.s_out
     sink = lv["sink"].RingBuffer(shape=(net.layers[-1].n_out * b,), buffer=T + L_n)
     port.connect(sink.a_in)
-    return first, sink, T + L_n
+    return first, sink, T + L_n, lifs
+
+
+def _run_staged(net, first, lifs, steps, b, cfg, lv):
+    """Run ``steps`` steps, switching on layer ``l``'s bias after step ``l`` (1-based)."""
+    done = 0
+    for l, (L, lif) in enumerate(zip(net.layers, lifs), start=1):
+        mant, _ = _bias(L, b, isinstance(net, FixedNet))
+        if not mant.any():
+            continue
+        first.run(condition=lv["cond"].RunSteps(num_steps=l - done), run_cfg=cfg)
+        done = l
+        lif.bias_mant.set(mant)
+    first.run(condition=lv["cond"].RunSteps(num_steps=steps - done), run_cfg=cfg)
 
 
 def _encode_input(net, x: torch.Tensor, fixed: bool) -> np.ndarray:
@@ -123,9 +150,9 @@ def run_lava(net: CubaNet | FixedNet, x_seq: torch.Tensor, batch_size: int = 16)
     for start in range(0, B, batch_size):
         xb = x_seq[:, start:start + batch_size]
         b = xb.shape[1]
-        first, sink, steps = build_lava(net, _encode_input(net, xb, fixed))
+        first, sink, steps, lifs = build_lava(net, _encode_input(net, xb, fixed))
         try:
-            first.run(condition=lv["cond"].RunSteps(num_steps=steps), run_cfg=cfg)
+            _run_staged(net, first, lifs, steps, b, cfg, lv)
             data = np.asarray(sink.data.get())
         finally:
             first.stop()

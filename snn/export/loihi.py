@@ -266,7 +266,7 @@ def _torch_forward(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if _is_dropout(m) or isinstance(m, nn.Identity):
         return x
     for cls in type(m).__mro__:
-        if cls.__module__.startswith("torch.nn") and "forward" in cls.__dict__:
+        if cls.__module__.startswith("torch.nn") and cls is not nn.Module and "forward" in cls.__dict__:
             return cls.forward(m, x)
     return m(x)
 
