@@ -214,3 +214,158 @@ def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, de
     out = _LIFFunction.apply(x, v0, _decay_tensor(decay, x_seq), cfg)
     spikes, v_last = out[0].view(shape), out[1].view(shape[1:])
     return spikes, v_last, (out[2].view(shape) if record_v else None)
+
+
+# -- ALIF ------------------------------------------------------------------------------------------
+class _ALIFFunction(torch.autograd.Function):
+    """Multi-step adaptive LIF: forward and backward kernels of :mod:`snn.kernels.alif`."""
+
+    @staticmethod
+    def forward(ctx, x, v0, b0, decay, cfg):
+        k = _kernels("alif")
+        T, N = x.shape
+        need_grad = any(ctx.needs_input_grad[:4])
+        grad_d = bool(ctx.needs_input_grad[3])
+        spikes = torch.empty_like(x)
+        v_last, b_last = torch.empty_like(v0), torch.empty_like(b0)
+        v_seq = torch.empty_like(x) if cfg["record_v"] else None
+        h = torch.empty_like(x) if need_grad else None
+        b_seq = torch.empty_like(x) if need_grad else None
+        d = decay.detach().reshape(1)
+        params = _params(x.device, cfg["v_threshold"], cfg["v_reset"], cfg["a"], cfg["c"], cfg["rho"], cfg["beta"])
+        block = _block(x)
+        if N > 0:
+            with _guard(x):
+                k.alif_fwd_kernel[_grid(N, block)](
+                    x, v0, b0, d, params, spikes, v_last, b_last, v_seq if v_seq is not None else spikes,
+                    h if h is not None else spikes, b_seq if b_seq is not None else spikes, T, N,
+                    CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
+                    RECORD_V=v_seq is not None, SAVE=h is not None, BLOCK=block, **_launch_kw(x))
+        if need_grad:
+            load_s = x.dtype not in (torch.float32, torch.float64)
+            ctx.load_s, ctx.grad_d = load_s, grad_d
+            ctx.cfg, ctx.shape, ctx.decay_meta = cfg, (T, N), (decay.shape, decay.dtype)
+            ctx.save_for_backward(h, b_seq, spikes if load_s else None,
+                                  x if grad_d and cfg["decay_input"] else None, v0 if grad_d else None, b0,
+                                  d, params)
+        ctx.set_materialize_grads(False)
+        return (spikes, v_last, b_last, v_seq) if v_seq is not None else (spikes, v_last, b_last)
+
+    @staticmethod
+    def backward(ctx, gs, gvlast, gblast, gvseq=None):
+        k = _kernels("alif")
+        h, b_seq, s, x, v0, b0, d, params = ctx.saved_tensors
+        cfg, (T, N) = ctx.cfg, ctx.shape
+        gx = torch.empty_like(h)
+        gv0 = torch.empty(N, dtype=h.dtype, device=h.device)
+        gb0 = torch.empty(N, dtype=h.dtype, device=h.device)
+        block = _block(h)
+        nprog = triton_cdiv(N, block)
+        gd = torch.zeros(max(nprog, 1), dtype=torch.float64, device=h.device) if ctx.grad_d else None
+        if N > 0:
+            gs, gvlast, gblast, gvseq = (g.contiguous() if g is not None else None for g in (gs, gvlast, gblast, gvseq))
+            with _guard(h):
+                k.alif_bwd_kernel[(nprog,)](
+                    h, b_seq, s if s is not None else h, x if x is not None else h,
+                    v0 if v0 is not None else gv0, b0, d, params,
+                    gs if gs is not None else h, gvseq if gvseq is not None else h,
+                    gvlast if gvlast is not None else gv0, gblast if gblast is not None else gb0,
+                    gx, gv0, gb0, gd if gd is not None else gv0, T, N, max(T - 1, 0) * N,
+                    CDT=_cdt(h.dtype), KIND=cfg["kind"], HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
+                    DETACH=cfg["detach_reset"], HAS_GS=gs is not None, HAS_GVSEQ=gvseq is not None,
+                    HAS_GVLAST=gvlast is not None, HAS_GBLAST=gblast is not None, LOAD_S=ctx.load_s,
+                    GRAD_D=ctx.grad_d, BLOCK=block, **_launch_kw(h))
+        else:
+            gv0.zero_()
+            gb0.zero_()
+        gdecay = None
+        if ctx.grad_d:
+            shape, dtype = ctx.decay_meta
+            gdecay = gd.sum().to(dtype).reshape(shape)
+        return gx, gv0, gb0, gdecay, None
+
+
+def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_reset, decay_input, detach_reset,
+                   surrogate, record_v=False):
+    """Adaptive LIF over ``[T, ...]`` (see :mod:`snn.kernels.alif`); returns ``(spikes, v_last, b_last, v_seq | None)``."""
+    _check(x_seq, v_init, b_init)
+    shape = x_seq.shape
+    T, N = shape[0], math.prod(shape[1:])
+    x = x_seq.contiguous().view(T, N)
+    v0, b0 = _flat_state(v_init, x_seq, N), _flat_state(b_init, x_seq, N)
+    cfg = {"v_threshold": float(v_threshold), "v_reset": 0.0 if v_reset is None else float(v_reset),
+           "hard": v_reset is not None, "decay_input": bool(decay_input), "detach_reset": bool(detach_reset),
+           "rho": float(rho), "beta": float(beta), "record_v": bool(record_v), **_surrogate_cfg(surrogate)}
+    out = _ALIFFunction.apply(x, v0, b0, _decay_tensor(decay, x_seq), cfg)
+    spikes, v_last, b_last = out[0].view(shape), out[1].view(shape[1:]), out[2].view(shape[1:])
+    return spikes, v_last, b_last, (out[3].view(shape) if record_v else None)
+
+
+# -- CUBALIF ---------------------------------------------------------------------------------------
+class _CUBALIFFunction(torch.autograd.Function):
+    """Multi-step current-based LIF (Loihi): forward and backward kernels of :mod:`snn.kernels.cubalif`."""
+
+    @staticmethod
+    def forward(ctx, x, u0, v0, cfg):
+        k = _kernels("cubalif")
+        T, N = x.shape
+        need_grad = any(ctx.needs_input_grad[:3])
+        spikes = torch.empty_like(x)
+        u_last, v_last = torch.empty_like(u0), torch.empty_like(v0)
+        v_seq = torch.empty_like(x) if cfg["record_v"] else None
+        h = torch.empty_like(x) if need_grad else None
+        params = _params(x.device, 1.0 - cfg["du"], 1.0 - cfg["dv"], cfg["bias"], cfg["v_threshold"],
+                         cfg["a"], cfg["c"])
+        block = _block(x)
+        if N > 0:
+            with _guard(x):
+                k.cubalif_fwd_kernel[_grid(N, block)](
+                    x, u0, v0, params, spikes, u_last, v_last, v_seq if v_seq is not None else spikes,
+                    h if h is not None else spikes, T, N,
+                    CDT=_cdt(x.dtype), RECORD_V=v_seq is not None, SAVE_H=h is not None, BLOCK=block,
+                    **_launch_kw(x))
+        if need_grad:
+            load_s = x.dtype not in (torch.float32, torch.float64)
+            ctx.load_s, ctx.cfg, ctx.shape = load_s, cfg, (T, N)
+            ctx.save_for_backward(h, spikes if load_s else None, params)
+        ctx.set_materialize_grads(False)
+        return (spikes, u_last, v_last, v_seq) if v_seq is not None else (spikes, u_last, v_last)
+
+    @staticmethod
+    def backward(ctx, gs, gulast, gvlast, gvseq=None):
+        k = _kernels("cubalif")
+        h, s, params = ctx.saved_tensors
+        cfg, (T, N) = ctx.cfg, ctx.shape
+        gx = torch.empty_like(h)
+        gu0 = torch.empty(N, dtype=h.dtype, device=h.device)
+        gv0 = torch.empty(N, dtype=h.dtype, device=h.device)
+        block = _block(h)
+        if N > 0:
+            gs, gulast, gvlast, gvseq = (g.contiguous() if g is not None else None for g in (gs, gulast, gvlast, gvseq))
+            with _guard(h):
+                k.cubalif_bwd_kernel[_grid(N, block)](
+                    h, s if s is not None else h, params, gs if gs is not None else h,
+                    gvseq if gvseq is not None else h, gulast if gulast is not None else gu0,
+                    gvlast if gvlast is not None else gv0, gx, gu0, gv0, T, N, max(T - 1, 0) * N,
+                    CDT=_cdt(h.dtype), KIND=cfg["kind"], DETACH=cfg["detach_reset"], HAS_GS=gs is not None,
+                    HAS_GVSEQ=gvseq is not None, HAS_GULAST=gulast is not None, HAS_GVLAST=gvlast is not None,
+                    LOAD_S=ctx.load_s, BLOCK=block, **_launch_kw(h))
+        else:
+            gu0.zero_()
+            gv0.zero_()
+        return gx, gu0, gv0, None
+
+
+def cubalif_multistep(x_seq, u_init, v_init, *, du, dv, v_threshold, bias, detach_reset, surrogate,
+                      record_v=False):
+    """Current-based LIF over ``[T, ...]`` (see :mod:`snn.kernels.cubalif`); returns ``(spikes, u_last, v_last, v_seq | None)``."""
+    _check(x_seq, u_init, v_init)
+    shape = x_seq.shape
+    T, N = shape[0], math.prod(shape[1:])
+    x = x_seq.contiguous().view(T, N)
+    u0, v0 = _flat_state(u_init, x_seq, N), _flat_state(v_init, x_seq, N)
+    cfg = {"du": float(du), "dv": float(dv), "bias": float(bias), "v_threshold": float(v_threshold),
+           "detach_reset": bool(detach_reset), "record_v": bool(record_v), **_surrogate_cfg(surrogate)}
+    out = _CUBALIFFunction.apply(x, u0, v0, cfg)
+    spikes, u_last, v_last = out[0].view(shape), out[1].view(shape[1:]), out[2].view(shape[1:])
+    return spikes, u_last, v_last, (out[3].view(shape) if record_v else None)

@@ -1,0 +1,189 @@
+"""Adaptive-threshold LIF (ALIF) multi-step dynamics, forward and backward, as Triton kernels.
+
+Reference (each kernel must equal it): :func:`snn.functional.alif.alif_multistep`. The membrane is
+LIF's (see :mod:`snn.kernels.lif`); the threshold adapts with the state ``B`` (``B[-1] = b_init``)::
+
+    H[t]  = V[t-1] + (X[t] - (V[t-1] - V_r))·d      (decay_input; else V[t-1] - (V[t-1] - V_r)·d + X[t])
+    θ[t]  = V_th + β·B[t-1]
+    S[t]  = Θ(H[t] - θ[t])
+    hard:  V[t] = H[t]·(1 - S[t]) + V_r·S[t];   soft:  V[t] = H[t] - θ[t]·S[t]
+    B[t]  = ρ·B[t-1] + S[t]                          (S not detached here, as in the reference)
+
+Backward (reverse time; ``gV``, ``gB`` carry ∂L/∂V[t], ∂L/∂B[t]; ``σ' = σ'(H[t] - θ[t])``; the
+reset terms in ``gS`` are dropped with ``detach_reset``)::
+
+    gV += ∂L/∂v_seq[t]
+    gS  = ∂L/∂S[t] + gB + (hard: gV·(V_r - H) | soft: -gV·θ)
+    gZ  = gS·σ'
+    gH  = gZ + (hard: gV·(1 - S) | soft: gV)
+    gθ  = -gZ  (soft: - gV·S)
+    gB  = ρ·gB + β·gθ;   gX[t] = gH·d or gH;   gd += gH·∂H/∂d;   gV = gH·(1 - d)
+
+The forward with gradients saves ``H`` and ``B`` (input dtype); spikes and ``V[t-1]`` are
+recomputed from them (spikes are read from the output for 16-bit inputs). ``params`` (float64) =
+``[V_th, V_r, a, c, ρ, β]``.
+"""
+import triton
+import triton.language as tl
+
+from .surrogate import surrogate_grad
+
+
+@triton.jit
+def alif_fwd_kernel(x_ptr, v0_ptr, b0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, blast_ptr, vseq_ptr,
+                    h_ptr, bseq_ptr, T, N,
+                    CDT: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
+                    RECORD_V: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    d = tl.load(decay_ptr).to(CDT)
+    vth = tl.load(params_ptr).to(CDT)
+    vr = tl.load(params_ptr + 1).to(CDT)
+    rho = tl.load(params_ptr + 4).to(CDT)
+    beta = tl.load(params_ptr + 5).to(CDT)
+    v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(CDT)
+    b = tl.load(b0_ptr + offs, mask=mask, other=0.0).to(CDT)
+    xp = x_ptr + offs
+    sp = s_ptr + offs
+    vp = vseq_ptr + offs
+    hp = h_ptr + offs
+    bp = bseq_ptr + offs
+    for _t in range(T):
+        x = tl.load(xp, mask=mask, other=0.0).to(CDT)
+        if DECAY_INPUT:
+            h = v + (x - (v - vr)) * d
+        else:
+            h = v - (v - vr) * d + x
+        theta = vth + beta * b
+        s = ((h - theta) >= 0).to(CDT)
+        if HARD:
+            v = h * (1.0 - s) + vr * s
+        else:
+            v = h - theta * s
+        b = rho * b + s
+        tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
+        if SAVE:
+            tl.store(hp, h.to(h_ptr.dtype.element_ty), mask=mask)
+            tl.store(bp, b.to(bseq_ptr.dtype.element_ty), mask=mask)
+            hp += N
+            bp += N
+        if RECORD_V:
+            tl.store(vp, v.to(vseq_ptr.dtype.element_ty), mask=mask)
+            vp += N
+        xp += N
+        sp += N
+    tl.store(vlast_ptr + offs, v.to(vlast_ptr.dtype.element_ty), mask=mask)
+    tl.store(blast_ptr + offs, b.to(blast_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, params_ptr,
+                    gs_ptr, gvseq_ptr, gvlast_ptr, gblast_ptr, gx_ptr, gv0_ptr, gb0_ptr, gd_ptr, T, N, last,
+                    CDT: tl.constexpr, KIND: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
+                    DETACH: tl.constexpr, HAS_GS: tl.constexpr, HAS_GVSEQ: tl.constexpr,
+                    HAS_GVLAST: tl.constexpr, HAS_GBLAST: tl.constexpr, LOAD_S: tl.constexpr,
+                    GRAD_D: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    d = tl.load(decay_ptr).to(CDT)
+    vth = tl.load(params_ptr).to(CDT)
+    vr = tl.load(params_ptr + 1).to(CDT)
+    a = tl.load(params_ptr + 2).to(CDT)
+    c = tl.load(params_ptr + 3).to(CDT)
+    rho = tl.load(params_ptr + 4).to(CDT)
+    beta = tl.load(params_ptr + 5).to(CDT)
+    if HAS_GVLAST:
+        gv = tl.load(gvlast_ptr + offs, mask=mask, other=0.0).to(CDT)
+    else:
+        gv = tl.zeros([BLOCK], CDT)
+    if HAS_GBLAST:
+        gb = tl.load(gblast_ptr + offs, mask=mask, other=0.0).to(CDT)
+    else:
+        gb = tl.zeros([BLOCK], CDT)
+    b0 = tl.load(b0_ptr + offs, mask=mask, other=0.0).to(CDT)
+    if GRAD_D:
+        v0 = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(CDT)
+        gd = tl.zeros([BLOCK], CDT)
+    # ``last`` = (T-1)·N. Carried between steps: H[t], B[t-1] (θ[t] = V_th + β·B[t-1]) and S[t].
+    hp = h_ptr + last + offs
+    bp = bseq_ptr + last - N + offs       # B[t-1] for t = T-1
+    sp = s_ptr + last + offs
+    xp = x_ptr + last + offs
+    gsp = gs_ptr + last + offs
+    gvp = gvseq_ptr + last + offs
+    gxp = gx_ptr + last + offs
+    zero = tl.zeros([BLOCK], tl.int32)
+    m = mask & ((zero + T) > 0)
+    m1 = mask & ((zero + T) > 1)
+    h = tl.load(hp, mask=m, other=0.0).to(CDT)
+    bprev = tl.where(m1, tl.load(bp, mask=m1, other=0.0).to(CDT), b0)
+    theta = vth + beta * bprev
+    if LOAD_S:
+        s = tl.load(sp, mask=m, other=0.0).to(CDT)
+    else:
+        s = ((h - theta) >= 0).to(CDT)
+    for i in range(T):
+        t = T - 1 - i
+        sg = surrogate_grad(h - theta, a, c, KIND)
+        if HAS_GVSEQ:
+            gv += tl.load(gvp, mask=mask, other=0.0).to(CDT)
+        if HAS_GS:
+            gsum = tl.load(gsp, mask=mask, other=0.0).to(CDT) + gb
+        else:
+            gsum = gb
+        if not DETACH:
+            if HARD:
+                gsum += gv * (vr - h)
+            else:
+                gsum -= gv * theta
+        gz = gsum * sg
+        if HARD:
+            gh = gz + gv * (1.0 - s)
+            gtheta = -gz
+        else:
+            gh = gz + gv
+            gtheta = -gz - gv * s
+        gb = rho * gb + beta * gtheta
+        if DECAY_INPUT:
+            gx = gh * d
+        else:
+            gx = gh
+        tl.store(gxp, gx.to(gx_ptr.dtype.element_ty), mask=mask)
+        # H[t-1], B[t-2], S[t-1] for the next step (nothing at t = 0; B[-1] = b_init)
+        mprev = mask & ((zero + t) > 0)
+        mprev2 = mask & ((zero + t) > 1)
+        hq = tl.load(hp - N, mask=mprev, other=0.0).to(CDT)
+        bq = tl.where(mprev2, tl.load(bp - N, mask=mprev2, other=0.0).to(CDT), b0)
+        thq = vth + beta * bq
+        if LOAD_S:
+            sq = tl.load(sp - N, mask=mprev, other=0.0).to(CDT)
+        else:
+            sq = ((hq - thq) >= 0).to(CDT)
+        if GRAD_D:
+            if HARD:
+                vq = hq * (1.0 - sq) + vr * sq
+            else:
+                vq = hq - thq * sq
+            vprev = tl.where(mprev, vq, v0)
+            if DECAY_INPUT:
+                x = tl.load(xp, mask=mask, other=0.0).to(CDT)
+                gd += tl.where(mask, gh * (x - (vprev - vr)), 0.0)
+            else:
+                gd -= tl.where(mask, gh * (vprev - vr), 0.0)
+        gv = gh * (1.0 - d)
+        h = hq
+        theta = thq
+        s = sq
+        hp -= N
+        bp -= N
+        sp -= N
+        xp -= N
+        gsp -= N
+        gvp -= N
+        gxp -= N
+    tl.store(gv0_ptr + offs, gv.to(gv0_ptr.dtype.element_ty), mask=mask)
+    tl.store(gb0_ptr + offs, gb.to(gb0_ptr.dtype.element_ty), mask=mask)
+    if GRAD_D:
+        tl.store(gd_ptr + pid, tl.sum(gd, axis=0).to(gd_ptr.dtype.element_ty))
