@@ -84,8 +84,8 @@ def test_fixed_pt_full_integer_ranges_and_graded_input():
     net.layers[0] = FixedLayer(name="wrap", weight=torch.full_like(L0.weight, 254.0), weight_exp=7,
                                bias_mant=L0.bias_mant, bias_exp=L0.bias_exp, du=0, dv=L0.dv, vth=100000, scale=1.0,
                                out_shape=L0.out_shape)
-    assert 254 * 3 * 2 ** 7 * 2 ** 6 > 2 ** 23  # three coincident input spikes overflow u
-    x = _spikes(20, 2, (10,), 0.5, g)
+    assert 254 * 6 * 2 ** 7 * 2 ** 6 > 2 ** 23  # six coincident input spikes (of 10, p=0.7) overflow u
+    x = _spikes(20, 2, (10,), 0.7, g)
     assert torch.equal(run_lava(net, x, batch_size=2), emulate_fixed(net, x).float())
     graded = FixedNet(in_shape=(10,), layers=_random_fixed_net(g, 2, 10).layers, input_bits=8)
     xg = torch.rand(12, 2, 10, generator=g)
