@@ -72,7 +72,8 @@ def _bias(L, b, fixed):
 def _neurons(L, b, fixed, lv):
     """The LIF process of layer ``L``, created with a zero bias (see the staged run in :func:`run_lava`)."""
     mant, exp = _bias(L, b, fixed)
-    return lv["lif"].LIF(shape=(L.n_out * b,), du=L.du, dv=L.dv, vth=L.vth, bias_mant=np.zeros_like(mant),
+    vth = L.vth if (fixed or not L.readout) else np.finfo(np.float64).max
+    return lv["lif"].LIF(shape=(L.n_out * b,), du=L.du, dv=L.dv, vth=vth, bias_mant=np.zeros_like(mant),
                          bias_exp=exp, name=L.name)
 
 
@@ -137,7 +138,9 @@ def run_lava(net: CubaNet | FixedNet, x_seq: torch.Tensor, batch_size: int = 16)
     """Simulate ``net`` on ``x_seq [T, B, *in_shape]`` in Lava, ``batch_size`` samples per run.
 
     ``FixedNet`` runs under ``Loihi2SimCfg(select_tag='fixed_pt')``, ``CubaNet`` under ``'floating_pt'``.
-    Returns output spikes ``[T, B, *out_shape]`` (float32 0/1) aligned with snn's timeline.
+    Returns output spikes ``[T, B, *out_shape]`` (float32 0/1) aligned with snn's timeline; for a network
+    with a readout layer, the readout's final potential ``[B, *out_shape]`` (float units; fixed point divided
+    by the layer's scale), read from the LIF's ``v`` after the run.
     """
     lv = _lava()
     fixed = isinstance(net, FixedNet)
@@ -154,8 +157,15 @@ def run_lava(net: CubaNet | FixedNet, x_seq: torch.Tensor, batch_size: int = 16)
         try:
             _run_staged(net, first, lifs, steps, b, cfg, lv)
             data = np.asarray(sink.data.get())
+            v_out = np.asarray(lifs[-1].v.get(), dtype=np.float64)
         finally:
             first.stop()
+        if net.readout:
+            scale = net.layers[-1].scale if fixed else 1.0
+            outs.append(torch.from_numpy(v_out / scale).reshape(b, *net.out_shape))
+            continue
         spikes = data[:, len(net.layers):len(net.layers) + T].reshape(b, n_out, T)
         outs.append(torch.from_numpy(spikes.transpose(2, 0, 1).astype(np.float32)))
+    if net.readout:
+        return torch.cat(outs, 0)
     return torch.cat(outs, 1).reshape(T, B, *net.out_shape)

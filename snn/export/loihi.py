@@ -25,6 +25,11 @@ Three steps, each a plain function over small dataclasses:
    when the potential lands exactly on the threshold. Soft reset (``v_reset=None``), ALIF and MaxPool have
    no Lava LIF counterpart and are rejected with a clear error.
 
+   Affine layers after the last neuron (a classifier's ``Linear`` readout, trained on the mean over time of
+   its output) become a non-spiking *readout* layer: du = 1, dv = 0 and an unreachable threshold, so its
+   potential after T steps is ``Σ_t (W·S[t] + b)``, T times the mean readout; the emulators and
+   :func:`snn.export.lava.run_lava` then return that final potential ``[B, *out_shape]`` instead of spikes.
+
    A recurrent layer is any module with a ``recurrent_weight`` tensor ``[N, N]`` and a ``neuron``
    (e.g. :class:`Recurrent`): its input is ``I[t] = W·x[t] + W_rec·S[t-1]`` (the one-step delay is
    what Lava's recurrent ``Dense`` gives).
@@ -166,6 +171,7 @@ class CubaLayer:
     vth: float
     rec_weight: torch.Tensor | None = None
     out_shape: tuple = ()
+    readout: bool = False
 
     @property
     def n_in(self) -> int:
@@ -192,6 +198,10 @@ class CubaNet:
     def out_shape(self) -> tuple:
         return self.layers[-1].out_shape
 
+    @property
+    def readout(self) -> bool:
+        return self.layers[-1].readout
+
 
 @dataclass
 class FixedLayer:
@@ -214,6 +224,7 @@ class FixedLayer:
     rec_weight: torch.Tensor | None = None
     rec_weight_exp: int = 0
     out_shape: tuple = ()
+    readout: bool = False
 
     @property
     def n_out(self) -> int:
@@ -230,6 +241,10 @@ class FixedNet:
     @property
     def out_shape(self) -> tuple:
         return self.layers[-1].out_shape
+
+    @property
+    def readout(self) -> bool:
+        return self.layers[-1].readout
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -345,8 +360,11 @@ def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
                                 rec_weight=None if rec is None else rec * w_scale, out_shape=out_shape))
         cur_shape = out_shape
     if pending:
-        raise LoweringError(f"layers after the last neuron ({', '.join(type(m).__name__ for m in pending)}) cannot "
-                            f"be lowered: a Lava network's output is spikes, so it must end with a neuron layer")
+        if not layers:
+            raise LoweringError("the model has no neuron layer to lower")
+        w, b, out_shape = _affine_map(pending, cur_shape, "readout")
+        layers.append(CubaLayer(name="readout", weight=w, bias=b, du=1.0, dv=0.0, vth=math.inf, out_shape=out_shape,
+                                readout=True))
     if not layers:
         raise LoweringError("the model has no neuron layer to lower")
     return CubaNet(in_shape=in_shape, layers=layers, input_bits=int(input_bits))
@@ -404,6 +422,19 @@ def _quantize_bias(b_int: torch.Tensor, layer, check):
     return mant.long(), exp.long()
 
 
+def _quantize_readout(L: CubaLayer, w: torch.Tensor, check) -> FixedLayer:
+    """A readout layer: the scale puts one step's largest possible |input| at 2^17, so the potential
+    (clipped by Lava at ±(2^23 - 1)) holds 64 fully active steps; the threshold is the largest Lava allows."""
+    step_max = float((w.abs().sum(1) + L.bias.abs()).max())
+    scale = 2.0 ** 17 / step_max if step_max > 0 else 1.0
+    lo_e, hi_e = RANGES["weight_exp"]
+    wexp = min(max(_weight_exp_for(float(w.abs().max()), scale), lo_e), hi_e)
+    mant, bexp = _quantize_bias(L.bias * scale, L.name, check)
+    return FixedLayer(name=L.name, weight=_quantize_weight(w, scale, wexp, L.name, "weight", check), weight_exp=wexp,
+                      bias_mant=mant, bias_exp=bexp, du=DECAY_UNITY - 1, dv=0, vth=RANGES["vth"][1], scale=scale,
+                      out_shape=L.out_shape, readout=True)
+
+
 def quantize(net: CubaNet, clip: bool = False, vth_target: int = VTH_TARGET) -> FixedNet:
     """Quantize a lowered network into Loihi 2 fixed point (see the module docstring for the scheme).
 
@@ -415,6 +446,9 @@ def quantize(net: CubaNet, clip: bool = False, vth_target: int = VTH_TARGET) -> 
     layers, in_scale = [], (2 ** net.input_bits - 1) if net.input_bits else 1
     for L in net.layers:
         w = L.weight / in_scale if L is net.layers[0] else L.weight
+        if L.readout:
+            layers.append(_quantize_readout(L, w, check))
+            continue
         w_max = float(w.abs().max()) if w.numel() else 0.0
         if L.rec_weight is not None and L.rec_weight.numel():
             w_max = max(w_max, float(L.rec_weight.abs().max()))
@@ -508,12 +542,13 @@ def _run_fixed_layer(a_ff: torch.Tensor, L: FixedLayer, w_rec, bias, surrogate, 
         u = wrap24(trunc_div(u * (DECAY_UNITY - L.du - 1), DECAY_UNITY) + a * 2.0 ** ACT_SHIFT)
         v = trunc_div(v * (DECAY_UNITY - L.dv), DECAY_UNITY) + u + bias
         v = v.clamp(-MAX_UV + 1, MAX_UV - 1)
-        s = _spike(v, vth_eff, surrogate)
-        v = v * (1 - s)
+        if not L.readout:
+            s = _spike(v, vth_eff, surrogate)
+            v = v * (1 - s)
         out.append(s)
         if record:
             vs.append(v.detach())
-    return torch.stack(out), (torch.stack(vs) if record else None)
+    return torch.stack(out), v, (torch.stack(vs) if record else None)
 
 
 def _input_ints(x_seq: torch.Tensor, input_bits: int) -> torch.Tensor:
@@ -528,8 +563,9 @@ def emulate_fixed(net: FixedNet, x_seq: torch.Tensor, *, surrogate=None, all_lay
                   record_v: bool = False, weights: list | None = None):
     """Bit-accurate emulation of Lava's ``fixed_pt`` run of ``net`` on ``x_seq [T, B, *in_shape]``.
 
-    Returns output spikes ``[T, B, *out_shape]`` (float64 0/1) on snn's timeline, or the list of every
-    layer's spikes with ``all_layers``; with ``record_v`` also the integer potentials after reset.
+    Returns output spikes ``[T, B, *out_shape]`` (float64 0/1) on snn's timeline (for a readout network the
+    readout's final potential ``[B, *out_shape]`` in float units, i.e. integer / scale), or the list of every
+    layer's output with ``all_layers``; with ``record_v`` also the integer potentials after reset.
     ``weights`` optionally replaces each layer's ``(weight, rec_weight)`` with tensors carrying gradients
     (used by :class:`QATNet`).
     """
@@ -542,17 +578,20 @@ def emulate_fixed(net: FixedNet, x_seq: torch.Tensor, *, surrogate=None, all_lay
         w, w_rec = weights[i] if weights is not None else (L.weight, L.rec_weight)
         w = w.to(s.device)
         a = floor_shift(_exact_matmul(s.reshape(T * B, -1), w, x_max), L.weight_exp).reshape(T, B, -1)
-        s, v = _run_fixed_layer(a, L, None if w_rec is None else w_rec.to(s.device),
-                                _fixed_layer_params(L, s.device), surrogate, record_v)
+        s, v_last, v = _run_fixed_layer(a, L, None if w_rec is None else w_rec.to(s.device),
+                                        _fixed_layer_params(L, s.device), surrogate, record_v)
         x_max = 1.0
-        outs.append(s.reshape(T, B, *L.out_shape))
+        outs.append((v_last / L.scale).reshape(B, *L.out_shape) if L.readout else s.reshape(T, B, *L.out_shape))
         vs.append(v)
     res = outs if all_layers else outs[-1]
     return (res, vs) if record_v else res
 
 
 def emulate_float(net: CubaNet, x_seq: torch.Tensor, *, all_layers: bool = False, surrogate=None):
-    """Lava's ``floating_pt`` LIF/Dense arithmetic in float64 on snn's timeline (see the module docstring)."""
+    """Lava's ``floating_pt`` LIF/Dense arithmetic in float64 on snn's timeline (see the module docstring).
+
+    Returns spikes ``[T, B, *out_shape]``, or for a readout network the final readout potential ``[B, *out_shape]``.
+    """
     surrogate = sg.get(surrogate)
     T, B = x_seq.shape[:2]
     s = x_seq.double().reshape(T, B, -1)
@@ -570,11 +609,12 @@ def emulate_float(net: CubaNet, x_seq: torch.Tensor, *, all_layers: bool = False
                 a = a + sp @ L.rec_weight.to(s.device, torch.float64).t()
             u = u * (1 - L.du) + a
             v = v * (1 - L.dv) + u + bias
-            sp = _spike(v, L.vth, surrogate)
-            v = v * (1 - sp)
+            if not L.readout:
+                sp = _spike(v, L.vth, surrogate)
+                v = v * (1 - sp)
             out.append(sp)
         s = torch.stack(out)
-        outs.append(s.reshape(T, B, *L.out_shape))
+        outs.append(v.reshape(B, *L.out_shape) if L.readout else s.reshape(T, B, *L.out_shape))
     return outs if all_layers else outs[-1]
 
 
