@@ -1,0 +1,159 @@
+"""``ContinualTrainer``: learn a sequence of tasks one after another and fill the accuracy matrix.
+
+For task ``t`` (a fresh SGD optimiser per task; no weight decay, so HLOP's projection stays exact)::
+
+    strategy.begin_task(t)
+    for epoch, batch:  zero_grad; strategy.before_batch(); method step on the batch (→ .grad);
+                       strategy.after_backward(); method steps on strategy.extra_batches();
+                       strategy.penalty().backward(); optimizer.step(); strategy.after_step()
+    strategy.end_task(t)
+    R[t, j] = test accuracy on task j for j <= t
+
+Training time counts everything above except the evaluations. :meth:`run_multitask` is the upper bound:
+one model trained on the union of all tasks (each sample with its task's head), evaluated once.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .. import data as snn_data
+from .. import encoding
+from ..functional import reset
+from . import metrics
+from .methods import get_method
+from .tasks import Task
+
+__all__ = ["ContinualTrainer", "evaluate"]
+
+
+@torch.no_grad()
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, head, T: int, batch_size: int = 1000) -> float:
+    """Test accuracy (fraction) of ``model`` on ``(x, y)`` through ``head``."""
+    was = model.training
+    model.eval()
+    correct = 0
+    for xb, yb in snn_data.batches(x, y, batch_size):
+        reset(model)
+        correct += int((model(encoding.direct(xb, T), head).argmax(1) == yb).sum())
+    reset(model)
+    model.train(was)
+    return correct / max(len(x), 1)
+
+
+class ContinualTrainer:
+    """Train ``model`` on a task sequence with a strategy and a training method.
+
+    ``model(x_seq, heads)`` as :class:`snn.continual.net.MultiHeadSNN`; ``strategy`` from
+    :mod:`snn.continual.baselines` (``None`` = fine-tuning); ``method`` a name (``bptt``, ``dsr``, ``ottt``)
+    or a step function ``step(model, x, y, heads, T) -> loss``.
+    """
+
+    def __init__(self, model, strategy=None, method: str | Callable = "bptt", epochs: int = 1, lr: float = 0.05,
+                 momentum: float = 0.9, batch_size: int = 128, T: int = 4, seed: int = 0,
+                 log: Callable[[str], None] | None = print):
+        if int(epochs) != epochs or epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {epochs}")
+        if int(T) != T or T < 1:
+            raise ValueError(f"T must be a positive integer number of time steps, got {T}")
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be a positive number, got {lr}")
+        from .baselines import FineTune
+
+        self.model = model
+        self.strategy = strategy if strategy is not None else FineTune()
+        self.method_name = method if isinstance(method, str) else getattr(method, "__name__", "custom")
+        self._step = get_method(method) if isinstance(method, str) else method
+        self.epochs, self.lr, self.momentum = int(epochs), float(lr), float(momentum)
+        self.batch_size, self.T = int(batch_size), int(T)
+        self.gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        self.log = log or (lambda s: None)
+        self.strategy.attach(model, self)
+
+    # -- pieces the strategies use -------------------------------------------------------------------
+    def batches(self, x, y, shuffle: bool = True):
+        return snn_data.batches(x, y, self.batch_size, shuffle=shuffle, generator=self.gen)
+
+    def step(self, x, y, heads) -> float:
+        """One step of the training method (gradients accumulate into ``.grad``)."""
+        return self._step(self.model, x, y, heads, self.T)
+
+    def _optimizer(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
+
+    def _train_batches(self, opt, batches, heads_of) -> float:
+        s, losses = self.strategy, []
+        for x, y in batches:
+            opt.zero_grad(set_to_none=True)
+            s.before_batch()
+            losses.append(self.step(x, y, heads_of(x)))
+            s.after_backward()
+            for xr, yr, hr in s.extra_batches():
+                self.step(xr, yr, hr)
+            pen = s.penalty()
+            if pen is not None:
+                pen.backward()
+            opt.step()
+            s.after_step()
+        return float(np.mean(losses)) if losses else math.nan
+
+    # -- the sequence -------------------------------------------------------------------------------
+    def run(self, tasks: Sequence[Task]) -> dict:
+        """Train on ``tasks`` in order; returns the accuracy matrix, ACC, BWT and timings."""
+        p = len(tasks)
+        if p == 0:
+            raise ValueError("no tasks to learn")
+        R = np.full((p, p), np.nan)
+        train_time, task_times = 0.0, []
+        self.model.train()
+        for t, task in enumerate(tasks):
+            t0 = time.perf_counter()
+            self.strategy.begin_task(t, task)
+            opt = self._optimizer()
+            for epoch in range(self.epochs):
+                loss = self._train_batches(opt, self.batches(task.x_train, task.y_train), lambda x: task.head)
+            self.strategy.end_task(t, task)
+            dt = time.perf_counter() - t0
+            train_time += dt
+            task_times.append(dt)
+            for j in range(t + 1):
+                R[t, j] = evaluate(self.model, tasks[j].x_test, tasks[j].y_test, tasks[j].head, self.T)
+            self.log(f"  task {t + 1}/{p} {task.name}: loss {loss:.3f}, {dt:.1f}s, acc "
+                     + " ".join(f"{100 * v:.1f}" for v in R[t, :t + 1]))
+        return {**metrics.summary(R), "train_time_s": train_time, "task_times_s": task_times,
+                "strategy": self.strategy.name, **self.strategy.info()}
+
+    def run_multitask(self, tasks: Sequence[Task]) -> dict:
+        """Upper bound: train on the union of all tasks (``epochs`` passes), evaluate every task once.
+        The matrix has only its last row; BWT is undefined (``None``)."""
+        p = len(tasks)
+        if p == 0:
+            raise ValueError("no tasks to learn")
+        x = torch.cat([t.x_train for t in tasks])
+        y = torch.cat([t.y_train for t in tasks])
+        h = torch.cat([torch.full((len(t.x_train),), t.head, dtype=torch.long) for t in tasks])
+        ids = torch.arange(len(x))
+        single = len({t.head for t in tasks}) == 1
+        t0 = time.perf_counter()
+        self.model.train()
+        opt = self._optimizer()
+        for epoch in range(self.epochs):
+            # heads travel with the samples through their indices
+            idx_batches = list(snn_data.batches(ids, ids, self.batch_size, True, self.gen))
+            batches = ((x[i], y[i]) for i, _ in idx_batches)
+            heads = iter([tasks[0].head if single else h[i] for i, _ in idx_batches])
+            loss = self._train_batches(opt, batches, lambda _x: next(heads))
+        dt = time.perf_counter() - t0
+        R = np.full((p, p), np.nan)
+        for j in range(p):
+            R[p - 1, j] = evaluate(self.model, tasks[j].x_test, tasks[j].y_test, tasks[j].head, self.T)
+        self.log(f"  multitask: loss {loss:.3f}, {dt:.1f}s, acc " + " ".join(f"{100 * v:.1f}" for v in R[-1]))
+        return {**metrics.summary(R), "train_time_s": dt, "task_times_s": [dt], "strategy": "multitask"}

@@ -1,0 +1,172 @@
+"""HLOP core: Oja subspace learning, projection, gradient projection for Linear and Conv2d, spiking option."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from snn.continual.hlop import (HLOP, Subspace, oja_step, orthonormal_rows, principal_angles, project_out,
+                                quantise_spikes)
+
+
+def _data(n=24, top=(9.0, 7.0, 5.0, 4.0), noise=0.3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g))
+    ev = torch.tensor(list(top) + [noise] * (n - len(top)))
+    return Q, Q * ev.sqrt(), g
+
+
+def test_oja_converges_to_top_k_principal_subspace():
+    torch.manual_seed(0)
+    Q, C, g = _data()
+    s = Subspace(24, lr=0.5, momentum=0.9, iterations=2)
+    s.grow(4)
+    for _ in range(300):
+        s.hebbian(torch.randn(128, 24, generator=g) @ C.t())
+    assert principal_angles(s.H, Q[:, :4].t()).max() < 0.1
+    assert torch.allclose(s.H @ s.H.t(), torch.eye(4), atol=0.02)  # Oja's fixed points are orthonormal
+
+
+def test_new_neurons_learn_the_residual_subspace_and_old_stay_frozen():
+    torch.manual_seed(0)
+    n = 20
+    Q, _ = torch.linalg.qr(torch.randn(n, n))
+    C = Q * torch.tensor([9.0, 8.0, 4.0, 3.0] + [0.1] * (n - 4)).sqrt()
+    s = Subspace(n, lr=0.5, momentum=0.9, iterations=2)
+    s.grow(2)
+    for _ in range(200):
+        s.hebbian(torch.randn(128, n) @ C.t())
+    s.consolidate()
+    old = s.H.clone()
+    s.grow(2)
+    for _ in range(200):
+        s.hebbian(torch.randn(128, n) @ C.t())
+    assert torch.equal(s.H[:2], old)
+    assert principal_angles(s.H[2:], Q[:, 2:4].t()).max() < 0.15
+    assert principal_angles(s.H, Q[:, :4].t()).max() < 0.15
+
+
+def test_oja_step_matches_the_rule():
+    torch.manual_seed(1)
+    H, x = torch.randn(3, 5) * 0.3, torch.randn(7, 5)
+    y = x @ H.t()
+    expected = H + 0.01 * (y.t() @ (x - y @ H)) / 7
+    assert torch.allclose(oja_step(H.clone(), x, 0.01), expected, atol=1e-6)
+    # with frozen rows and the precomputed residual, same as the full formula on the learnable rows
+    H2 = orthonormal_rows(3, 5)
+    full = oja_step(H2.clone(), x, 0.01, n_frozen=1)
+    xr = x - (x @ H2[:1].t()) @ H2[:1]
+    fast = oja_step(H2.clone(), x, 0.01, n_frozen=1, x_res=xr)
+    assert torch.allclose(full, fast, atol=1e-6) and torch.equal(full[0], H2[0])
+
+
+def test_projection_removes_subspace_and_keeps_complement():
+    torch.manual_seed(0)
+    H = orthonormal_rows(3, 10)
+    inside = torch.randn(4, 3) @ H
+    outside = project_out(torch.randn(4, 10), H)
+    assert torch.allclose(project_out(inside, H), torch.zeros(4, 10), atol=1e-5)
+    assert torch.allclose(project_out(outside, H), outside, atol=1e-5)
+    assert torch.allclose(outside @ H.t(), torch.zeros(4, 3), atol=1e-5)
+    assert torch.equal(project_out(outside, torch.zeros(0, 10)), outside)
+
+
+def test_grow_initialises_orthonormal_and_caps_at_n():
+    s = Subspace(6)
+    assert s.grow(4) == 4 and s.grow(5) == 2 and s.k == 6
+    assert torch.allclose(s.H @ s.H.t(), torch.eye(6), atol=1e-5)
+
+
+def _protected(layer, x, k):
+    """HLOP over one layer with an exact basis of its inputs' first k principal directions consolidated."""
+    net = nn.Sequential(layer)
+    h = HLOP(net, k=k, include_bias=True)
+    h.begin_task(0)
+    return net, h
+
+
+def test_linear_gradient_projection_equals_projected_presynaptic_trace():
+    torch.manual_seed(0)
+    lin = nn.Linear(8, 5)
+    net, h = _protected(lin, None, 3)
+    h.end_task()
+    H = h.subspaces[0].H
+    x, err = torch.randn(16, 8), torch.randn(16, 5)
+    (lin(x) * err).sum().backward()
+    h.project_gradients()
+    xa = torch.cat([x, torch.ones(16, 1)], 1)
+    xhat = xa - (xa @ H.t()) @ H  # x̂ = x - HᵀHx as the presynaptic trace
+    expected = err.t() @ xhat
+    assert torch.allclose(lin.weight.grad, expected[:, :8], atol=1e-5)
+    assert torch.allclose(lin.bias.grad, expected[:, 8], atol=1e-5)
+    # an update along the projected gradient leaves the response to inputs in the subspace unchanged
+    inside = (torch.randn(4, 3) @ H)
+    inside = inside / inside[:, -1:]  # augmented vectors [x, 1]
+    before = lin(inside[:, :8]).detach()
+    with torch.no_grad():
+        lin.weight -= lin.weight.grad
+        lin.bias -= lin.bias.grad
+    assert torch.allclose(lin(inside[:, :8]), before, atol=1e-4)
+
+
+def test_conv2d_gradient_projection_equals_projected_patches():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+    net = nn.Sequential(conv)
+    h = HLOP(net, k=5, include_bias=False)
+    h.begin_task(0)
+    h.end_task()
+    H = h.subspaces[0].H
+    x = torch.randn(2, 2, 5, 5)
+    out = conv(x)
+    err = torch.randn_like(out)
+    (out * err).sum().backward()
+    h.project_gradients()
+    patches = F.unfold(x, 3, padding=1)  # [B, C·9, L]
+    phat = patches - H.t() @ (H @ patches)
+    expected = torch.einsum("bol,bnl->on", err.flatten(2), phat).reshape(conv.weight.shape)
+    assert torch.allclose(conv.weight.grad, expected, atol=1e-4)
+
+
+def test_hooks_record_traces_only_while_collecting_and_training():
+    net = nn.Sequential(nn.Linear(4, 3))
+    h = HLOP(net, k=2)
+    h.begin_task(0)
+    before = h.subspaces[0].H.clone()
+    net(torch.randn(5, 4))
+    h.hebbian_update()
+    assert torch.equal(h.subspaces[0].H, before)
+    h.collect(True)
+    net(torch.randn(5, 4))
+    h.collect(False)
+    h.hebbian_update()
+    assert not torch.equal(h.subspaces[0].H, before)
+    h.remove()
+
+
+def test_spiking_lateral_neurons_quantise_to_spike_counts():
+    y = torch.tensor([-30.0, -0.26, 0.0, 0.24, 7.77, 25.0])
+    q = quantise_spikes(y, scale=20.0, steps=100)
+    assert torch.allclose(q, torch.tensor([-20.0, -0.2, 0.0, 0.2, 7.8, 20.0]))
+    torch.manual_seed(0)
+    Q, C, g = _data()
+    s = Subspace(24, lr=0.5, iterations=2, spiking_steps=1000, spiking_scale=20.0)
+    s.grow(4)
+    for _ in range(300):
+        s.hebbian(torch.randn(128, 24, generator=g) @ C.t())
+    assert principal_angles(s.H, Q[:, :4].t()).max() < 0.15
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(trace="rates"), "trace"), (dict(k=[1, 2, 3]), "one non-negative int per"), (dict(k=-1), "k must"),
+    (dict(layers=["nope"]), "no layer named"), (dict(lr=0.0), "lr"), (dict(momentum=1.0), "momentum"),
+    (dict(iterations=0), "iterations"), (dict(max_rows=0), "max_rows"), (dict(spiking_steps=0), "spiking_steps")])
+def test_bad_arguments_are_clear_errors(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        HLOP(nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)), **kw)
+
+
+def test_unsupported_layers_are_rejected():
+    with pytest.raises(TypeError, match="Linear and nn.Conv2d"):
+        HLOP(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)), layers=["1"])
+    with pytest.raises(ValueError, match="traces have"):
+        Subspace(4).hebbian(torch.randn(2, 5))
