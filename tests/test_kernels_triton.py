@@ -1,0 +1,415 @@
+"""The Triton kernels (``kernels/``, backend ``'triton'``) against the torch reference, in the interpreter.
+
+The kernels run on CPU tensors under ``TRITON_INTERPRET=1``. That variable must be set before
+triton is imported and it changes what ``snn.ops.available_backends()`` reports, so it is never set
+in the pytest process: the cases run in one worker subprocess (this file run as a script, started
+once per module), and hypothesis draws them here and sends them over a pipe, one JSON line each.
+
+Checked per case: spikes identical to :mod:`snn.functional` (the ground truth), states, ``v_seq``
+and the gradients w.r.t. ``x_seq``, the initial states and the PLIF decay within 1e-5 (float32) /
+1e-10 (float64). Shapes are awkward on purpose (``N`` not a multiple of the block, several programs,
+``T = 1``, ``T = 0``, ``N = 0``, non-contiguous inputs); every surrogate, reset mode and parameter.
+The interpreter is slow, so the sizes are small and ``max_examples`` bounded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+# -- worker side (runs in the subprocess, with TRITON_INTERPRET=1) ---------------------------------
+_MARK = "@@RESULT "
+
+
+def _worker_case(case: dict) -> None:
+    """Run one case on the triton and torch backends and assert they agree (raises on mismatch)."""
+    import torch
+
+    from snn import surrogate as sg
+    from snn.ops import torch_backend as ref
+    from snn.ops import triton_backend as tri
+
+    dtype = getattr(torch, case["dtype"])
+    half = dtype in (torch.float16, torch.bfloat16)
+    tri.BLOCK = case.get("block", 32)
+    g = torch.Generator().manual_seed(case["seed"])
+    T, shape = case["T"], tuple(case["shape"])
+    fam = case["family"]
+    scale = case.get("scale", 1.5)
+
+    def rnd(*size, lo=-1.0, hi=1.0):
+        return torch.rand(*size, generator=g, dtype=torch.float64) * (hi - lo) + lo
+
+    if case.get("grid"):
+        # multiples of 1/4: with decay 1/2 the charge lands exactly on the threshold often
+        x = (torch.randint(-6, 7, (T, *shape), generator=g).double() / 4)
+    else:
+        x = rnd(T, *shape) * scale + case.get("x_shift", 0.3)
+    if case.get("noncontig") and x.dim() >= 2:
+        wide = torch.zeros(*x.shape[:-1], 2 * x.shape[-1], dtype=x.dtype)
+        wide[..., ::2] = x
+        x = wide[..., ::2]                                          # same values, strided layout
+        assert x.numel() == 0 or not x.is_contiguous()
+    x = x.to(dtype)
+    states = [(rnd(*shape, lo=0.0, hi=0.6) if not case.get("grid") else torch.zeros(shape, dtype=torch.float64))
+              .to(dtype) for _ in range(2 if fam != "lif" else 1)]
+    surrogate = sg.KINDS[case["kind"]](case["alpha"])
+    kw = dict(surrogate=surrogate, detach_reset=case["detach"], record_v=case["record_v"])
+    if fam in ("lif", "alif"):
+        kw.update(v_threshold=case["v_th"], v_reset=case["v_reset"], decay_input=case["decay_input"])
+        if fam == "alif":
+            kw.update(rho=case["rho"], beta=case["beta"])
+    else:
+        kw.update(du=case["du"], dv=case["dv"], v_threshold=case["v_th"], bias=case["bias"])
+
+    def decay_for(dt):
+        if case.get("plif"):
+            return torch.tensor(case["decay"], dtype=dt).requires_grad_(case["grad"])
+        return case["decay"]
+
+    def run(backend, dt):
+        xs = x.detach().to(dt).requires_grad_(case["grad"])
+        st = [s.detach().to(dt).requires_grad_(case["grad"]) for s in states]
+        d = decay_for(dt)
+        with torch.set_grad_enabled(case["grad"]):
+            if fam == "lif":
+                out = backend.lif_multistep(xs, st[0], d, **kw)
+            elif fam == "alif":
+                out = backend.alif_multistep(xs, st[0], st[1], d, **kw)
+            else:
+                out = backend.cubalif_multistep(xs, st[0], st[1], **kw)
+        leaves = [xs, *st] + ([d] if isinstance(d, torch.Tensor) else [])
+        return out, leaves
+
+    # the reference runs in the kernels' state dtype (float32 for 16-bit inputs)
+    ref_dt = torch.float64 if dtype == torch.float64 else torch.float32
+    out_t, leaves_t = run(tri, dtype)
+    if T == 0:      # the reference cannot stack zero steps: the state passes through unchanged
+        assert out_t[0].shape == x.shape and out_t[0].dtype == dtype
+        for got, st in zip(out_t[1:1 + len(states)], states):
+            assert torch.equal(got, st)
+        if case["record_v"]:
+            assert out_t[-1].shape == x.shape
+        return
+    out_r, leaves_r = run(ref, ref_dt)
+    if case["record_v"]:
+        assert out_t[-1] is not None and out_t[-1].shape == x.shape
+    else:
+        assert out_t[-1] is None and out_r[-1] is None
+    out_t = [o for o in out_t if o is not None]
+    out_r = [o for o in out_r if o is not None]
+    assert out_t[0].dtype == dtype and out_t[0].shape == x.shape
+    # spikes: bit-identical (16-bit inputs: identical to the float32 reference on the same values)
+    assert torch.equal(out_t[0].to(ref_dt), out_r[0]), "spikes differ from the reference"
+    tol = {torch.float32: 1e-5, torch.float64: 1e-10}.get(dtype)
+    for i, (a, b) in enumerate(zip(out_t[1:], out_r[1:])):
+        if dtype == torch.float16:
+            assert torch.equal(a, b.to(dtype)), f"output {i + 1}: not the rounded float32 reference"
+        elif half:
+            # the interpreter casts float32 -> bfloat16 by truncation (GPUs round to nearest even): 1 ulp
+            torch.testing.assert_close(a.float(), b, atol=1e-6, rtol=2 ** -7, msg=lambda m: f"output {i + 1}: {m}")
+        else:
+            torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=lambda m: f"output {i + 1}: {m}")
+    if not case["grad"]:
+        return
+    # a random weighting of every output, the same for both backends
+    gw = torch.Generator().manual_seed(case["seed"] + 1)
+    used = case.get("used", [True] * len(out_t))
+    weights = [torch.randn(o.shape, generator=gw, dtype=torch.float64) for o in out_t]
+
+    def loss(outs):
+        return sum((o.to(torch.float64) * w).sum() for o, w, u in zip(outs, weights, used) if u)
+
+    if not any(used[:len(out_t)]):
+        return
+    grads_t = torch.autograd.grad(loss(out_t), leaves_t, allow_unused=True)
+    grads_r = torch.autograd.grad(loss(out_r), leaves_r, allow_unused=True)
+    for i, (a, b) in enumerate(zip(grads_t, grads_r)):
+        if b is None:
+            assert a is None or not a.any(), f"grad {i}: reference has none"
+            continue
+        assert a is not None, f"grad {i}: missing"
+        assert a.shape == b.shape, f"grad {i}: shape {a.shape} != {b.shape}"
+        if half:
+            torch.testing.assert_close(a.to(ref_dt), b, atol=0.1, rtol=0.05, msg=lambda m: f"grad {i}: {m}")
+        else:
+            torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=lambda m: f"grad {i}: {m}")
+
+
+def _worker_misc(name: str) -> None:
+    """Checks that need the interpreter but no reference comparison."""
+    import torch
+
+    import snn
+    from snn import ops
+    from snn.ops import triton_backend as tri
+
+    if name == "available":
+        assert "triton" in ops.available_backends()
+        assert tri.supports_device("cpu")
+        assert ops.resolve_backend("triton", torch.zeros(2, 3)) == "triton"
+        assert ops.resolve_backend("auto", torch.zeros(2, 3)) != "triton"   # auto never picks the interpreter
+    elif name == "modules":
+        # the neuron modules on backend='triton' equal backend='torch', PLIF's w gradient included
+        torch.manual_seed(0)
+        x = torch.randn(5, 3, 37) * 2 + 0.5
+        for make in (lambda b: snn.neuron.LIF(tau=3.0, step_mode="m", backend=b),
+                     lambda b: snn.neuron.IF(v_reset=None, step_mode="m", backend=b),
+                     lambda b: snn.neuron.PLIF(init_tau=2.5, step_mode="m", backend=b),
+                     lambda b: snn.neuron.ALIF(step_mode="m", backend=b, rho=0.5, beta=0.4),
+                     lambda b: snn.neuron.CUBALIF(du=0.2, dv=0.3, bias=0.1, step_mode="m", backend=b)):
+            res = []
+            for b in ("triton", "torch"):
+                m = make(b)
+                xs = x.clone().requires_grad_()
+                s1 = m(xs)
+                s2 = m(xs * 0.5)                   # state carried between calls
+                assert m.last_backend == b
+                (s1.sum() * 0.3 + s2.sum() + m.v.sum()).backward()
+                res.append((s1, s2, m.v.detach(), xs.grad, [p.grad for p in m.parameters()]))
+            (a1, a2, av, ag, ap), (b1, b2, bv, bg, bp) = res
+            assert torch.equal(a1, b1) and torch.equal(a2, b2)
+            torch.testing.assert_close(av, bv, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(ag, bg, atol=1e-5, rtol=1e-5)
+            for p, q in zip(ap, bp):
+                torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-5)
+        # single-step mode
+        m1, m2 = snn.neuron.LIF(backend="triton"), snn.neuron.LIF(backend="torch")
+        for t in range(3):
+            assert torch.equal(m1(x[t]), m2(x[t]))
+    elif name == "no_grad_saves_nothing":
+        x = torch.randn(4, 100)
+        v = torch.zeros(100)
+        with torch.no_grad():
+            s, vl, vs = tri.lif_multistep(x, v, 0.5, v_threshold=1.0, v_reset=0.0, decay_input=True,
+                                          detach_reset=False, surrogate=snn.surrogate.ATan())
+        assert s.grad_fn is None and vs is None
+        # with a gradient the graph holds H only (plus the inputs autograd already has)
+        xs = x.clone().requires_grad_()
+        s, vl, _ = tri.lif_multistep(xs, v, 0.5, v_threshold=1.0, v_reset=0.0, decay_input=True,
+                                     detach_reset=False, surrogate=snn.surrogate.ATan())
+        node = s.grad_fn
+        while not hasattr(node, "saved_tensors"):          # past the reshape views
+            node = node.next_functions[0][0]
+        saved = [t for t in node.saved_tensors if t is not None]
+        big = [t for t in saved if t.numel() == x.numel()]
+        assert len(big) == 1, [t.shape for t in saved]
+    elif name == "errors":
+        x = torch.randn(3, 4)
+        try:
+            tri.lif_multistep(x.int(), torch.zeros(4), 0.5, v_threshold=1.0, v_reset=0.0, decay_input=True,
+                              detach_reset=False, surrogate=snn.surrogate.Sigmoid())
+        except TypeError as e:
+            assert "dtype" in str(e)
+        else:
+            raise AssertionError("an int input was accepted")
+        smooth = snn.surrogate.Sigmoid()
+        smooth.spiking = False          # the smooth (ANN-like) mode runs on the torch backend only
+        try:
+            tri.lif_multistep(x, torch.zeros(4), 0.5, v_threshold=1.0, v_reset=0.0, decay_input=True,
+                              detach_reset=False, surrogate=smooth)
+        except RuntimeError as e:
+            assert "torch" in str(e)
+        else:
+            raise AssertionError("a non-spiking surrogate was accepted")
+    else:
+        raise ValueError(name)
+
+
+def _worker_main() -> None:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+    import traceback
+
+    import torch
+    torch.set_num_threads(1)
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            if "misc" in req:
+                _worker_misc(req["misc"])
+            else:
+                _worker_case(req)
+            res = {"ok": True}
+        except Exception:  # noqa: BLE001 - reported to the test process
+            res = {"ok": False, "error": traceback.format_exc(limit=6)}
+        sys.stdout.write(_MARK + json.dumps(res) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__" and "--worker" in sys.argv:
+    _worker_main()
+    sys.exit(0)
+
+# -- test side (the pytest process) ------------------------------------------------------------------
+pytest.importorskip("triton")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow],
+                 database=None)
+
+
+class _Worker:
+    def __init__(self):
+        env = dict(os.environ, TRITON_INTERPRET="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+        self.err = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
+                                     cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def __call__(self, req: dict) -> None:
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.startswith(_MARK):
+                res = json.loads(line[len(_MARK):])
+                if not res["ok"]:
+                    raise AssertionError(f"case {req}\n{res['error']}")
+                return
+        self.err.seek(0)
+        raise RuntimeError(f"the triton worker died (rc={self.proc.poll()}):\n{self.err.read()[-4000:]}")
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001
+            self.proc.kill()
+        self.err.close()
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = _Worker()
+    yield w
+    w.close()
+
+
+_shapes = st.one_of(
+    st.tuples(st.integers(1, 90)),                                  # N: ragged, 1..3 programs of 32
+    st.tuples(st.integers(1, 3), st.integers(1, 40)),
+    st.tuples(st.integers(1, 2), st.integers(2, 5), st.integers(1, 9)),
+)
+_common = dict(
+    T=st.integers(1, 6), shape=_shapes, dtype=st.sampled_from(["float32", "float64"]), kind=st.integers(0, 4),
+    detach=st.booleans(), record_v=st.booleans(), seed=st.integers(0, 2**31 - 1),
+    noncontig=st.booleans(), grad=st.just(True),
+    block=st.sampled_from([16, 32, 64]),
+)
+
+
+def _alpha(kind):
+    return {0: st.floats(1.0, 6.0), 1: st.floats(0.5, 4.0), 2: st.floats(2.0, 30.0), 3: st.floats(0.3, 1.5),
+            4: st.floats(0.5, 4.0)}[kind]
+
+
+@st.composite
+def _lif_cases(draw):
+    case = {k: draw(v) for k, v in _common.items()}
+    case["family"] = "lif"
+    case["alpha"] = draw(_alpha(case["kind"]))
+    case["v_th"] = draw(st.floats(0.3, 1.5))
+    case["v_reset"] = draw(st.one_of(st.none(), st.floats(-0.5, 0.2)))
+    variant = draw(st.sampled_from(["if", "lif", "plif"]))
+    case["plif"] = variant == "plif"
+    case["decay"] = 0.0 if variant == "if" else draw(st.floats(0.05, 0.95))
+    case["decay_input"] = False if variant == "if" else draw(st.booleans())
+    case["grid"] = draw(st.booleans()) and variant != "if"
+    if case["grid"]:
+        case["decay"], case["v_th"] = 0.5, 1.0
+        case["v_reset"] = draw(st.sampled_from([None, 0.0, -0.25]))
+    return case
+
+
+@st.composite
+def _alif_cases(draw):
+    case = draw(_lif_cases())
+    case["family"] = "alif"
+    case["rho"] = draw(st.floats(0.0, 0.95))
+    case["beta"] = draw(st.floats(0.0, 1.0))
+    return case
+
+
+@st.composite
+def _cubalif_cases(draw):
+    case = {k: draw(v) for k, v in _common.items()}
+    case.update(family="cubalif", alpha=draw(_alpha(case["kind"])), du=draw(st.floats(0.0, 1.0)),
+                dv=draw(st.floats(0.0, 1.0)), v_th=draw(st.floats(0.3, 1.5)), bias=draw(st.floats(-0.2, 0.3)))
+    return case
+
+
+@settings(max_examples=70, **_SETTINGS)
+@given(case=_lif_cases())
+def test_lif_matches_reference(worker, case):
+    worker(case)
+
+
+@settings(max_examples=45, **_SETTINGS)
+@given(case=_alif_cases())
+def test_alif_matches_reference(worker, case):
+    worker(case)
+
+
+@settings(max_examples=35, **_SETTINGS)
+@given(case=_cubalif_cases())
+def test_cubalif_matches_reference(worker, case):
+    worker(case)
+
+
+def _base(family, **kw):
+    case = dict(family=family, T=3, shape=[2, 21], dtype="float32", kind=0, alpha=4.0, detach=False,
+                record_v=True, seed=7, noncontig=False, grad=True, block=16, v_th=1.0, v_reset=0.0,
+                decay=0.5, decay_input=True, plif=False, rho=0.9, beta=0.3, du=0.3, dv=0.2, bias=0.1)
+    case.update(kw)
+    return case
+
+
+@pytest.mark.parametrize("family", ["lif", "alif", "cubalif"])
+@pytest.mark.parametrize("edge", ["T1", "T0", "N0", "no_grad", "some_outputs", "fp16", "bf16", "threshold_ties"])
+def test_edge_cases(worker, family, edge):
+    kw = {
+        "T1": dict(T=1),
+        "T0": dict(T=0),
+        "N0": dict(shape=[3, 0]),
+        "no_grad": dict(grad=False),
+        # only the spikes feed the loss (v_last/v_seq get no gradient) / only the state does
+        "some_outputs": dict(used=[True, False, False, False], plif=family != "cubalif"),
+        "fp16": dict(dtype="float16", shape=[3, 40], T=4),
+        "bf16": dict(dtype="bfloat16", shape=[3, 40], T=4),
+        "threshold_ties": dict(grid=True, T=6, shape=[4, 50], plif=family != "cubalif"),
+    }[edge]
+    worker(_base(family, **kw))
+    if edge == "some_outputs":
+        worker(_base(family, used=[False, True, True, False], seed=8))
+
+
+@pytest.mark.parametrize("name", ["available", "modules", "no_grad_saves_nothing", "errors"])
+def test_backend_integration(worker, name):
+    worker({"misc": name})
+
+
+def test_import_without_interpreter_or_triton():
+    """``snn.kernels`` and the backend module import without triton; without CUDA and without the
+    interpreter the backend is unavailable and asking for it by name is a clear error."""
+    code = (
+        "import sys, torch\n"
+        "import snn.kernels, snn.ops.triton_backend as tb\n"
+        "assert 'triton' not in sys.modules, 'importing the backend imported triton'\n"
+        "from snn import ops\n"
+        "if not torch.cuda.is_available():\n"
+        "    assert not tb.is_available() and not tb.supports_device('cpu')\n"
+        "    assert 'triton' not in ops.available_backends()\n"
+        "    try:\n"
+        "        ops.resolve_backend('triton', torch.zeros(2, 2))\n"
+        "    except RuntimeError as e:\n"
+        "        assert 'triton' in str(e)\n"
+        "    else:\n"
+        "        raise AssertionError('no error')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
