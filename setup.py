@@ -16,14 +16,16 @@ def _extensions():
     import torch
     from torch.utils import cpp_extension as ce
 
-    cxx = ["-O3", "-fopenmp", "-std=c++17"]
+    # No -ffast-math and no FMA contraction: the kernels must round exactly like the torch reference.
+    cxx = ["-O3", "-fopenmp", "-std=c++17", "-ffp-contract=off"]
     kwargs = dict(extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"],
-                  include_dirs=[os.path.join(HERE, "csrc")])
+                  include_dirs=[os.path.join(HERE, "csrc")],
+                  depends=sorted(glob.glob("csrc/**/*.h", recursive=True)))  # rebuild when a header changes
     cu = sorted(glob.glob("csrc/cuda/*.cu"))
     use_cuda = bool(cu) and torch.version.cuda is not None and ce.CUDA_HOME is not None \
         and os.environ.get("SNN_NO_CUDA") != "1"
     if use_cuda:
-        kwargs["extra_compile_args"]["nvcc"] = ["-O3"]
+        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "--fmad=false"]
         kwargs["extra_compile_args"]["cxx"] = cxx + ["-DSNN_WITH_CUDA"]
         ext = ce.CUDAExtension("snn._C", cpp + cu, **kwargs)
     else:

@@ -1,0 +1,44 @@
+// Blocking over neurons for the CPU kernels: the n neurons are cut into blocks of
+// kBlock; OpenMP threads take contiguous runs of blocks (static schedule) and each
+// block runs the whole time loop with its state in small local arrays (L1-resident).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace snn {
+namespace cpu {
+
+constexpr int64_t kBlock = 512;  // neurons per block: 2 KiB of float state per array
+
+inline int64_t num_blocks(int64_t n) { return (n + kBlock - 1) / kBlock; }
+
+// fn(block_index, begin, end) for every block, on up to `threads` threads.
+template <typename F>
+inline void for_each_block(int64_t n, int threads, F&& fn) {
+  const int64_t nb = num_blocks(n);
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, nb)));
+  if (nt == 1) {
+    for (int64_t b = 0; b < nb; ++b) fn(b, b * kBlock, std::min(n, (b + 1) * kBlock));
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t b = 0; b < nb; ++b) fn(b, b * kBlock, std::min(n, (b + 1) * kBlock));
+}
+
+// Sum of per-block partial sums in block order: deterministic whatever the thread count.
+inline double ordered_sum(const std::vector<double>& partial) {
+  double s = 0.0;
+  for (double p : partial) s += p;
+  return s;
+}
+
+template <typename T>
+inline void copy_n(T* dst, const T* src, int64_t len) {
+  std::memcpy(dst, src, static_cast<size_t>(len) * sizeof(T));
+}
+
+}  // namespace cpu
+}  // namespace snn

@@ -1,0 +1,120 @@
+// Per-element neuron math shared by the C++ (csrc/cpu) and CUDA (csrc/cuda) kernels.
+//
+// Every function here is the scalar form of one line of the torch reference
+// (snn/functional/lif.py, alif.py, cubalif.py) with the *same floating-point
+// operation order*, so that spikes computed by the kernels are bit-identical to the
+// reference's (a membrane exactly at threshold fires in both or in neither).
+// Never build these files with -ffast-math or with FMA contraction
+// (-ffp-contract=off for g++, --fmad=false for nvcc): a fused multiply-add rounds
+// once where the reference rounds twice.
+//
+// Surrogate kind codes are those of snn/surrogate.py (Surrogate.kind).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#define SNN_HD __host__ __device__ __forceinline__
+#else
+#define SNN_HD inline
+#endif
+
+namespace snn {
+
+// ---- surrogate kinds (snn/surrogate.py: KINDS) --------------------------------------------
+enum SurrogateKind : int { kSigmoid = 0, kATan = 1, kFastSigmoid = 2, kTriangle = 3, kErf = 4 };
+constexpr int kNumSurrogates = 5;
+constexpr double kPi = 3.14159265358979323846;
+
+// ---- charge -------------------------------------------------------------------------------
+// decay_input=True : H = V + (X - (V - V_r))·d        (lif_charge, same op order)
+// decay_input=False: H = V - (V - V_r)·d + X
+template <bool DECAY_INPUT, typename T>
+SNN_HD T lif_charge(T v, T x, T d, T vr) {
+  if (DECAY_INPUT) return v + (x - (v - vr)) * d;
+  return v - (v - vr) * d + x;
+}
+// dH/dV = 1 - d for both forms; dH/dX and dH/dd:
+template <bool DECAY_INPUT, typename T>
+SNN_HD T lif_dh_dx(T d) { return DECAY_INPUT ? d : T(1); }
+template <bool DECAY_INPUT, typename T>
+SNN_HD T lif_dh_dd(T v_prev, T x, T vr) {
+  if (DECAY_INPUT) return x - (v_prev - vr);
+  return -(v_prev - vr);
+}
+
+// ---- fire ----------------------------------------------------------------------------------
+// S = Θ(m) with m = H - V_th: 1 where m >= 0 (Θ_strict: m > 0, CUBALIF / Loihi).
+template <typename T>
+SNN_HD T fire(T m) { return m >= T(0) ? T(1) : T(0); }
+template <typename T>
+SNN_HD T fire_strict(T m) { return m > T(0) ? T(1) : T(0); }
+
+// ---- reset ---------------------------------------------------------------------------------
+// hard: V = H·(1 - S) + V_r·S = S ? V_r : H     soft: V = H - θ·S = S ? H - θ : H
+// (identical values to the reference's blend for S in {0, 1}, up to the sign of a zero).
+template <bool HARD, typename T>
+SNN_HD T lif_reset(T h, T s, T theta, T vr) {
+  if (HARD) return s != T(0) ? vr : h;
+  return s != T(0) ? h - theta : h;
+}
+// dV/dH through the direct path, and dV/dS through the reset (0 when detach_reset).
+template <bool HARD, typename T>
+SNN_HD T lif_dv_dh(T s) { return HARD ? T(1) - s : T(1); }
+template <bool HARD, typename T>
+SNN_HD T lif_dv_ds(T h, T theta, T vr) { return HARD ? vr - h : -theta; }
+
+// ---- exp -----------------------------------------------------------------------------------
+// A branch-free float exp (Cephes polynomial, ~2 ulp) that compilers can vectorise; the
+// double version (gradcheck) and the device version use the accurate library exp.
+SNN_HD float exp_approx(float x) {
+#if defined(__CUDA_ARCH__)
+  return expf(x);
+#else
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  float t = x * 1.44269504088896341f + 0.5f;
+  int32_t i = static_cast<int32_t>(t);  // truncation, then floor:
+  float fn = static_cast<float>(i);
+  i = fn > t ? i - 1 : i;
+  fn = static_cast<float>(i);
+  float r = x - fn * 0.693359375f;
+  r = r - fn * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = (i + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+#endif
+}
+SNN_HD double exp_approx(double x) { return exp(x); }
+
+// ---- surrogate derivatives σ'(x) (snn/surrogate.py: <Kind>.derivative) ---------------------
+template <int KIND, typename T>
+SNN_HD T surrogate_grad(T x, T alpha) {
+  if (KIND == kSigmoid) {  // α·s·(1 - s), s = sigmoid(αx)
+    T s = T(1) / (T(1) + exp_approx(-alpha * x));
+    return alpha * s * (T(1) - s);
+  } else if (KIND == kATan) {  // α / (2·(1 + (π/2·αx)²))
+    T ax = T(kPi / 2) * alpha * x;
+    return alpha / T(2) / (T(1) + ax * ax);
+  } else if (KIND == kFastSigmoid) {  // α / (2·(1 + α|x|)²)
+    T d = T(1) + alpha * (x < T(0) ? -x : x);
+    return T(0.5) * alpha / (d * d);
+  } else if (KIND == kTriangle) {  // α·max(0, 1 - α|x|)
+    T r = T(1) - alpha * (x < T(0) ? -x : x);
+    return alpha * (r > T(0) ? r : T(0));
+  } else {  // kErf: α/√π · exp(-(αx)²)
+    T ax = alpha * x;
+    return alpha * T(0.56418958354775628695) * exp_approx(-(ax * ax));
+  }
+}
+
+}  // namespace snn

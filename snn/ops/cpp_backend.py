@@ -1,0 +1,212 @@
+"""The ``cpp`` backend: fused multi-step kernels in C++/OpenMP (``snn._C``, built from ``csrc/``).
+
+Each neuron family is one :class:`torch.autograd.Function` whose forward runs the whole
+time loop in one kernel (``csrc/cpu/lif.cpp``, ``alif.cpp``, ``cubalif.cpp``) and whose
+backward runs the reverse time loop in one kernel. The results equal the torch reference
+(:mod:`snn.functional`): spikes bit-identical, states and gradients to rounding.
+
+* dtypes: float32 and float64 run natively; float16/bfloat16 inputs are computed with
+  float32 state (the input is upcast, the outputs cast back to the input dtype).
+* memory: without gradients nothing is saved; with gradients the forward saves ``H`` (the
+  membrane before the reset, in the compute dtype; spikes and the previous ``V`` are
+  recomputed from it), ALIF also its threshold state ``B``, CUBALIF only ``V`` before reset;
+  PLIF with ``decay_input=True`` keeps a reference to the input for the decay gradient.
+* threads: ``torch.get_num_threads()`` OpenMP threads over blocks of 512 neurons, the time
+  loop inside each block; the PLIF decay gradient is reduced from per-block partial sums in
+  block order (deterministic for any thread count).
+* page faults: a fresh multi-megabyte output from glibc's default ``malloc`` is a new
+  ``mmap`` whose first touch page-faults (about 20 ms per 64 MB here, more than the kernel
+  itself). When this backend loads it therefore raises glibc's ``M_MMAP_THRESHOLD`` and
+  ``M_TRIM_THRESHOLD`` (``mallopt`` via ctypes) so that large freed buffers stay in the heap
+  and are reused without faults. The process then keeps up to ~1 GiB of freed memory for
+  reuse instead of returning it to the OS. Opt out with ``SNN_MALLOC_TUNE=0`` in the
+  environment; :func:`malloc_tuned` says whether it is active.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+import os
+
+import torch
+
+try:  # the compiled extension; absent until `make build`
+    from .. import _C
+except ImportError:  # pragma: no cover - depends on the build
+    _C = None
+
+NAME = "cpp"
+FAMILIES = ("lif", "alif", "cubalif")
+
+__all__ = ["NAME", "FAMILIES", "is_available", "supports_device", "lif_multistep", "alif_multistep",
+           "cubalif_multistep", "tune_malloc", "malloc_tuned"]
+
+
+def is_available() -> bool:
+    return _C is not None
+
+
+def supports_device(device) -> bool:
+    return torch.device(device).type == "cpu"
+
+
+# --------------------------------------------------------------------------------- malloc tuning
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MALLOC_TUNED = False
+
+
+def tune_malloc(threshold: int = 1 << 30) -> bool:
+    """Raise glibc's mmap/trim thresholds so large tensors are recycled without page faults.
+
+    Returns True when applied (glibc found and both ``mallopt`` calls accepted).
+    """
+    global _MALLOC_TUNED
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    ok = mallopt(_M_MMAP_THRESHOLD, threshold) == 1 or mallopt(_M_MMAP_THRESHOLD, 32 << 20) == 1
+    ok = mallopt(_M_TRIM_THRESHOLD, threshold) == 1 and ok
+    _MALLOC_TUNED = _MALLOC_TUNED or ok
+    return ok
+
+
+def malloc_tuned() -> bool:
+    """Whether :func:`tune_malloc` is in effect in this process."""
+    return _MALLOC_TUNED
+
+
+if _C is not None and os.environ.get("SNN_MALLOC_TUNE", "1") != "0":
+    tune_malloc()
+
+
+# --------------------------------------------------------------------------------- input handling
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _check_input(x_seq, who: str) -> None:
+    if not isinstance(x_seq, torch.Tensor):
+        raise TypeError(f"{who}: x_seq must be a torch.Tensor, got {type(x_seq).__name__}")
+    if not x_seq.is_floating_point():
+        raise TypeError(f"{who}: x_seq must be floating point (float16/bfloat16/float32/float64), got {x_seq.dtype}")
+    if x_seq.dim() < 1:
+        raise ValueError(f"{who}: x_seq must be [T, ...] (rank >= 1), got a 0-dim tensor")
+
+
+def _flat_seq(x_seq: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[T, ...] -> contiguous [T, n] in the compute dtype (a view when already so; differentiable)."""
+    return x_seq.to(dtype).reshape(x_seq.shape[0], math.prod(x_seq.shape[1:])).contiguous()
+
+
+def _flat_state(s, x_seq: torch.Tensor, dtype: torch.dtype, name: str, who: str) -> torch.Tensor:
+    """A state broadcastable to one step of x_seq -> contiguous [n] in the compute dtype."""
+    step = x_seq.shape[1:]
+    if not isinstance(s, torch.Tensor):
+        s = torch.as_tensor(s, dtype=dtype, device=x_seq.device)
+    if s.device != x_seq.device:
+        raise ValueError(f"{who}: {name} is on {s.device} but x_seq is on {x_seq.device}")
+    try:
+        s = s.expand(step)
+    except RuntimeError:
+        raise ValueError(f"{who}: {name} of shape {tuple(s.shape)} does not match one step of x_seq "
+                         f"{tuple(step)}") from None
+    return s.to(dtype).reshape(-1).contiguous()
+
+
+def _decay(decay, who: str):
+    """(value as a python float, the tensor when it needs a gradient (PLIF) else None)."""
+    if isinstance(decay, torch.Tensor):
+        if decay.numel() != 1:
+            raise ValueError(f"{who}: decay must be a float or a one-element tensor (one tau per layer), "
+                             f"got shape {tuple(decay.shape)}")
+        value = float(decay.detach())
+        tensor = decay if decay.requires_grad else None
+    else:
+        value, tensor = float(decay), None
+    if not math.isfinite(value):
+        raise ValueError(f"{who}: decay must be finite, got {value}")
+    return value, tensor
+
+
+def _surrogate(surrogate, who: str):
+    kind, alpha = getattr(surrogate, "kind", None), getattr(surrogate, "alpha", None)
+    if kind not in range(5) or alpha is None:
+        raise TypeError(f"{who}: surrogate must be a snn.surrogate.Surrogate with a kind in 0..4, got {surrogate!r}")
+    if not getattr(surrogate, "spiking", True):
+        raise ValueError(f"{who}: {surrogate!r} is the smooth (spiking=False) relaxation, which only the torch "
+                         f"backend runs; use backend='torch' or a spiking surrogate")
+    return int(kind), float(alpha)
+
+
+def _needs_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def _opt(t):
+    """A gradient that autograd left as None (output unused) stays None; others contiguous."""
+    return None if t is None else t.contiguous()
+
+
+# --------------------------------------------------------------------------------- LIF
+class LIFFunction(torch.autograd.Function):
+    """IF/LIF/PLIF over [T, n]: one fused forward kernel, one fused backward kernel.
+
+    Inputs ``(x [T, n], v0 [n], decay_t, cfg)``; ``decay_t`` is the decay tensor when it needs
+    a gradient (PLIF), else None; ``cfg`` holds the python parameters. Outputs
+    ``(spikes, v_last, v_seq)`` (``v_seq`` empty unless ``cfg['record_v']``).
+    """
+
+    @staticmethod
+    def forward(ctx, x, v0, decay_t, cfg):
+        c = cfg
+        s, v_last, h_seq, v_seq = _C.lif_forward(x, v0, c["decay"], c["v_threshold"], c["v_reset"], c["hard"],
+                                                 c["decay_input"], True, c["record_v"])
+        need_x = decay_t is not None and c["decay_input"]
+        ctx.save_for_backward(h_seq, v0, x if need_x else None)
+        ctx.cfg = c
+        ctx.has_decay = decay_t is not None
+        return s, v_last, (v_seq if c["record_v"] else x.new_empty(0))
+
+    @staticmethod
+    def backward(ctx, g_s, g_v_last, g_v_seq):
+        h_seq, v0, x = ctx.saved_tensors
+        c = ctx.cfg
+        g_s = torch.zeros_like(h_seq) if g_s is None else g_s.contiguous()
+        g_v_seq = _opt(g_v_seq) if c["record_v"] else None
+        gx, gv0, gd = _C.lif_backward(g_s, _opt(g_v_last), g_v_seq, h_seq, x, v0, c["decay"], c["v_threshold"],
+                                      c["v_reset"], c["hard"], c["decay_input"], c["detach_reset"], c["kind"],
+                                      c["alpha"], ctx.has_decay and ctx.needs_input_grad[2])
+        return gx, gv0, (gd.reshape(()) if gd is not None else None), None
+
+
+def _lif_cfg(decay, v_threshold, v_reset, decay_input, detach_reset, surrogate, record_v, who):
+    kind, alpha = _surrogate(surrogate, who)
+    return dict(decay=decay, v_threshold=float(v_threshold), v_reset=0.0 if v_reset is None else float(v_reset),
+                hard=v_reset is not None, decay_input=bool(decay_input), detach_reset=bool(detach_reset),
+                kind=kind, alpha=alpha, record_v=bool(record_v))
+
+
+def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, detach_reset, surrogate,
+                  record_v=False):
+    """IF/LIF/PLIF over ``[T, ...]`` -> ``(spikes, v_last, v_seq | None)``; equals
+    :func:`snn.functional.lif.lif_multistep`."""
+    who = "lif_multistep(backend='cpp')"
+    _check_input(x_seq, who)
+    dt = _compute_dtype(x_seq.dtype)
+    d_value, d_tensor = _decay(decay, who)
+    cfg = _lif_cfg(d_value, v_threshold, v_reset, decay_input, detach_reset, surrogate, record_v, who)
+    x = _flat_seq(x_seq, dt)
+    v0 = _flat_state(v_init, x_seq, dt, "v_init", who)
+    if _needs_grad(x, v0, d_tensor):
+        d_in = d_tensor.to(dt) if d_tensor is not None else None
+        s, v_last, v_seq = LIFFunction.apply(x, v0, d_in, cfg)
+    else:
+        s, v_last, _, v_seq = _C.lif_forward(x, v0, d_value, cfg["v_threshold"], cfg["v_reset"], cfg["hard"],
+                                             cfg["decay_input"], False, cfg["record_v"])
+    io = x_seq.dtype
+    return (s.reshape(x_seq.shape).to(io), v_last.reshape(x_seq.shape[1:]).to(io),
+            v_seq.reshape(x_seq.shape).to(io) if record_v else None)
