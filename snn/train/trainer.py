@@ -1,0 +1,347 @@
+"""The trainer: data, model, optimizer, schedule, epochs, evaluation, checkpoints and resume.
+
+One run = :class:`TrainConfig` → :meth:`Trainer.fit` → a summary dict. Determinism: the model is built
+after seeding torch/numpy/random with ``seed``; the shuffle order of epoch e comes from its own generator
+seeded with (seed, e); a checkpoint (``<out>/checkpoint.pt``, written atomically after every epoch)
+holds model, optimizer, scheduler, RNG states, epoch and history, so ``resume=True`` continues exactly
+where the run stopped. Ctrl-C (SIGINT) is deferred to the end of the running batch, a checkpoint with
+the batch position is written, then ``KeyboardInterrupt`` is raised; resuming from it continues that epoch.
+"""
+from __future__ import annotations
+
+import math
+import random
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import data, encoding
+from ..functional import reset
+from ..io import atomic_write_json
+from ..models import build_model, spiking_layers
+from . import distributed as D
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import TrainConfig
+from .memory import PeakMemory, peak_rss_mb
+from .methods import make_method
+
+__all__ = ["Trainer", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+_HISTORY_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds", "lr")
+# Fields that may differ between the run that wrote a checkpoint and the one resuming it.
+_RESUMABLE_OVERRIDES = ("epochs", "out", "data_dir", "threads", "progress")
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+class _FiringRates:
+    """Forward hooks that count spikes per spiking layer (non-zero outputs over all elements)."""
+
+    def __init__(self, model: nn.Module):
+        self.layers = spiking_layers(model)
+        self.sums = {name: [0.0, 0] for name in self.layers}
+        self.handles = []
+
+    def __enter__(self):
+        for name, m in self.layers.items():
+            self.handles.append(m.register_forward_hook(self._hook(name)))
+        return self
+
+    def _hook(self, name):
+        def hook(mod, args, out):
+            acc = self.sums[name]
+            acc[0] += float((out != 0).sum())
+            acc[1] += out.numel()
+        return hook
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        return False
+
+    def rates(self) -> dict[str, float]:
+        return {name: (s / n if n else 0.0) for name, (s, n) in self.sums.items()}
+
+
+class Trainer:
+    """Train a preset with BPTT, DSR or OTTT. ``log`` receives one line per epoch (rank 0 only);
+    ``on_batch(trainer, i)`` is called after every batch (tests use it to interrupt)."""
+
+    def __init__(self, config: TrainConfig, *, resume: bool = False, log=print, on_batch=None):
+        self.cfg = config.validate()
+        self.ctx = D.setup()
+        self.log = log if self.ctx.is_main else None
+        self.on_batch = on_batch
+        self._stop = False
+        self._consistent = True
+        self._batch_rng = None
+        ckpt = self._find_checkpoint() if resume else None
+        if ckpt is not None:
+            self.cfg = self._merge_config(ckpt["train_config"])
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        seed_everything(self.cfg.seed)
+        self.dataset = data.resolve_name(self.cfg.dataset, self.cfg.data_dir)
+        self.train_x, self.train_y = self._load("train", self.cfg.train_limit)
+        self.test_x, self.test_y = self._load("test", self.cfg.test_limit)
+        num_classes = int(max(self.train_y.max(), self.test_y.max())) + 1
+        self.model_config = self.cfg.model_config(self.train_x.shape[1:], max(num_classes, 10))
+        self.model = build_model(self.model_config).to(self.ctx.device)
+        if self.ctx.enabled:
+            D.broadcast_model(self.model)
+        self.method = make_method(self.cfg.method, neuron=self.cfg.neuron, tau=self.cfg.tau,
+                                  ottt_mode=self.cfg.ottt_mode, model=self.model)
+        self.optimizer = self._make_optimizer()
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.cfg.epochs)
+        self.history: dict = {k: [] for k in _HISTORY_KEYS}
+        self.history["firing_rate"] = {}
+        self.epoch, self.batch, self.partial = 0, 0, None
+        self.memory = PeakMemory(self.ctx.device)
+        self.resumed_from = None
+        if ckpt is not None:
+            self._restore(ckpt)
+
+    # -- set-up ---------------------------------------------------------------------------------------
+    @property
+    def out(self) -> Path | None:
+        return Path(self.cfg.out) if self.cfg.out else None
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.out / CHECKPOINT_NAME if self.out else None
+
+    def _find_checkpoint(self):
+        if self.checkpoint_path is None:
+            raise ValueError("resume needs an output directory (--out) holding a checkpoint")
+        if not self.checkpoint_path.is_file():
+            if self.log:
+                self.log(f"no checkpoint in {self.out}; starting from scratch")
+            return None
+        return load_checkpoint(self.checkpoint_path)
+
+    def _merge_config(self, stored: dict) -> TrainConfig:
+        merged = dict(stored)
+        for k in _RESUMABLE_OVERRIDES:
+            merged[k] = getattr(self.cfg, k)
+        return TrainConfig.from_dict(merged).validate()
+
+    def _load(self, split: str, limit):
+        x, y = data.load(self.dataset, split, self.cfg.data_dir)
+        if limit is not None:
+            x, y = x[:limit], y[:limit]
+        return x, y
+
+    def _make_optimizer(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        return torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"train_config": self.cfg.to_dict(), "model_config": self.model_config,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": self._batch_rng if self.batch else rng_state(), "epoch": self.epoch,
+                "batch": self.batch, "partial": self.partial, "history": self.history,
+                "dataset": self.dataset}
+
+    def save(self, path=None) -> Path | None:
+        """Write the checkpoint (rank 0 only); returns its path."""
+        path = path or self.checkpoint_path
+        if path is None or not self.ctx.is_main:
+            return None
+        save_checkpoint(path, self.state())
+        atomic_write_json(Path(path).with_name("history.json"), self.history)
+        return Path(path)
+
+    def _restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.history = ckpt["history"]
+        self.epoch, self.batch, self.partial = ckpt["epoch"], ckpt["batch"], ckpt["partial"]
+        set_rng_state(ckpt["rng"])
+        self.resumed_from = (self.epoch, self.batch)
+        if self.log:
+            where = f"epoch {self.epoch}" + (f", batch {self.batch}" if self.batch else "")
+            self.log(f"resumed from {self.checkpoint_path} after {where}")
+
+    # -- data -----------------------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.ctx.device, non_blocking=True)
+        if self.cfg.encoding == "poisson":
+            return encoding.poisson(x, self.cfg.T)
+        return encoding.direct(x, self.cfg.T)
+
+    def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        return D.global_batches(len(self.train_x), self.cfg.batch_size, self.ctx.world, gen)
+
+    # -- loops ----------------------------------------------------------------------------------------
+    def _sync(self):
+        if self.ctx.enabled:
+            D.all_reduce_grads(self.model)
+
+    def _progress(self, total: int, initial: int, desc: str):
+        from tqdm.auto import tqdm
+
+        show = self.cfg.progress if self.cfg.progress is not None else sys.stdout.isatty()
+        return tqdm(total=total, initial=initial, desc=desc, leave=False, disable=not (show and self.ctx.is_main),
+                    dynamic_ncols=True)
+
+    def train_epoch(self) -> dict:
+        """Train the running epoch (from ``self.batch`` on); returns its train loss/accuracy/seconds."""
+        self.model.train()
+        batches = self._epoch_batches(self.epoch)
+        p = self.partial or {"loss": 0.0, "correct": 0, "n": 0, "seconds": 0.0}
+        start = time.perf_counter() - p["seconds"]
+        bar = self._progress(len(batches), self.batch, f"epoch {self.epoch + 1}/{self.cfg.epochs}")
+        with bar:
+            for i in range(self.batch, len(batches)):
+                g = batches[i]
+                idx = D.shard(g, self.ctx.rank, self.ctx.world)
+                x_seq = self.encode(self.train_x[idx])
+                y = self.train_y[idx].to(self.ctx.device)
+                self._consistent = False
+                with self.memory:
+                    loss, logits = self.method.train_batch(self.model, x_seq, y, self.optimizer, float(len(g)),
+                                                           self._sync)
+                self._consistent = True
+                p["loss"] += loss * len(g)  # loss is the local sum / global size
+                p["correct"] += int((logits.argmax(1) == y).sum())
+                p["n"] += len(idx)
+                self.batch = i + 1
+                self._batch_rng = rng_state()  # what a checkpoint written before the next batch must hold
+                p["seconds"] = time.perf_counter() - start
+                self.partial = p
+                if p["n"]:
+                    bar.set_postfix(loss=f"{p['loss'] / p['n']:.3f}", acc=f"{p['correct'] / p['n']:.3f}")
+                bar.update(1)
+                if self.on_batch is not None:
+                    self.on_batch(self, i)
+                if self._stop:
+                    raise KeyboardInterrupt
+        sums = D.all_reduce_sum(torch.tensor([p["loss"], p["correct"], p["n"]], dtype=torch.float64))
+        seconds = time.perf_counter() - start
+        if self.ctx.enabled:
+            D.average_buffers(self.model, self.ctx.world)
+        n = max(float(sums[2]), 1.0)
+        return {"train_loss": float(sums[0]) / n, "train_acc": float(sums[1]) / n, "epoch_seconds": seconds}
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor | None = None, y: torch.Tensor | None = None, batch_size: int = 512) -> dict:
+        """Test loss, accuracy and firing rate per spiking layer (sharded over ranks, then summed)."""
+        x = self.test_x if x is None else x
+        y = self.test_y if y is None else y
+        self.model.eval()
+        idx_all = D.shard(torch.arange(len(x)), self.ctx.rank, self.ctx.world)
+        loss = correct = 0.0
+        with _FiringRates(self.model) as fr:
+            for i in range(0, len(idx_all), batch_size):
+                idx = idx_all[i:i + batch_size]
+                yb = y[idx].to(self.ctx.device)
+                logits = self.method.logits(self.model, self.encode(x[idx]))
+                loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+                correct += float((logits.argmax(1) == yb).sum())
+        reset(self.model)
+        names = list(fr.sums)
+        counts = torch.tensor([loss, correct, len(idx_all)] + [v for nm in names for v in fr.sums[nm]],
+                              dtype=torch.float64)
+        D.all_reduce_sum(counts)
+        n = max(float(counts[2]), 1.0)
+        rates = {nm: float(counts[3 + 2 * k] / max(float(counts[4 + 2 * k]), 1.0)) for k, nm in enumerate(names)}
+        return {"test_loss": float(counts[0]) / n, "test_acc": float(counts[1]) / n, "firing_rate": rates}
+
+    def _record(self, train: dict, test: dict) -> None:
+        for k in ("train_loss", "train_acc", "epoch_seconds"):
+            self.history[k].append(train[k])
+        self.history["test_loss"].append(test["test_loss"])
+        self.history["test_acc"].append(test["test_acc"])
+        self.history["lr"].append(self.optimizer.param_groups[0]["lr"])
+        for name, r in test["firing_rate"].items():
+            self.history["firing_rate"].setdefault(name, []).append(r)
+
+    # -- the run --------------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        """Train up to ``cfg.epochs`` epochs; returns the summary dict."""
+        self._consistent = True
+        old_handler = self._install_sigint()
+        try:
+            while self.epoch < self.cfg.epochs:
+                train = self.train_epoch()
+                test = self.evaluate()
+                self._record(train, test)
+                self.scheduler.step()
+                self.epoch, self.batch, self.partial = self.epoch + 1, 0, None
+                self.save()
+                if self.log:
+                    self.log(self._epoch_line())
+        except KeyboardInterrupt:
+            if self._consistent:
+                path = self.save()
+                if self.log and path:
+                    self.log(f"interrupted: checkpoint saved to {path} (epoch {self.epoch}, batch {self.batch}); "
+                             f"continue with --resume")
+            elif self.log:
+                self.log("interrupted inside an update: the checkpoint of the last completed epoch is kept")
+            raise
+        finally:
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
+        return self.summary()
+
+    def _install_sigint(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self._stop or self._consistent:  # second Ctrl-C, or between batches: stop now
+                raise KeyboardInterrupt
+            self._stop = True
+
+        return signal.signal(signal.SIGINT, handler)
+
+    def _epoch_line(self) -> str:
+        h = self.history
+        rates = ", ".join(f"{v[-1]:.3f}" for v in h["firing_rate"].values())
+        return (f"epoch {self.epoch}/{self.cfg.epochs}  train loss {h['train_loss'][-1]:.4f} acc "
+                f"{h['train_acc'][-1]:.4f}  test loss {h['test_loss'][-1]:.4f} acc {h['test_acc'][-1]:.4f}  "
+                f"{h['epoch_seconds'][-1]:.1f} s  firing rates [{rates}]")
+
+    def summary(self) -> dict:
+        h = self.history
+        neurons = spiking_layers(self.model).values()
+        backends = sorted({getattr(m, "last_backend", None) or "dsr" for m in neurons})
+        secs = h["epoch_seconds"]
+        return {
+            "dataset": self.dataset, "model": self.cfg.model, "neuron": self.cfg.neuron, "method": self.cfg.method
+            + (f"_{self.cfg.ottt_mode}" if self.cfg.method == "ottt" else ""),
+            "T": self.cfg.T, "epochs": self.epoch, "batch_size": self.cfg.batch_size,
+            "world_size": self.ctx.world, "train_samples": len(self.train_x), "test_samples": len(self.test_x),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "test_acc": h["test_acc"][-1] if h["test_acc"] else math.nan,
+            "best_test_acc": max(h["test_acc"]) if h["test_acc"] else math.nan,
+            "train_acc": h["train_acc"][-1] if h["train_acc"] else math.nan,
+            "test_loss": h["test_loss"][-1] if h["test_loss"] else math.nan,
+            "seconds_per_epoch": sum(secs) / len(secs) if secs else math.nan,
+            "train_seconds": sum(secs),
+            "peak_memory_mb": self.memory.peak_mb, "peak_memory_kind": self.memory.kind,
+            "peak_rss_mb": peak_rss_mb(),
+            "firing_rate": {k: v[-1] for k, v in h["firing_rate"].items()},
+            "backend": ",".join(backends), "threads": torch.get_num_threads(),
+            "checkpoint": str(self.checkpoint_path) if self.checkpoint_path else None,
+            "history": h,
+        }
