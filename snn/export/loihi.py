@@ -262,23 +262,23 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
-def _is_dropout(m) -> bool:
+def is_dropout(m) -> bool:
     return isinstance(m, nn.Dropout) or (type(m).__name__ == "Dropout" and hasattr(m, "p"))
 
 
-def _flatten_modules(model: nn.Module):
+def iter_sequential(model: nn.Module):
     """Yield (name, module) of a (nested) Sequential in order; a non-Sequential model is one item."""
     if isinstance(model, nn.Sequential):
         for name, m in model.named_children():
-            for sub, mm in _flatten_modules(m):
+            for sub, mm in iter_sequential(m):
                 yield (f"{name}.{sub}" if sub else name), mm
     else:
         yield "", model
 
 
-def _torch_forward(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def plain_forward(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run ``m`` as its plain torch base class (no time folding): ``x`` is ``[N, ...]``."""
-    if _is_dropout(m) or isinstance(m, nn.Identity):
+    if is_dropout(m) or isinstance(m, nn.Identity):
         return x
     for cls in type(m).__mro__:
         if cls.__module__.startswith("torch.nn") and cls is not nn.Module and "forward" in cls.__dict__:
@@ -295,7 +295,7 @@ def _affine_map(ops, in_shape, name):
     with torch.no_grad():
         for m in ops:
             try:
-                y = _torch_forward(m, y)
+                y = plain_forward(m, y)
             except RuntimeError as e:
                 raise LoweringError(f"{name}: {type(m).__name__} does not accept input of shape "
                                     f"{tuple(in_shape)}: {e}") from e
@@ -331,9 +331,9 @@ def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
     """
     in_shape, cur_shape = tuple(in_shape), tuple(in_shape)
     layers, pending = [], []
-    for name, m in _flatten_modules(model):
+    for name, m in iter_sequential(model):
         label = name or type(m).__name__
-        if isinstance(m, _AFFINE) or _is_dropout(m):
+        if isinstance(m, _AFFINE) or is_dropout(m):
             pending.append(m)
             continue
         rec = None
