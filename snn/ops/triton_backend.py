@@ -16,6 +16,7 @@ import math
 import os
 
 import torch
+from torch.autograd.function import once_differentiable
 
 NAME = "triton"
 FAMILIES = ("lif", "alif", "cubalif")
@@ -161,6 +162,7 @@ class _LIFFunction(torch.autograd.Function):
         return (spikes, v_last, v_seq) if v_seq is not None else (spikes, v_last)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gs, gvlast, gvseq=None):
         k = _kernels("lif")
         h, s, x, v0, d, params = ctx.saved_tensors
@@ -252,6 +254,7 @@ class _ALIFFunction(torch.autograd.Function):
         return (spikes, v_last, b_last, v_seq) if v_seq is not None else (spikes, v_last, b_last)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gs, gvlast, gblast, gvseq=None):
         k = _kernels("alif")
         h, b_seq, s, x, v0, b0, d, params = ctx.saved_tensors
@@ -332,6 +335,7 @@ class _CUBALIFFunction(torch.autograd.Function):
         return (spikes, u_last, v_last, v_seq) if v_seq is not None else (spikes, u_last, v_last)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gs, gulast, gvlast, gvseq=None):
         k = _kernels("cubalif")
         h, s, params = ctx.saved_tensors
