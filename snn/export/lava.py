@@ -31,7 +31,7 @@ import torch
 from .lava_compat import import_lava
 from .loihi import CubaNet, FixedNet
 
-__all__ = ["run_lava", "build_lava"]
+__all__ = ["run_lava", "build_lava", "save_lowered", "load_lowered"]
 
 
 def _lava():
@@ -169,3 +169,33 @@ def run_lava(net: CubaNet | FixedNet, x_seq: torch.Tensor, batch_size: int = 16)
     if net.readout:
         return torch.cat(outs, 0)
     return torch.cat(outs, 1).reshape(T, B, *net.out_shape)
+
+
+EXPORT_FORMAT = "snn-lava-export-1"
+
+
+def save_lowered(net: CubaNet | FixedNet, path) -> None:
+    """Write a lowered network (float or fixed-point Lava parameters) atomically, for :func:`load_lowered`."""
+    from dataclasses import asdict
+
+    from ..io import atomic_torch_save
+
+    kind = "fixed" if isinstance(net, FixedNet) else "float"
+    d = asdict(net)
+    atomic_torch_save({"format": EXPORT_FORMAT, "kind": kind, "net": d}, path)
+
+
+def load_lowered(path) -> CubaNet | FixedNet:
+    """Read a file written by :func:`save_lowered` (``snn export --to lava``)."""
+    from .loihi import CubaLayer, FixedLayer
+
+    d = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(d, dict) or d.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"{path} is not an snn Lava export ({EXPORT_FORMAT!r})")
+    net = dict(d["net"])
+    layer_cls, net_cls = (FixedLayer, FixedNet) if d["kind"] == "fixed" else (CubaLayer, CubaNet)
+    net["layers"] = [layer_cls(**L) for L in net["layers"]]
+    net["in_shape"] = tuple(net["in_shape"])
+    for L in net["layers"]:
+        L.out_shape = tuple(L.out_shape)
+    return net_cls(**net)
