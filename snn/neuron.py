@@ -239,3 +239,12 @@ def _check_reset(v_reset, v_threshold, who):
     if not math.isfinite(v_reset) or v_reset >= float(v_threshold):
         raise ValueError(f"{who}: v_reset must be finite and below v_threshold ({v_threshold}), got {v_reset}")
     return v_reset
+
+
+def __getattr__(name: str):
+    """``snn.neuron.DSRIF`` / ``DSRLIF``: the DSR neurons, defined with their training method in snn.train.dsr."""
+    if name in ("DSRIF", "DSRLIF"):
+        from .train import dsr
+
+        return getattr(dsr, name)
+    raise AttributeError(f"module 'snn.neuron' has no attribute {name!r}")
