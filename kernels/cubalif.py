@@ -40,8 +40,12 @@ def cubalif_fwd_kernel(x_ptr, u0_ptr, v0_ptr, params_ptr, s_ptr, ulast_ptr, vlas
     sp = s_ptr + offs
     vp = vseq_ptr + offs
     hp = h_ptr + offs
-    for _t in range(T):
-        x = tl.load(xp, mask=mask, other=0.0).to(CDT)
+    # X[t+1] is loaded while step t computes, so one load is always in flight per thread
+    zero = tl.zeros([BLOCK], tl.int32)
+    x_next = tl.load(xp, mask=mask & ((zero + T) > 0), other=0.0)
+    for t in range(T):
+        x = x_next.to(CDT)
+        x_next = tl.load(xp + N, mask=mask & ((zero + t + 1) < T), other=0.0)
         u = u * cdu + x
         h = v * cdv + u + bias
         s = ((h - vth) > 0).to(CDT)

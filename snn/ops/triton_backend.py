@@ -53,16 +53,33 @@ def _kernels(name):
     return importlib.import_module(f"snn.kernels.{name}")
 
 
-def _block(x) -> int:
+_SMS: dict = {}
+
+
+def _block(x, N=None) -> int:
+    """Neurons per program: up to 1024, fewer when ``N`` is small so that every SM gets work
+    (the time loop is sequential, so the neurons are the only parallelism)."""
     if BLOCK is not None:
         return int(BLOCK)
-    return 1024 if x.is_cuda else 256
+    if not x.is_cuda:
+        return 256
+    if N is None:
+        N = x.shape[-1]
+    idx = x.device.index if x.device.index is not None else torch.cuda.current_device()
+    if idx not in _SMS:
+        _SMS[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
+    block = 1024
+    while block > 128 and triton_cdiv(N, block) < 2 * _SMS[idx]:
+        block //= 2
+    return block
 
 
-def _launch_kw(x) -> dict:
+def _launch_kw(x, block) -> dict:
     # No FMA contraction: the charge and reset must round exactly as the torch reference does,
     # so that the spikes are identical. (The interpreter ignores these keywords.)
-    return {"num_warps": NUM_WARPS, "enable_fp_fusion": False} if x.is_cuda else {}
+    if not x.is_cuda:
+        return {}
+    return {"num_warps": max(1, min(NUM_WARPS, block // 128)), "enable_fp_fusion": False}
 
 
 def _guard(x):
@@ -151,7 +168,7 @@ class _LIFFunction(torch.autograd.Function):
                     x, v0, d, params, spikes, v_last, v_seq if v_seq is not None else spikes,
                     h if h is not None else spikes, T, N,
                     CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
-                    RECORD_V=v_seq is not None, SAVE_H=h is not None, BLOCK=block, **_launch_kw(x))
+                    RECORD_V=v_seq is not None, SAVE_H=h is not None, BLOCK=block, **_launch_kw(x, block))
         if need_grad:
             load_s = x.dtype not in (torch.float32, torch.float64)
             ctx.load_s, ctx.grad_d = load_s, grad_d
@@ -185,7 +202,7 @@ class _LIFFunction(torch.autograd.Function):
                     CDT=_cdt(h.dtype), KIND=cfg["kind"], HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
                     DETACH=cfg["detach_reset"], HAS_GS=gs is not None, HAS_GVSEQ=gvseq is not None,
                     HAS_GVLAST=gvlast is not None, LOAD_S=ctx.load_s, GRAD_D=ctx.grad_d, BLOCK=block,
-                    **_launch_kw(h))
+                    **_launch_kw(h, block))
         else:
             gv0.zero_()
         gdecay = None
@@ -242,7 +259,7 @@ class _ALIFFunction(torch.autograd.Function):
                     x, v0, b0, d, params, spikes, v_last, b_last, v_seq if v_seq is not None else spikes,
                     h if h is not None else spikes, b_seq if b_seq is not None else spikes, T, N,
                     CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
-                    RECORD_V=v_seq is not None, SAVE=h is not None, BLOCK=block, **_launch_kw(x))
+                    RECORD_V=v_seq is not None, SAVE=h is not None, BLOCK=block, **_launch_kw(x, block))
         if need_grad:
             load_s = x.dtype not in (torch.float32, torch.float64)
             ctx.load_s, ctx.grad_d = load_s, grad_d
@@ -277,7 +294,7 @@ class _ALIFFunction(torch.autograd.Function):
                     CDT=_cdt(h.dtype), KIND=cfg["kind"], HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
                     DETACH=cfg["detach_reset"], HAS_GS=gs is not None, HAS_GVSEQ=gvseq is not None,
                     HAS_GVLAST=gvlast is not None, HAS_GBLAST=gblast is not None, LOAD_S=ctx.load_s,
-                    GRAD_D=ctx.grad_d, BLOCK=block, **_launch_kw(h))
+                    GRAD_D=ctx.grad_d, BLOCK=block, **_launch_kw(h, block))
         else:
             gv0.zero_()
             gb0.zero_()
@@ -326,7 +343,7 @@ class _CUBALIFFunction(torch.autograd.Function):
                     x, u0, v0, params, spikes, u_last, v_last, v_seq if v_seq is not None else spikes,
                     h if h is not None else spikes, T, N,
                     CDT=_cdt(x.dtype), RECORD_V=v_seq is not None, SAVE_H=h is not None, BLOCK=block,
-                    **_launch_kw(x))
+                    **_launch_kw(x, block))
         if need_grad:
             load_s = x.dtype not in (torch.float32, torch.float64)
             ctx.load_s, ctx.cfg, ctx.shape = load_s, cfg, (T, N)
@@ -353,7 +370,7 @@ class _CUBALIFFunction(torch.autograd.Function):
                     gvlast if gvlast is not None else gv0, gx, gu0, gv0, T, N, max(T - 1, 0) * N,
                     CDT=_cdt(h.dtype), KIND=cfg["kind"], DETACH=cfg["detach_reset"], HAS_GS=gs is not None,
                     HAS_GVSEQ=gvseq is not None, HAS_GULAST=gulast is not None, HAS_GVLAST=gvlast is not None,
-                    LOAD_S=ctx.load_s, BLOCK=block, **_launch_kw(h))
+                    LOAD_S=ctx.load_s, BLOCK=block, **_launch_kw(h, block))
         else:
             gu0.zero_()
             gv0.zero_()
