@@ -511,9 +511,11 @@ def _spike(v: torch.Tensor, vth, surrogate) -> torch.Tensor:
 
 
 def _exact_matmul(x: torch.Tensor, w: torch.Tensor, x_max: float) -> torch.Tensor:
-    """``x @ w.T`` with integer-valued operands, exact: float32 when every partial sum stays below 2^24."""
-    if not (x.requires_grad or w.requires_grad) and float(w.abs().sum(1).max()) * x_max < 2 ** 24 \
-            and x.device.type == "cpu":
+    """``x @ w.T`` (float64 result) for integer-valued operands, exactly: the product runs in float32 when no
+    partial sum can reach 2^24 (and TF32 is off), else in float64."""
+    fp32_exact = float(w.detach().abs().sum(1).max()) * x_max < 2 ** 24 and not (
+        x.device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32)
+    if fp32_exact and not (x.requires_grad or w.requires_grad):
         return (x.float() @ w.float().t()).double()
     return x.double() @ w.double().t()
 
@@ -552,11 +554,13 @@ def _run_fixed_layer(a_ff: torch.Tensor, L: FixedLayer, w_rec, bias, surrogate, 
 
 
 def _input_ints(x_seq: torch.Tensor, input_bits: int) -> torch.Tensor:
+    """The integers the source sends: graded ``round(x·(2^bits - 1))`` or binary spikes (checked), kept in
+    float32 (exact for these small integers) so a long input costs no float64 copy."""
     if input_bits:
-        return torch.round(x_seq.double().clamp(0, 1) * (2 ** input_bits - 1))
-    if not bool(((x_seq == 0) | (x_seq == 1)).all()):
+        return torch.round(x_seq.float().clamp(0, 1) * (2 ** input_bits - 1))
+    if x_seq.dtype != torch.bool and not bool(((x_seq == 0) | (x_seq == 1)).all()):
         raise ValueError("the network takes binary spikes (input_bits=0) but the input has values other than 0/1")
-    return x_seq.double()
+    return x_seq.float()
 
 
 def emulate_fixed(net: FixedNet, x_seq: torch.Tensor, *, surrogate=None, all_layers: bool = False,
