@@ -22,8 +22,8 @@ NAME = "triton"
 FAMILIES = ("lif", "alif", "cubalif")
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
-# Neurons per program. ``None``: 1024 on CUDA, 256 in the interpreter. Tests set it small to run
-# several programs with a ragged last one.
+# Neurons per program. ``None``: chosen by ``_block`` (128..1024 on CUDA, 256 in the interpreter).
+# Tests set it small to run several programs with a ragged last one.
 BLOCK: int | None = None
 NUM_WARPS = 4
 
@@ -69,7 +69,7 @@ def _block(x, N=None) -> int:
     if idx not in _SMS:
         _SMS[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
     block = 1024
-    while block > 128 and triton_cdiv(N, block) < 2 * _SMS[idx]:
+    while block > 128 and _cdiv(N, block) < 2 * _SMS[idx]:
         block //= 2
     return block
 
@@ -137,12 +137,12 @@ def _decay_tensor(decay, x_seq):
     return _params(x_seq.device, decay)
 
 
-def _grid(N, block):
-    return (triton_cdiv(N, block),)
-
-
-def triton_cdiv(a, b):
+def _cdiv(a, b):
     return (a + b - 1) // b
+
+
+def _grid(N, block):
+    return (_cdiv(N, block),)
 
 
 # -- LIF / IF / PLIF ------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ class _LIFFunction(torch.autograd.Function):
         gx = torch.empty_like(h)
         gv0 = torch.empty(N, dtype=h.dtype, device=h.device)
         block = _block(h)
-        nprog = triton_cdiv(N, block)
+        nprog = _cdiv(N, block)
         gd = torch.zeros(max(nprog, 1), dtype=torch.float64, device=h.device) if ctx.grad_d else None
         if N > 0:
             gs = gs.contiguous() if gs is not None else None
@@ -280,7 +280,7 @@ class _ALIFFunction(torch.autograd.Function):
         gv0 = torch.empty(N, dtype=h.dtype, device=h.device)
         gb0 = torch.empty(N, dtype=h.dtype, device=h.device)
         block = _block(h)
-        nprog = triton_cdiv(N, block)
+        nprog = _cdiv(N, block)
         gd = torch.zeros(max(nprog, 1), dtype=torch.float64, device=h.device) if ctx.grad_d else None
         if N > 0:
             gs, gvlast, gblast, gvseq = (g.contiguous() if g is not None else None for g in (gs, gvlast, gblast, gvseq))
