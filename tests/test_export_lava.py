@@ -118,3 +118,13 @@ def test_floating_pt_agreement(seed, recurrent):
     print(f"floating_pt agreement: {agree:.5f} ({int(emu.sum())} spikes)")
     assert emu.sum() > 30
     assert agree >= 0.999
+
+
+def test_liquid_state_machine_fixed_pt():
+    lsm_mod = pytest.importorskip("snn.lsm")
+    lsm = lsm_mod.LiquidStateMachine(10, 30, seed=1, p_in=0.5)
+    fixed = quantize(lower(lsm, (10,)))
+    assert fixed.layers[0].rec_weight is not None
+    x = _spikes(12, 2, (10,), 0.3, torch.Generator().manual_seed(2))
+    emu = emulate_fixed(fixed, x)
+    assert emu.sum() > 20 and torch.equal(run_lava(fixed, x, batch_size=2), emu.float())

@@ -154,3 +154,12 @@ def test_emulation_on_gpu_is_bit_identical():
     fixed = quantize(lower(net, (50,)))
     x = (torch.rand(20, 64, 50, generator=g) < 0.3).float()
     assert torch.equal(emulate_fixed(fixed, x), emulate_fixed(fixed, x.cuda()).cpu())
+
+
+def test_liquid_state_machine_lowers_exactly():
+    lsm_mod = pytest.importorskip("snn.lsm")
+    lsm = lsm_mod.LiquidStateMachine(12, 40, seed=0, p_in=0.5)
+    x = (torch.rand(30, 3, 12, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    ref = lsm(x)
+    got = emulate_float(lower(lsm, (12,)), x).float()
+    assert ref.sum() > 100 and float((ref == got).float().mean()) >= 0.999

@@ -30,6 +30,9 @@ Three steps, each a plain function over small dataclasses:
    potential after T steps is ``Σ_t (W·S[t] + b)``, T times the mean readout; the emulators and
    :func:`snn.export.lava.run_lava` then return that final potential ``[B, *out_shape]`` instead of spikes.
 
+   A :class:`snn.lsm.LiquidStateMachine` (ideal weights) is lowered as ``Linear(W_in) -> Recurrent(LIF)``
+   (:func:`lsm_as_sequential`).
+
    A recurrent layer is any module with a ``recurrent_weight`` tensor ``[N, N]`` and a ``neuron``
    (e.g. :class:`Recurrent`): its input is ``I[t] = W·x[t] + W_rec·S[t-1]`` (the one-step delay is
    what Lava's recurrent ``Dense`` gives).
@@ -70,7 +73,7 @@ from ..neuron import ALIF, CUBALIF, IF, LIF, PLIF, BaseNeuron
 __all__ = [
     "SumPool2d", "Recurrent", "CubaLayer", "CubaNet", "FixedLayer", "FixedNet", "LoweringError",
     "LoihiRangeError", "RANGES", "SUPPORTED_LAYERS", "lower", "quantize", "emulate_float", "emulate_fixed",
-    "QATNet", "wrap24",
+    "QATNet", "wrap24", "lsm_as_sequential",
 ]
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -255,7 +258,7 @@ _AFFINE = (nn.Linear, nn.Conv2d, nn.Conv1d, nn.AvgPool2d, SumPool2d, nn.Flatten,
 _NEURONS = (IF, LIF, PLIF, CUBALIF)
 SUPPORTED_LAYERS = ("Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Unflatten",
                     "BatchNorm1d/2d (eval)", "Dropout (identity)", "Identity", "IF", "LIF", "PLIF", "CUBALIF",
-                    "Recurrent (recurrent_weight + neuron)")
+                    "Recurrent (recurrent_weight + neuron)", "LiquidStateMachine (ideal weights)")
 
 
 def _pair(v):
@@ -266,8 +269,33 @@ def is_dropout(m) -> bool:
     return isinstance(m, nn.Dropout) or (type(m).__name__ == "Dropout" and hasattr(m, "p"))
 
 
+def is_lsm(m) -> bool:
+    """A liquid state machine (:class:`snn.lsm.LiquidStateMachine`, duck-typed: ``w_in``, ``w_rec``, ``input_gain``)."""
+    return all(hasattr(m, a) for a in ("w_in", "w_rec", "input_gain", "tau", "v_threshold", "v_reset"))
+
+
+def lsm_as_sequential(lsm) -> nn.Sequential:
+    """The reservoir as ``Linear(W_in·gain) -> Recurrent(LIF(decay_input=False), W_rec)``, its exact dynamics
+    ``I[t] = x[t] @ W_in + s[t-1] @ W_rec`` (see :mod:`snn.lsm.reservoir`). Needs ideal weights: a device
+    model's per-read noise has no deployable counterpart."""
+    if getattr(lsm, "device_model", None) is not None:
+        raise LoweringError("LiquidStateMachine with a device model: its per-read noise cannot be deployed; "
+                            "export the ideal reservoir (device_model=None)")
+    w_in = torch.as_tensor(lsm.w_in).detach().float() * float(lsm.input_gain)
+    lin = nn.Linear(w_in.shape[0], w_in.shape[1], bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(w_in.t())
+    neuron = LIF(tau=lsm.tau, v_threshold=lsm.v_threshold, v_reset=lsm.v_reset, decay_input=False,
+                 backend="torch")
+    w_rec = torch.as_tensor(lsm.w_rec).detach().float()
+    return nn.Sequential(lin, Recurrent(neuron, w_rec.shape[0], w_rec.t()))
+
+
 def iter_sequential(model: nn.Module):
-    """Yield (name, module) of a (nested) Sequential in order; a non-Sequential model is one item."""
+    """Yield (name, module) of a (nested) Sequential in order; a non-Sequential model is one item;
+    a liquid state machine is expanded by :func:`lsm_as_sequential`."""
+    if is_lsm(model):
+        model = lsm_as_sequential(model)
     if isinstance(model, nn.Sequential):
         for name, m in model.named_children():
             for sub, mm in iter_sequential(m):
