@@ -6,6 +6,16 @@ bit-accurate ``PyLifModelBitAcc`` and ``PyDenseModelBitAcc``/``PySparseModelBitA
 
     RingBuffer source -> Dense/Sparse -> LIF [-> Sparse (recurrent) -> same LIF] -> Dense/Sparse -> LIF ... -> sink
 
+Every connection is the affine map :func:`snn.export.loihi.lower` folded from the stateless layers (Linear,
+convolutions, pooling, Flatten): a ``Dense`` for one sample, a ``Sparse`` (scipy CSR) for a batch. Lava's
+``Conv`` process is not used: one connection type keeps Lava and the emulation equal by construction (the
+fixed-point ``Dense`` and ``Sparse`` models share their weight clipping, truncation and exponent shift).
+The first connection reads graded spikes (``num_message_bits = input_bits``) when the network takes
+non-binary input.
+
+Neurons: Lava's LIF fires on ``v > vth``; snn's IF/LIF on ``v >= V_th`` (see :mod:`snn.export.loihi`
+for the mapping and where it cannot be exact).
+
 A batch of ``B`` samples is simulated in one run as ``B`` independent copies of the network (block-diagonal
 ``Sparse`` connections, neuron parameters tiled), so every run starts from Lava's zero state.
 

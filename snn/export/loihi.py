@@ -432,7 +432,7 @@ def _weight_exp_for(w_max: float, scale: float) -> int:
 def _quantize_weight(w, scale, exp, layer, what, check):
     """Lava weights ``2·round(w·scale / (2·64·2^exp))`` (Lava applies ``<< exp`` and ``<< 6``)."""
     m = torch.round(w * scale / (2 * 64 * 2.0 ** exp))
-    return 2 * check(layer, "weight_mantissa", m, None).to(torch.float64)
+    return 2 * check(layer, f"{what} mantissa", m, RANGES["weight_mantissa"]).to(torch.float64)
 
 
 def _quantize_bias(b_int: torch.Tensor, layer, check):
