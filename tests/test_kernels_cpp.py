@@ -198,3 +198,67 @@ def test_backend_dispatch_picks_cpp_on_cpu():
     import snn.ops as ops
     assert "cpp" in ops.available_backends()
     assert ops.resolve_backend("auto", torch.ones(2, 3)) == "cpp"
+
+
+# ---------------------------------------------------------------------------------------- ALIF
+@SETTINGS
+@given(shape=shapes, dtype=st.sampled_from([torch.float32, torch.float64]), sur=surrogates, v_reset=v_resets,
+       decay_input=st.booleans(), detach=st.booleans(), plif=st.booleans(), tau=st.floats(1.0, 8.0),
+       rho=st.floats(0.0, 0.99), beta=st.floats(0.0, 1.0), record_v=st.booleans(), seed=st.integers(0, 2**16))
+def test_alif_matches_reference(shape, dtype, sur, v_reset, decay_input, detach, plif, tau, rho, beta, record_v,
+                                seed):
+    shape = (shape[0],) + shape[1]
+    x, v0 = _inputs(shape, dtype, seed)
+    b0 = (torch.rand(shape[1:], generator=torch.Generator().manual_seed(seed + 7), dtype=torch.float64) * 0.5)
+    b0 = b0.to(dtype).requires_grad_()
+    decay = torch.tensor(1.0 / tau, dtype=dtype, requires_grad=True) if plif else 1.0 / tau
+    params = dict(rho=rho, beta=beta, v_threshold=0.6, v_reset=v_reset, decay_input=decay_input, detach_reset=detach,
+                  surrogate=sur, record_v=record_v)
+    results = _run_both("alif_multistep", (x, v0, b0, decay), params,
+                        lambda outs: [_weights(o, seed + i) for i, o in enumerate(outs)], dtype)
+    _compare(results, dtype)
+
+
+def test_alif_gradcheck():
+    torch.manual_seed(1)
+    x = (torch.randn(4, 5, dtype=torch.float64) * 0.3).requires_grad_()
+    v0 = (torch.rand(5, dtype=torch.float64) * 0.2).requires_grad_()
+    b0 = (torch.rand(5, dtype=torch.float64) * 0.2).requires_grad_()
+    d = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    for v_reset in (0.0, None):
+        def f(x, v0, b0, d):
+            return C.alif_multistep(x, v0, b0, d, rho=0.8, beta=0.5, v_threshold=5.0, v_reset=v_reset,
+                                    decay_input=True, detach_reset=False, surrogate=sg.Sigmoid(), record_v=True)
+        assert torch.autograd.gradcheck(f, (x, v0, b0, d), eps=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------- CUBALIF
+@SETTINGS
+@given(shape=shapes, dtype=st.sampled_from([torch.float32, torch.float64]), sur=surrogates, detach=st.booleans(),
+       du=st.floats(0.0, 1.0), dv=st.floats(0.0, 1.0), bias=st.sampled_from([0.0, 0.1, -0.05]),
+       record_v=st.booleans(), seed=st.integers(0, 2**16))
+def test_cubalif_matches_reference(shape, dtype, sur, detach, du, dv, bias, record_v, seed):
+    shape = (shape[0],) + shape[1]
+    x, v0 = _inputs(shape, dtype, seed)
+    u0 = (torch.rand(shape[1:], generator=torch.Generator().manual_seed(seed + 3), dtype=torch.float64) * 0.3)
+    u0 = u0.to(dtype).requires_grad_()
+    params = dict(du=du, dv=dv, v_threshold=0.6, bias=bias, detach_reset=detach, surrogate=sur, record_v=record_v)
+    results = _run_both("cubalif_multistep", (x, u0, v0), params,
+                        lambda outs: [_weights(o, seed + i) for i, o in enumerate(outs)], dtype)
+    _compare(results, dtype)
+
+
+def test_cubalif_gradcheck_and_strict_threshold():
+    torch.manual_seed(2)
+    x = (torch.randn(5, 4, dtype=torch.float64) * 0.3).requires_grad_()
+    u0 = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+    v0 = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+
+    def f(x, u0, v0):
+        return C.cubalif_multistep(x, u0, v0, du=0.3, dv=0.2, v_threshold=5.0, bias=0.01, detach_reset=False,
+                                   surrogate=sg.Triangle(1.0), record_v=True)
+    assert torch.autograd.gradcheck(f, (x, u0, v0), eps=1e-6, atol=1e-7)
+    # V exactly at threshold does not fire (Loihi's strict V > V_th)
+    s, _, _, _ = C.cubalif_multistep(torch.tensor([[1.0]]), torch.zeros(1), torch.zeros(1), du=0.0, dv=0.0,
+                                     v_threshold=1.0, bias=0.0, detach_reset=False, surrogate=sg.Sigmoid())
+    assert s.item() == 0.0

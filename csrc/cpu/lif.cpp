@@ -37,6 +37,7 @@ void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
       const int64_t off = t * a.n + i0;
       const T* __restrict x = a.x + off;
       T* __restrict s = a.spikes + off;
+#pragma omp simd
       for (int64_t i = 0; i < len; ++i) {
         const T hi = lif_charge<DI>(v[i], x[i], d, vr);
         const T si = fire(hi - vth);
@@ -73,6 +74,7 @@ void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
       const T* __restrict h = a.h_seq + off;
       const T* __restrict gs = a.grad_spikes + off;
       T* __restrict gx = a.grad_x + off;
+#pragma omp simd
       for (int64_t i = 0; i < len; ++i) {
         const T hi = h[i], m = hi - vth;
         const T s = fire(m), sg = surrogate_grad<K>(m, alpha);

@@ -210,3 +210,107 @@ def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, de
     io = x_seq.dtype
     return (s.reshape(x_seq.shape).to(io), v_last.reshape(x_seq.shape[1:]).to(io),
             v_seq.reshape(x_seq.shape).to(io) if record_v else None)
+
+
+# --------------------------------------------------------------------------------- ALIF
+class ALIFFunction(torch.autograd.Function):
+    """ALIF over [T, n]: inputs ``(x, v0, b0, decay_t, cfg)``, outputs ``(spikes, v_last, b_last, v_seq)``."""
+
+    @staticmethod
+    def forward(ctx, x, v0, b0, decay_t, cfg):
+        c = cfg
+        s, v_last, b_last, h_seq, b_seq, v_seq = _C.alif_forward(
+            x, v0, b0, c["decay"], c["rho"], c["beta"], c["v_threshold"], c["v_reset"], c["hard"], c["decay_input"],
+            True, c["record_v"])
+        need_x = decay_t is not None and c["decay_input"]
+        ctx.save_for_backward(h_seq, b_seq, v0, b0, x if need_x else None)
+        ctx.cfg = c
+        ctx.has_decay = decay_t is not None
+        return s, v_last, b_last, (v_seq if c["record_v"] else x.new_empty(0))
+
+    @staticmethod
+    def backward(ctx, g_s, g_v_last, g_b_last, g_v_seq):
+        h_seq, b_seq, v0, b0, x = ctx.saved_tensors
+        c = ctx.cfg
+        g_s = torch.zeros_like(h_seq) if g_s is None else g_s.contiguous()
+        g_v_seq = _opt(g_v_seq) if c["record_v"] else None
+        gx, gv0, gb0, gd = _C.alif_backward(
+            g_s, _opt(g_v_last), _opt(g_b_last), g_v_seq, h_seq, b_seq, x, v0, b0, c["decay"], c["rho"], c["beta"],
+            c["v_threshold"], c["v_reset"], c["hard"], c["decay_input"], c["detach_reset"], c["kind"], c["alpha"],
+            ctx.has_decay and ctx.needs_input_grad[3])
+        return gx, gv0, gb0, (gd.reshape(()) if gd is not None else None), None
+
+
+def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_reset, decay_input, detach_reset,
+                   surrogate, record_v=False):
+    """Adaptive LIF over ``[T, ...]`` -> ``(spikes, v_last, b_last, v_seq | None)``; equals
+    :func:`snn.functional.alif.alif_multistep`."""
+    who = "alif_multistep(backend='cpp')"
+    _check_input(x_seq, who)
+    dt = _compute_dtype(x_seq.dtype)
+    d_value, d_tensor = _decay(decay, who)
+    cfg = _lif_cfg(d_value, v_threshold, v_reset, decay_input, detach_reset, surrogate, record_v, who)
+    cfg.update(rho=float(rho), beta=float(beta))
+    x = _flat_seq(x_seq, dt)
+    v0 = _flat_state(v_init, x_seq, dt, "v_init", who)
+    b0 = _flat_state(b_init, x_seq, dt, "b_init", who)
+    if _needs_grad(x, v0, b0, d_tensor):
+        d_in = d_tensor.to(dt) if d_tensor is not None else None
+        s, v_last, b_last, v_seq = ALIFFunction.apply(x, v0, b0, d_in, cfg)
+    else:
+        s, v_last, b_last, _, _, v_seq = _C.alif_forward(
+            x, v0, b0, d_value, cfg["rho"], cfg["beta"], cfg["v_threshold"], cfg["v_reset"], cfg["hard"],
+            cfg["decay_input"], False, cfg["record_v"])
+    io, step = x_seq.dtype, x_seq.shape[1:]
+    return (s.reshape(x_seq.shape).to(io), v_last.reshape(step).to(io), b_last.reshape(step).to(io),
+            v_seq.reshape(x_seq.shape).to(io) if record_v else None)
+
+
+# --------------------------------------------------------------------------------- CUBALIF
+class CUBALIFFunction(torch.autograd.Function):
+    """CUBALIF over [T, n]: inputs ``(x, u0, v0, cfg)``, outputs ``(spikes, u_last, v_last, v_seq)``."""
+
+    @staticmethod
+    def forward(ctx, x, u0, v0, cfg):
+        c = cfg
+        s, u_last, v_last, vpre, v_seq = _C.cubalif_forward(x, u0, v0, c["cu"], c["cv"], c["v_threshold"], c["bias"],
+                                                            True, c["record_v"])
+        ctx.save_for_backward(vpre)
+        ctx.cfg = c
+        return s, u_last, v_last, (v_seq if c["record_v"] else x.new_empty(0))
+
+    @staticmethod
+    def backward(ctx, g_s, g_u_last, g_v_last, g_v_seq):
+        (vpre,) = ctx.saved_tensors
+        c = ctx.cfg
+        g_s = torch.zeros_like(vpre) if g_s is None else g_s.contiguous()
+        g_v_seq = _opt(g_v_seq) if c["record_v"] else None
+        gx, gu0, gv0 = _C.cubalif_backward(g_s, _opt(g_u_last), _opt(g_v_last), g_v_seq, vpre, c["cu"], c["cv"],
+                                           c["v_threshold"], c["detach_reset"], c["kind"], c["alpha"])
+        return gx, gu0, gv0, None
+
+
+def cubalif_multistep(x_seq, u_init, v_init, *, du, dv, v_threshold, bias, detach_reset, surrogate, record_v=False):
+    """Current-based LIF over ``[T, ...]`` -> ``(spikes, u_last, v_last, v_seq | None)``; equals
+    :func:`snn.functional.cubalif.cubalif_multistep`."""
+    who = "cubalif_multistep(backend='cpp')"
+    _check_input(x_seq, who)
+    if isinstance(bias, torch.Tensor):
+        if bias.numel() != 1 or bias.requires_grad:
+            raise ValueError(f"{who}: bias must be a python float (or a one-element tensor without gradient)")
+        bias = float(bias)
+    kind, alpha = _surrogate(surrogate, who)
+    dt = _compute_dtype(x_seq.dtype)
+    cfg = dict(cu=1.0 - float(du), cv=1.0 - float(dv), v_threshold=float(v_threshold), bias=float(bias),
+               detach_reset=bool(detach_reset), kind=kind, alpha=alpha, record_v=bool(record_v))
+    x = _flat_seq(x_seq, dt)
+    u0 = _flat_state(u_init, x_seq, dt, "u_init", who)
+    v0 = _flat_state(v_init, x_seq, dt, "v_init", who)
+    if _needs_grad(x, u0, v0):
+        s, u_last, v_last, v_seq = CUBALIFFunction.apply(x, u0, v0, cfg)
+    else:
+        s, u_last, v_last, _, v_seq = _C.cubalif_forward(x, u0, v0, cfg["cu"], cfg["cv"], cfg["v_threshold"],
+                                                         cfg["bias"], False, cfg["record_v"])
+    io, step = x_seq.dtype, x_seq.shape[1:]
+    return (s.reshape(x_seq.shape).to(io), u_last.reshape(step).to(io), v_last.reshape(step).to(io),
+            v_seq.reshape(x_seq.shape).to(io) if record_v else None)

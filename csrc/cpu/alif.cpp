@@ -1,0 +1,155 @@
+// ALIF (adaptive threshold): fused multi-step forward and backward on the CPU.
+//
+// Must equal the torch reference snn.functional.alif.alif_multistep. The membrane is LIF's
+// (see lif.cpp), the threshold adapts with the carried state B (B[-1] = b_init):
+//
+//   forward   H[t] = charge(V[t-1], X[t])                  θ[t] = V_th + β·B[t-1]
+//             S[t] = Θ(H[t] - θ[t])
+//             V[t] = S ? V_r : H  (hard)    V[t] = S ? H - θ[t] : H  (soft)
+//             B[t] = ρ·B[t-1] + S[t]
+//   backward  (reverse in t; carries gV = ∂L/∂V[t], gB = ∂L/∂B[t])
+//             σ  = σ'(H - θ),   gV += gVseq[t]
+//             gS = gS_out[t] + gB + keep·gV·∂V/∂S      (∂V/∂S = V_r - H hard, -θ soft)
+//             gH = gV·∂V/∂H + gS·σ                     (∂V/∂H = 1 - S hard, 1 soft)
+//             gθ = -gS·σ - [soft]·gV·S                 (the soft reset subtracts θ)
+//             gX[t] = gH·∂H/∂X,  gV ← gH·(1 - d),  gB ← ρ·gB + β·gθ,  gd += gH·∂H/∂d
+//
+// Saved by the forward (only when a gradient is needed): H[t] and B[t]; S[t], θ[t] and
+// V[t-1] are recomputed from them exactly as the forward computed them.
+#include <vector>
+
+#include "cpu/cpu_kernels.h"
+#include "cpu/parallel.h"
+#include "dispatch.h"
+#include "neuron_math.h"
+
+namespace snn {
+namespace cpu {
+namespace {
+
+// θ = V_th + β·B, written as the reference writes it (v_threshold + beta * b).
+template <typename T>
+inline T threshold(T vth, T beta, T b) { return vth + beta * b; }
+
+template <bool DI, bool HARD, typename T>
+void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
+  const T d = T(p.lif.decay), vr = T(p.lif.v_reset), vth = T(p.lif.v_threshold);
+  const T rho = T(p.rho), beta = T(p.beta);
+  for_each_block(a.n, threads, [&](int64_t, int64_t i0, int64_t i1) {
+    const int64_t len = i1 - i0;
+    alignas(64) T v[kBlock];
+    alignas(64) T bb[kBlock];
+    alignas(64) T h[kBlock];
+    copy_n(v, a.v0 + i0, len);
+    copy_n(bb, a.b0 + i0, len);
+    for (int64_t t = 0; t < a.steps; ++t) {
+      const int64_t off = t * a.n + i0;
+      const T* __restrict x = a.x + off;
+      T* __restrict s = a.spikes + off;
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) {
+        const T hi = lif_charge<DI>(v[i], x[i], d, vr);
+        const T theta = threshold(vth, beta, bb[i]);
+        const T si = fire(hi - theta);
+        s[i] = si;
+        h[i] = hi;
+        v[i] = lif_reset<HARD>(hi, si, theta, vr);
+        bb[i] = rho * bb[i] + si;
+      }
+      if (a.h_seq) copy_n(a.h_seq + off, h, len);
+      if (a.b_seq) copy_n(a.b_seq + off, bb, len);
+      if (a.v_seq) copy_n(a.v_seq + off, v, len);
+    }
+    copy_n(a.v_last + i0, v, len);
+    copy_n(a.b_last + i0, bb, len);
+  });
+}
+
+template <int K, bool DI, bool HARD, typename T>
+void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
+  const T d = T(p.lif.decay), vr = T(p.lif.v_reset), vth = T(p.lif.v_threshold), alpha = T(p.lif.alpha);
+  const T rho = T(p.rho), beta = T(p.beta);
+  const T keep = p.lif.detach_reset ? T(0) : T(1);
+  const T soft = HARD ? T(0) : T(1);
+  const T one_minus_d = T(1) - d, dhdx = lif_dh_dx<DI, T>(d);
+  std::vector<double> partial(a.grad_decay ? num_blocks(a.n) : 0, 0.0);
+  for_each_block(a.n, threads, [&](int64_t blk, int64_t i0, int64_t i1) {
+    const int64_t len = i1 - i0;
+    alignas(64) T gv[kBlock];
+    alignas(64) T gb[kBlock];
+    alignas(64) T gh[kBlock];
+    if (a.grad_v_last) copy_n(gv, a.grad_v_last + i0, len);
+    else std::fill(gv, gv + len, T(0));
+    if (a.grad_b_last) copy_n(gb, a.grad_b_last + i0, len);
+    else std::fill(gb, gb + len, T(0));
+    double acc = 0.0;
+    for (int64_t t = a.steps - 1; t >= 0; --t) {
+      const int64_t off = t * a.n + i0;
+      if (a.grad_v_seq) {
+        const T* __restrict gvs = a.grad_v_seq + off;
+        for (int64_t i = 0; i < len; ++i) gv[i] += gvs[i];
+      }
+      const T* __restrict h = a.h_seq + off;
+      const T* __restrict bprev = t > 0 ? a.b_seq + off - a.n : a.b0 + i0;
+      const T* __restrict gs = a.grad_spikes + off;
+      T* __restrict gx = a.grad_x + off;
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) {
+        const T hi = h[i], theta = threshold(vth, beta, bprev[i]), m = hi - theta;
+        const T s = fire(m), sg = surrogate_grad<K>(m, alpha);
+        const T gS = gs[i] + gb[i] + keep * gv[i] * lif_dv_ds<HARD>(hi, theta, vr);
+        const T gm = gS * sg;
+        const T g = gv[i] * lif_dv_dh<HARD>(s) + gm;
+        const T gtheta = -gm - soft * gv[i] * s;
+        gx[i] = g * dhdx;
+        gh[i] = g;
+        gv[i] = g * one_minus_d;
+        gb[i] = rho * gb[i] + beta * gtheta;
+      }
+      if (a.grad_decay) {  // gd += Σ gH·∂H/∂d, V[t-1] recomputed from H[t-1], B[t-2] (or V0)
+        for (int64_t i = 0; i < len; ++i) {
+          T vp;
+          if (t > 0) {
+            const T hp = a.h_seq[off - a.n + i];
+            const T bp = t > 1 ? a.b_seq[off - 2 * a.n + i] : a.b0[i0 + i];
+            const T th = threshold(vth, beta, bp);
+            vp = lif_reset<HARD>(hp, fire(hp - th), th, vr);
+          } else {
+            vp = a.v0[i0 + i];
+          }
+          acc += double(gh[i] * lif_dh_dd<DI>(vp, DI ? a.x[off + i] : T(0), vr));
+        }
+      }
+    }
+    copy_n(a.grad_v0 + i0, gv, len);
+    copy_n(a.grad_b0 + i0, gb, len);
+    if (a.grad_decay) partial[blk] = acc;
+  });
+  if (a.grad_decay) *a.grad_decay = ordered_sum(partial);
+}
+
+}  // namespace
+
+template <typename T>
+void alif_forward(const AlifForward<T>& a, const AlifParams& p, int threads) {
+  dispatch_bool(p.lif.decay_input, [&](auto di) {
+    dispatch_bool(p.lif.hard_reset, [&](auto hard) { forward_impl<di.value, hard.value>(a, p, threads); });
+  });
+}
+
+template <typename T>
+void alif_backward(const AlifBackward<T>& a, const AlifParams& p, int threads) {
+  dispatch_kind(p.lif.surrogate, [&](auto k) {
+    dispatch_bool(p.lif.decay_input, [&](auto di) {
+      dispatch_bool(p.lif.hard_reset, [&](auto hard) { backward_impl<k.value, di.value, hard.value>(a, p, threads); });
+    });
+  });
+}
+
+template void alif_forward<float>(const AlifForward<float>&, const AlifParams&, int);
+template void alif_forward<double>(const AlifForward<double>&, const AlifParams&, int);
+template void alif_backward<float>(const AlifBackward<float>&, const AlifParams&, int);
+template void alif_backward<double>(const AlifBackward<double>&, const AlifParams&, int);
+
+}  // namespace cpu
+}  // namespace snn

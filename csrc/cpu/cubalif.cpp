@@ -1,0 +1,112 @@
+// CUBALIF (current-based LIF of Loihi 2, float mode): fused multi-step forward and backward.
+//
+// Must equal the torch reference snn.functional.cubalif.cubalif_multistep. With
+// c_u = 1 - du and c_v = 1 - dv (computed in double, as the reference's python does):
+//
+//   forward   U[t] = U[t-1]·c_u + X[t]
+//             P[t] = V[t-1]·c_v + U[t] + bias         (V before the reset)
+//             S[t] = Θ_strict(P[t] - V_th)             (fires on P > V_th, as Lava)
+//             V[t] = S ? 0 : P
+//   backward  (reverse in t; carries gU = ∂L/∂U[t], gV = ∂L/∂V[t])
+//             gV += gVseq[t];  σ = σ'(P - V_th)
+//             gS = gS_out[t] - keep·gV·P;   gP = gV·(1 - S) + gS·σ
+//             gU += gP;  gX[t] = gU;  gU ← gU·c_u;  gV ← gP·c_v
+//
+// Saved by the forward (only when a gradient is needed): P[t] alone.
+#include "cpu/cpu_kernels.h"
+#include "cpu/parallel.h"
+#include "dispatch.h"
+#include "neuron_math.h"
+
+namespace snn {
+namespace cpu {
+namespace {
+
+template <typename T>
+void forward_impl(const CubaForward<T>& a, const CubaParams& p, int threads) {
+  const T cu = T(p.cu), cv = T(p.cv), vth = T(p.v_threshold), bias = T(p.bias);
+  for_each_block(a.n, threads, [&](int64_t, int64_t i0, int64_t i1) {
+    const int64_t len = i1 - i0;
+    alignas(64) T u[kBlock];
+    alignas(64) T v[kBlock];
+    alignas(64) T pre[kBlock];
+    copy_n(u, a.u0 + i0, len);
+    copy_n(v, a.v0 + i0, len);
+    for (int64_t t = 0; t < a.steps; ++t) {
+      const int64_t off = t * a.n + i0;
+      const T* __restrict x = a.x + off;
+      T* __restrict s = a.spikes + off;
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) {
+        u[i] = u[i] * cu + x[i];
+        const T pi = v[i] * cv + u[i] + bias;
+        const T si = fire_strict(pi - vth);
+        s[i] = si;
+        pre[i] = pi;
+        v[i] = si != T(0) ? T(0) : pi;
+      }
+      if (a.vpre_seq) copy_n(a.vpre_seq + off, pre, len);
+      if (a.v_seq) copy_n(a.v_seq + off, v, len);
+    }
+    copy_n(a.u_last + i0, u, len);
+    copy_n(a.v_last + i0, v, len);
+  });
+}
+
+template <int K, typename T>
+void backward_impl(const CubaBackward<T>& a, const CubaParams& p, int threads) {
+  const T cu = T(p.cu), cv = T(p.cv), vth = T(p.v_threshold), alpha = T(p.alpha);
+  const T keep = p.detach_reset ? T(0) : T(1);
+  for_each_block(a.n, threads, [&](int64_t, int64_t i0, int64_t i1) {
+    const int64_t len = i1 - i0;
+    alignas(64) T gu[kBlock];
+    alignas(64) T gv[kBlock];
+    if (a.grad_u_last) copy_n(gu, a.grad_u_last + i0, len);
+    else std::fill(gu, gu + len, T(0));
+    if (a.grad_v_last) copy_n(gv, a.grad_v_last + i0, len);
+    else std::fill(gv, gv + len, T(0));
+    for (int64_t t = a.steps - 1; t >= 0; --t) {
+      const int64_t off = t * a.n + i0;
+      if (a.grad_v_seq) {
+        const T* __restrict gvs = a.grad_v_seq + off;
+        for (int64_t i = 0; i < len; ++i) gv[i] += gvs[i];
+      }
+      const T* __restrict pre = a.vpre_seq + off;
+      const T* __restrict gs = a.grad_spikes + off;
+      T* __restrict gx = a.grad_x + off;
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) {
+        const T pi = pre[i], m = pi - vth;
+        const T s = fire_strict(m), sg = surrogate_grad<K>(m, alpha);
+        const T gS = gs[i] - keep * gv[i] * pi;
+        const T gp = gv[i] * (T(1) - s) + gS * sg;
+        const T g = gu[i] + gp;
+        gx[i] = g;
+        gu[i] = g * cu;
+        gv[i] = gp * cv;
+      }
+    }
+    copy_n(a.grad_u0 + i0, gu, len);
+    copy_n(a.grad_v0 + i0, gv, len);
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void cubalif_forward(const CubaForward<T>& a, const CubaParams& p, int threads) {
+  forward_impl(a, p, threads);
+}
+
+template <typename T>
+void cubalif_backward(const CubaBackward<T>& a, const CubaParams& p, int threads) {
+  dispatch_kind(p.surrogate, [&](auto k) { backward_impl<k.value>(a, p, threads); });
+}
+
+template void cubalif_forward<float>(const CubaForward<float>&, const CubaParams&, int);
+template void cubalif_forward<double>(const CubaForward<double>&, const CubaParams&, int);
+template void cubalif_backward<float>(const CubaBackward<float>&, const CubaParams&, int);
+template void cubalif_backward<double>(const CubaBackward<double>&, const CubaParams&, int);
+
+}  // namespace cpu
+}  // namespace snn
