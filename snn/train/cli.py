@@ -66,8 +66,15 @@ def _config(args) -> TrainConfig:
 def train_command(args) -> dict:
     from .trainer import Trainer
 
-    summary = Trainer(_config(args), resume=args.resume).fit()
-    return summary
+    import torch.distributed as dist
+
+    try:
+        trainer = Trainer(_config(args), resume=args.resume)
+        summary = trainer.fit()
+    finally:
+        if dist.is_available() and dist.is_initialized():  # joined by the trainer under torchrun
+            dist.destroy_process_group()
+    return summary if trainer.ctx.is_main else None  # only rank 0 prints and writes --json
 
 
 def demo_command(args) -> dict:

@@ -76,7 +76,7 @@ class OnlineTraces:
     def _pre(self, mod, args):
         x = args[0]
         prev = self.traces.get(mod)
-        a = x.detach() if prev is None else prev * self.lam + x.detach()
+        a = x.detach().clone() if prev is None else prev * self.lam + x.detach()  # own storage
         self.traces[mod] = a
         self._inputs[mod] = x
         # value a (the trace), gradient passed on to x unchanged
