@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from snn.export.loihi import (CubaNet, FixedLayer, FixedNet, Recurrent, SumPool2d, emulate_fixed, emulate_float,
+from snn.export.loihi import (FixedLayer, FixedNet, Recurrent, SumPool2d, emulate_fixed, emulate_float,
                               lower, quantize)
 from snn.neuron import CUBALIF, IF, LIF
 

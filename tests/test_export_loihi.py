@@ -60,7 +60,8 @@ def test_lowering_reproduces_snn_dynamics():
 def test_recurrent_layer_matches_its_module():
     g = torch.Generator().manual_seed(1)
     n = 16
-    net = nn.Sequential(nn.Linear(10, n), Recurrent(LIF(tau=2.0, backend="torch"), n, torch.randn(n, n, generator=g) * 0.5))
+    rec = Recurrent(LIF(tau=2.0, backend="torch"), n, torch.randn(n, n, generator=g) * 0.5)
+    net = nn.Sequential(nn.Linear(10, n), rec)
     with torch.no_grad():
         net[0].weight.mul_(3)
     x = (torch.rand(25, 3, 10, generator=g) < 0.5).float()

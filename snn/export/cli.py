@@ -19,7 +19,8 @@ def _add_common(p) -> None:
     from ..cli import add_json_option
 
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by `snn train`")
-    p.add_argument("--clip", action="store_true", help="clip values outside Loihi's ranges (counted) instead of failing")
+    p.add_argument("--clip", action="store_true",
+                   help="clip values outside Loihi's ranges (counted) instead of failing")
     add_json_option(p)
 
 
@@ -134,8 +135,9 @@ def deploy_command(args) -> dict:
         t0 = time.perf_counter()
         lava_out = run_lava(net, x_seq, batch_size=args.batch_size)
         t_lava = time.perf_counter() - t0
+        exact = args.mode == "fixed" or not net.readout
         summary.update(accuracy_lava=float((_predictions(lava_out, net.readout) == y).float().mean()),
-                       lava_s=t_lava, output_agreement=_agreement(lava_out, emu, exact=args.mode == "fixed" or not net.readout),
+                       lava_s=t_lava, output_agreement=_agreement(lava_out, emu, exact=exact),
                        prediction_agreement=_agreement(_predictions(lava_out, net.readout),
                                                        _predictions(emu, net.readout)))
         if not net.readout:

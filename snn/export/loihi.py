@@ -68,7 +68,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import surrogate as sg
-from ..neuron import ALIF, CUBALIF, IF, LIF, PLIF, BaseNeuron
+from ..neuron import ALIF, CUBALIF, IF, LIF, BaseNeuron
 
 __all__ = [
     "SumPool2d", "Recurrent", "CubaLayer", "CubaNet", "FixedLayer", "FixedNet", "LoweringError",
@@ -255,7 +255,6 @@ class FixedNet:
 # ----------------------------------------------------------------------------------------------------------------
 _AFFINE = (nn.Linear, nn.Conv2d, nn.Conv1d, nn.AvgPool2d, SumPool2d, nn.Flatten, nn.BatchNorm1d, nn.BatchNorm2d,
            nn.Dropout, nn.Identity, nn.Unflatten)
-_NEURONS = (IF, LIF, PLIF, CUBALIF)
 SUPPORTED_LAYERS = ("Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Unflatten",
                     "BatchNorm1d/2d (eval)", "Dropout (identity)", "Identity", "IF", "LIF", "PLIF", "CUBALIF",
                     "Recurrent (recurrent_weight + neuron)", "LiquidStateMachine (ideal weights)")
