@@ -164,3 +164,16 @@ def test_liquid_state_machine_lowers_exactly():
     ref = lsm(x)
     got = emulate_float(lower(lsm, (12,)), x).float()
     assert ref.sum() > 100 and float((ref == got).float().mean()) >= 0.999
+
+
+def test_recurrent_module_state_and_step_modes():
+    g = torch.Generator().manual_seed(6)
+    rec = Recurrent(LIF(tau=2.0, backend="torch"), 8, torch.randn(8, 8, generator=g))
+    x = torch.rand(10, 2, 8, generator=g) * 2
+    whole = rec(x)
+    snn.reset(rec)
+    halves = torch.cat([rec(x[:5]), rec(x[5:])])
+    snn.reset(rec)
+    rec.step_mode = "s"
+    steps = torch.stack([rec(xt) for xt in x])
+    assert torch.equal(whole, halves) and torch.equal(whole, steps)

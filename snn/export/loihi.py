@@ -68,6 +68,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import surrogate as sg
+from ..base import MemoryModule
 from ..neuron import ALIF, CUBALIF, IF, LIF, BaseNeuron
 
 __all__ = [
@@ -127,32 +128,38 @@ class SumPool2d(nn.Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class Recurrent(nn.Module):
+class Recurrent(MemoryModule):
     """A recurrent spiking layer: ``I[t] = x[t] + W_rec·S[t-1]``, ``S[t] = neuron(I[t])``.
 
-    ``neuron`` is an snn neuron (its ``step_mode`` is driven here); ``x`` is ``[T, B, N]``. This is the
-    documented form :func:`lower` maps onto a Lava LIF with a recurrent ``Dense`` (any module with a
-    ``recurrent_weight [N, N]`` and a ``neuron`` attribute is lowered the same way).
+    ``neuron`` is an snn neuron (driven one step at a time here); input ``[T, B, N]`` (``step_mode='m'``, the
+    default) or ``[B, N]`` (``'s'``). The last spikes are state, cleared by :meth:`reset` (and so by
+    ``snn.reset(net)``). This is the documented form :func:`lower` maps onto a Lava LIF with a recurrent
+    ``Dense`` (any module with a ``recurrent_weight [N, N]`` and a ``neuron`` attribute is lowered the same way).
     """
 
-    def __init__(self, neuron: BaseNeuron, n: int, weight: torch.Tensor | None = None):
-        super().__init__()
+    def __init__(self, neuron: BaseNeuron, n: int, weight: torch.Tensor | None = None, step_mode: str = "m"):
+        super().__init__(step_mode)
         self.neuron = neuron
         w = torch.zeros(n, n) if weight is None else torch.as_tensor(weight, dtype=torch.float32)
         if w.shape != (n, n):
             raise ValueError(f"Recurrent: weight must be [{n}, {n}], got {tuple(w.shape)}")
         self.recurrent_weight = nn.Parameter(w.clone())
+        self.s = None
 
-    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_seq = x.unsqueeze(0) if self.step_mode == "s" else x
         self.neuron.step_mode = "s"
-        s = torch.zeros_like(x_seq[0])
+        s = torch.zeros_like(x_seq[0]) if self.s is None else self.s
         out = []
-        for x in x_seq:
-            s = self.neuron(x + s @ self.recurrent_weight.t())
+        for x_t in x_seq:
+            s = self.neuron(x_t + s @ self.recurrent_weight.t())
             out.append(s)
-        return torch.stack(out)
+        self.s = s
+        y = torch.stack(out)
+        return y[0] if self.step_mode == "s" else y
 
     def reset(self):
+        self.s = None
         self.neuron.reset()
 
 
