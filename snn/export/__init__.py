@@ -1,14 +1,30 @@
 """Export to neuromorphic simulators.
 
 - :mod:`snn.export.loihi`: lowering to Loihi's CUBA LIF form, fixed-point quantizer, bit-accurate emulation, QAT.
-- :mod:`snn.export.lava`: run the lowered network in lava-nc (``floating_pt`` / ``fixed_pt``).
+- :mod:`snn.export.lava`: run the lowered network in lava-nc (``floating_pt`` / ``fixed_pt``), save/load it.
 - :mod:`snn.export.nir`: ``to_nir`` / ``from_nir``.
 - :mod:`snn.export.lava_compat`: the one place that makes lava-nc 0.10.0 import on Python 3.11.
 
-Lava and NIR are optional: they are imported only when these modules are used.
+Lava and NIR are optional: they are imported only when a function that needs them is used.
+
+>>> cuba = snn.export.lower(net, in_shape=(1, 28, 28), input_bits=8)    # float Loihi form
+>>> fixed = snn.export.quantize(cuba)                                   # Loihi 2 fixed point
+>>> out = snn.export.emulate_fixed(fixed, x_seq)                        # bit-exact, batched, CPU/GPU
+>>> out_lava = snn.export.run_lava(fixed, x_seq)                        # Lava fixed_pt: the same
+>>> graph = snn.export.to_nir(net, (1, 28, 28)); net2 = snn.export.from_nir(graph)
 """
+import importlib
+
 from .loihi import (CubaNet, FixedNet, LoihiRangeError, LoweringError, QATNet, Recurrent, SumPool2d, emulate_fixed,
                     emulate_float, lower, quantize)
 
+_LAZY = {"run_lava": "lava", "save_lowered": "lava", "load_lowered": "lava", "to_nir": "nir", "from_nir": "nir"}
+
 __all__ = ["lower", "quantize", "emulate_fixed", "emulate_float", "QATNet", "CubaNet", "FixedNet", "Recurrent",
-           "SumPool2d", "LoweringError", "LoihiRangeError"]
+           "SumPool2d", "LoweringError", "LoihiRangeError", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
