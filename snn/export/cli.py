@@ -90,6 +90,8 @@ def export_command(args) -> dict:
     save_lowered(net, args.out)
     summary.update(mode=args.mode, layers=[L.name for L in net.layers], input_bits=input_bits,
                    clipped=getattr(net, "report", {}).get("n_clipped", 0))
+    if args.mode == "fixed":
+        summary["fixed_point"] = net.report["layers"]
     return summary
 
 

@@ -509,8 +509,10 @@ def quantize(net: CubaNet, clip: bool = False, vth_target: int = VTH_TARGET) -> 
         layers.append(FixedLayer(name=L.name, weight=weight, weight_exp=int(wexp), bias_mant=mant, bias_exp=bexp,
                                  du=int(du), dv=int(dv), vth=int(vth), scale=scale, rec_weight=rec,
                                  rec_weight_exp=int(rexp), out_shape=L.out_shape))
+    summary = [{"name": L.name, "weight_exp": L.weight_exp, "vth": L.vth, "du": L.du, "dv": L.dv, "scale": L.scale,
+                "readout": L.readout} for L in layers]
     return FixedNet(in_shape=net.in_shape, layers=layers, input_bits=net.input_bits,
-                    report={"clipped": check.clipped, "n_clipped": sum(check.clipped.values())})
+                    report={"clipped": check.clipped, "n_clipped": sum(check.clipped.values()), "layers": summary})
 
 
 # ----------------------------------------------------------------------------------------------------------------
