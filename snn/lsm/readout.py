@@ -1,0 +1,194 @@
+r"""Light readouts on reservoir features: ridge regression, logistic regression, and contrastive projection heads.
+
+Ridge (closed form, targets one-hot ±1, features standardised ``z = (x - μ)/σ``)::
+
+    W = (ZᵀZ + α·I)⁻¹ Zᵀ Y        (primal, when F <= n)
+    W = Zᵀ (Z Zᵀ + α·I)⁻¹ Y       (dual, when F > n; the same solution)
+
+Logistic: softmax regression ``p = softmax(Z W + b)`` minimising cross-entropy + ``(λ/2)·||W||²``
+(full-batch L-BFGS).
+
+Contrastive heads (CLIP-style InfoNCE): two ANN projection heads ``f_a``, ``f_b`` map each modality to a unit
+vector; with similarities ``s_ij = <f_a(x_i), f_b(x'_j)> / τ`` the loss is::
+
+    L = -½ [ mean_i log Σ_{j∈P(i)} softmax_j(s_i·) + mean_j log Σ_{i∈P(j)} softmax_i(s_·j) ]
+
+where ``P(i)`` are the positives of ``i`` (pairs of the same class when labels are given; the diagonal
+otherwise, which is the standard InfoNCE).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["Standardizer", "RidgeReadout", "LogisticReadout", "ProjectionHead", "info_nce", "train_contrastive",
+           "make_readout", "READOUTS"]
+
+READOUTS = ("ridge", "logistic")
+
+
+def _check_xy(x, y=None, who="readout"):
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        raise ValueError(f"{who}: features must be a 2-D tensor [n, F], got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{who}: features contain NaN or Inf")
+    if y is not None:
+        if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x):
+            raise ValueError(f"{who}: labels must be a 1-D tensor with one label per row of the features")
+        if y.dtype.is_floating_point or (len(y) and y.min() < 0):
+            raise ValueError(f"{who}: labels must be non-negative integers")
+    return x.double()
+
+
+class Standardizer:
+    """``z = (x - μ) / σ`` per feature, with σ floored so that constant features stay finite."""
+
+    def fit(self, x: torch.Tensor) -> "Standardizer":
+        self.mean = x.mean(0)
+        self.std = x.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones_like(self.mean)
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class RidgeReadout:
+    """Ridge regression classifier (see the module docstring); ``alpha`` is the L2 strength."""
+
+    def __init__(self, alpha: float = 1.0):
+        if not alpha > 0:
+            raise ValueError(f"RidgeReadout: alpha must be > 0, got {alpha}")
+        self.alpha = float(alpha)
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor) -> "RidgeReadout":
+        x = _check_xy(x, y, "RidgeReadout")
+        self.n_classes = int(y.max()) + 1
+        self.scaler = Standardizer().fit(x)
+        z = self.scaler(x)
+        t = -torch.ones(len(y), self.n_classes, dtype=torch.float64)
+        t[torch.arange(len(y)), y] = 1.0
+        self.bias = t.mean(0)
+        t = t - self.bias
+        n, f = z.shape
+        if f <= n:
+            self.w = torch.linalg.solve(z.T @ z + self.alpha * torch.eye(f, dtype=z.dtype), z.T @ t)
+        else:
+            self.w = z.T @ torch.linalg.solve(z @ z.T + self.alpha * torch.eye(n, dtype=z.dtype), t)
+        return self
+
+    def decision_function(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scaler(_check_xy(x, None, "RidgeReadout")) @ self.w + self.bias
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decision_function(x).argmax(1)
+
+    def score(self, x, y) -> float:
+        return float((self.predict(x) == y).double().mean())
+
+
+class LogisticReadout(RidgeReadout):
+    """Multinomial logistic regression with L2 penalty ``l2`` (full-batch L-BFGS, ``max_iter`` steps)."""
+
+    def __init__(self, l2: float = 1e-3, max_iter: int = 200):
+        if not l2 >= 0:
+            raise ValueError(f"LogisticReadout: l2 must be >= 0, got {l2}")
+        self.l2, self.max_iter = float(l2), int(max_iter)
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor) -> "LogisticReadout":
+        x = _check_xy(x, y, "LogisticReadout")
+        self.n_classes = int(y.max()) + 1
+        self.scaler = Standardizer().fit(x)
+        z = self.scaler(x).float()
+        w = torch.zeros(z.shape[1], self.n_classes, requires_grad=True)
+        b = torch.zeros(self.n_classes, requires_grad=True)
+        opt = torch.optim.LBFGS([w, b], max_iter=self.max_iter, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(z @ w + b, y) + 0.5 * self.l2 * (w * w).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(closure)
+        self.w, self.bias = w.detach().double(), b.detach().double()
+        return self
+
+
+def make_readout(name: str, **kw):
+    """``'ridge'`` → :class:`RidgeReadout`, ``'logistic'`` → :class:`LogisticReadout`."""
+    if name == "ridge":
+        return RidgeReadout(**kw)
+    if name == "logistic":
+        return LogisticReadout(**kw)
+    raise ValueError(f"unknown readout {name!r}; accepted: {READOUTS}")
+
+
+class ProjectionHead(nn.Module):
+    """ANN projection ``x → normalize(W2·ReLU(W1·standardize(x)))`` onto the unit sphere of ``d_out`` dims."""
+
+    def __init__(self, d_in: int, d_out: int = 64, hidden: int = 256, dropout: float = 0.1):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(d_in))
+        self.register_buffer("std", torch.ones(d_in))
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, d_out))
+
+    def set_normalization(self, x: torch.Tensor) -> None:
+        s = Standardizer().fit(x.double())
+        self.mean.copy_(s.mean.float())
+        self.std.copy_(s.std.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net((x - self.mean) / self.std), dim=-1)
+
+
+def info_nce(za: torch.Tensor, zb: torch.Tensor, temperature: float = 0.1, labels_a=None, labels_b=None):
+    """Symmetric InfoNCE between unit embeddings ``za [n, d]`` and ``zb [m, d]`` (see the module docstring)."""
+    if za.dim() != 2 or zb.dim() != 2 or za.shape[1] != zb.shape[1]:
+        raise ValueError(f"info_nce: embeddings must be [n, d] and [m, d], got {tuple(za.shape)}, {tuple(zb.shape)}")
+    logits = za @ zb.T / temperature
+    if labels_a is None:
+        if len(za) != len(zb):
+            raise ValueError("info_nce: without labels the two batches must pair up row by row (same length)")
+        pos = torch.eye(len(za), dtype=torch.bool, device=za.device)
+    else:
+        pos = labels_a[:, None] == labels_b[None, :]
+    neg_inf = torch.finfo(logits.dtype).min
+
+    def one_side(lg, p):
+        lse_pos = torch.logsumexp(lg.masked_fill(~p, neg_inf), 1)
+        keep = p.any(1)
+        return -(lse_pos - torch.logsumexp(lg, 1))[keep].mean()
+
+    return 0.5 * (one_side(logits, pos) + one_side(logits.T, pos.T))
+
+
+def train_contrastive(xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor, *, d_out: int = 64,
+                      hidden: int = 256, temperature: float = 0.1, epochs: int = 200, batch: int = 128,
+                      lr: float = 1e-3, weight_decay: float = 1e-4, seed: int = 0):
+    """Train two :class:`ProjectionHead` s so that same-class samples of modality a and b align (InfoNCE with
+    class positives). Each step draws ``batch`` samples of each modality. Returns ``(head_a, head_b, losses)``."""
+    _check_xy(xa, ya, "train_contrastive(a)")
+    _check_xy(xb, yb, "train_contrastive(b)")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    ha, hb = ProjectionHead(xa.shape[1], d_out, hidden), ProjectionHead(xb.shape[1], d_out, hidden)
+    ha.set_normalization(xa)
+    hb.set_normalization(xb)
+    opt = torch.optim.AdamW(list(ha.parameters()) + list(hb.parameters()), lr=lr, weight_decay=weight_decay)
+    losses = []
+    ha.train()
+    hb.train()
+    for _ in range(epochs):
+        ia = torch.randint(len(xa), (batch,), generator=gen)
+        ib = torch.randint(len(xb), (batch,), generator=gen)
+        loss = info_nce(ha(xa[ia]), hb(xb[ib]), temperature, ya[ia], yb[ib])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    ha.eval()
+    hb.eval()
+    return ha, hb, losses

@@ -1,0 +1,268 @@
+r"""``LiquidStateMachine``: a fixed random reservoir of LIF neurons that turns event streams into features.
+
+Dynamics (one step = one time bin of the input; ``x[t]`` ``[B, n_in]``, spikes ``s[t]`` ``[B, N]``)::
+
+    I[t] = x[t] @ W_in + s[t-1] @ W_rec                   (input current, threshold units)
+    H[t] = V[t-1] - (V[t-1] - V_reset) / tau + I[t]       (LIF, decay_input=False, see snn.functional.lif)
+    s[t] = Θ(H[t] - V_th);  V[t] = H[t]·(1 - s[t]) + V_reset·s[t]
+
+``W_rec[pre, post]`` obeys Dale's law: rows of excitatory neurons are >= 0, rows of inhibitory ones <= 0
+(inhibitory magnitudes are multiplied by ``inh_gain``). Connectivity is random-sparse (``p_rec``) or
+distance-dependent on a 3-D grid (``connectivity='distance'``, ``lam``); see :mod:`snn.lsm.connectivity`.
+``W_rec`` is then scaled to the spectral radius ``spectral_radius`` (None: no scaling) and the input gain can
+be calibrated to a target firing rate (:meth:`LiquidStateMachine.calibrate`).
+
+With a device model (:class:`snn.lsm.ResistiveMemory`) the connected synapses are realised as differential
+pairs of resistive devices: ``device_weights='program'`` writes the ideal weights into the array (levels,
+programming noise, stuck-at faults), ``'switching'`` takes the magnitudes from stochastic switching of fresh
+devices, each pair oriented so that its sign follows Dale's law. Every array read (each time step) adds
+read noise. Unconnected synapses have no device (weight exactly 0).
+
+Features (:meth:`LiquidStateMachine.features`), with ``T`` split into ``n_bins`` equal bins:
+
+* ``counts``: spikes of each neuron in each bin;
+* ``traces``: mean over each bin of the low-pass trace ``r[t] = r[t-1]·exp(-1/trace_tau) + s[t]``.
+
+Input and recurrent steps are dense or sparse (CSR) matmuls, whichever is faster for the size and density
+(:class:`snn.lsm.synapses.SynapseMatrix`; ``recurrent='auto'``).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from .. import ops
+from .. import surrogate as sg
+from . import connectivity as C
+from .device import ResistiveMemory
+from .synapses import SynapseMatrix
+
+__all__ = ["LiquidStateMachine", "FEATURES"]
+
+FEATURES = ("counts", "traces", "both")
+_CONNECTIVITY = ("random", "distance")
+
+
+class LiquidStateMachine(nn.Module):
+    """N LIF neurons with fixed random input and recurrent weights (see the module docstring).
+
+    n_inputs:        input channels per step (e.g. 2·H·W event pixels).
+    n_neurons:       reservoir size N.
+    frac_exc:        fraction of excitatory neurons (Dale's law; 0.8 as in cortex).
+    connectivity:    'random' (probability ``p_rec``) or 'distance' (Maass 3-D grid, length ``lam``).
+    p_rec, lam, grid_shape: the recurrent connection parameters (``lam`` and grid in grid units).
+    p_in:            probability that an input channel connects to a neuron (within its receptive field).
+    input_shape:     (C, H, W) of the input channels for retinotopic input: each neuron sees the pixels within
+                     ``input_radius`` (pixels) of a random centre; None: random-sparse input over all channels.
+    input_frac_exc:  fraction of input synapses that are excitatory (the rest inhibitory: input fibres reach a
+                     neuron directly or through an inhibitory interneuron, so input weights may have either sign).
+    input_scale:     input drive (threshold units) when every input channel carries one event: the mean
+                     input weight is ``input_scale / (mean input fan-in)``; see also :meth:`calibrate`.
+    inh_gain:        inhibitory / excitatory weight magnitude ratio.
+    spectral_radius: target spectral radius of ``W_rec`` (None: mean magnitude 1/fan-in, unscaled).
+    tau:             membrane time constant (steps); v_threshold, v_reset as in :class:`snn.neuron.LIF`.
+    trace_tau:       time constant of the low-pass feature trace (steps).
+    device_model:    a :class:`ResistiveMemory` or None (ideal weights); device_weights: 'program'|'switching'.
+    recurrent:       'auto' | 'dense' | 'sparse' recurrent matmul.
+    backend:         neuron kernel backend passed to :func:`snn.ops.lif_multistep` ('inline' = a fused torch
+                     step in this module, faster for T=1 calls on CPU).
+    seed:            one seed → one reservoir.
+    """
+
+    def __init__(self, n_inputs: int, n_neurons: int = 1000, *, frac_exc: float = 0.8, connectivity: str = "random",
+                 p_rec: float = 0.1, lam: float = 2.0, grid_shape=None, p_in: float = 0.1, input_shape=None, input_radius: float = 3.0, input_frac_exc: float = 1.0, input_scale: float = 1.5,
+                 inh_gain: float = 2.0, spectral_radius: float | None = 1.0, tau: float = 10.0,
+                 v_threshold: float = 1.0, v_reset: float = 0.0, trace_tau: float = 5.0,
+                 device_model: ResistiveMemory | None = None, device_weights: str = "program",
+                 recurrent: str = "auto", backend: str = "inline", seed: int = 0):
+        super().__init__()
+        if int(n_inputs) < 1 or int(n_neurons) < 1:
+            raise ValueError(f"LiquidStateMachine: n_inputs and n_neurons must be >= 1, got {n_inputs}, {n_neurons}")
+        if connectivity not in _CONNECTIVITY:
+            raise ValueError(f"LiquidStateMachine: connectivity must be one of {_CONNECTIVITY}, got {connectivity!r}")
+        if recurrent not in ("auto", "dense", "sparse"):
+            raise ValueError(f"LiquidStateMachine: recurrent must be 'auto', 'dense' or 'sparse', got {recurrent!r}")
+        if device_weights not in ("program", "switching"):
+            raise ValueError(f"LiquidStateMachine: device_weights must be 'program' or 'switching', got {device_weights!r}")
+        if backend != "inline" and backend != "auto" and backend not in ops.BACKENDS:
+            raise ValueError(f"LiquidStateMachine: backend must be 'inline', 'auto' or one of {ops.BACKENDS}")
+        if not tau >= 1 or not trace_tau > 0:
+            raise ValueError(f"LiquidStateMachine: need tau >= 1 and trace_tau > 0 (steps), got {tau}, {trace_tau}")
+        if device_model is not None and not isinstance(device_model, ResistiveMemory):
+            raise TypeError(f"LiquidStateMachine: device_model must be a ResistiveMemory or None, "
+                            f"got {type(device_model).__name__}")
+        self.n_inputs, self.n_neurons = int(n_inputs), int(n_neurons)
+        self.tau, self.v_threshold, self.v_reset, self.trace_tau = float(tau), float(v_threshold), float(v_reset), float(trace_tau)
+        self.device_model, self.backend, self.seed = device_model, backend, int(seed)
+        self.config = dict(n_inputs=self.n_inputs, n_neurons=self.n_neurons, frac_exc=frac_exc,
+                           connectivity=connectivity, p_rec=p_rec, lam=lam, p_in=p_in, input_shape=input_shape, input_radius=input_radius,
+                           input_frac_exc=input_frac_exc, input_scale=input_scale,
+                           inh_gain=inh_gain, spectral_radius=spectral_radius, tau=tau, v_threshold=v_threshold,
+                           v_reset=v_reset, trace_tau=trace_tau, device_weights=device_weights, seed=seed,
+                           device_model=None if device_model is None else "rram")
+
+        gen = torch.Generator().manual_seed(self.seed)
+        n = self.n_neurons
+        exc = C.neuron_types(n, frac_exc, gen)
+        if connectivity == "random":
+            mask = C.random_mask(n, n, p_rec, gen, no_self=True)
+        else:
+            mask = C.distance_mask(exc, lam, gen, grid_shape)
+        sign = torch.where(exc, 1.0, -float(inh_gain))[:, None]  # Dale's law: the sign of the presynaptic row
+        mag = C.magnitudes((n, n), gen) * mask
+        fan_in = max(float(mask.sum()) / n, 1.0)
+        w_rec = sign * mag / fan_in
+        if spectral_radius is not None and mask.any():
+            rho = C.spectral_radius(w_rec)
+            if rho > 0:
+                w_rec = w_rec * (float(spectral_radius) / rho)
+        if input_shape is None:
+            in_mask = C.random_mask(self.n_inputs, n, p_in, gen)
+        else:
+            if math.prod(input_shape) != self.n_inputs:
+                raise ValueError(f"LiquidStateMachine: input_shape {tuple(input_shape)} does not hold "
+                                 f"n_inputs={self.n_inputs} channels")
+            in_mask = C.local_input_mask(input_shape, n, input_radius, p_in, gen)
+        in_fan = max(float(in_mask.sum()) / n, 1.0)
+        in_sign = torch.where(torch.rand(self.n_inputs, n, generator=gen) < input_frac_exc, 1.0, -1.0)
+        w_in = float(input_scale) / in_fan * C.magnitudes((self.n_inputs, n), gen) * in_mask * in_sign
+
+        self.register_buffer("exc", exc)
+        self.register_buffer("mask_rec", mask)
+        self.register_buffer("w_rec_ideal", w_rec)
+        self.register_buffer("w_in_ideal", w_in)
+        self.input_gain = 1.0
+        self._realise(device_weights, gen)
+        self.syn_in = SynapseMatrix(self.w_in, self.w_in_var, device_model)
+        self.syn_rec = SynapseMatrix(self.w_rec, self.w_rec_var, device_model, recurrent)
+        self.recurrent = self.syn_rec.mode
+
+    # -- weights -----------------------------------------------------------------------------------
+    def _realise(self, device_weights: str, gen: torch.Generator) -> None:
+        """The weights the simulation uses: ideal, or the device array's mean weights and read variances."""
+        dm = self.device_model
+        self.w_rec_var = self.w_in_var = None
+        if dm is None:
+            self.w_rec, self.w_in = self.w_rec_ideal, self.w_in_ideal
+            return
+        dgen = torch.Generator().manual_seed(dm.seed * 7919 + self.seed)
+        if device_weights == "program":
+            arr_rec = dm.program(self.w_rec_ideal, generator=dgen)
+            arr_in = dm.program(self.w_in_ideal, generator=dgen)
+        else:
+            arr_rec = self._switched(self.w_rec_ideal, dgen)
+            arr_in = self._switched(self.w_in_ideal, dgen)
+        m_rec, m_in = self.mask_rec.float(), (self.w_in_ideal != 0).float()
+        self.w_rec, self.w_in = arr_rec.weights() * m_rec, arr_in.weights() * m_in
+        self.w_rec_var, self.w_in_var = dm.read_variance(arr_rec) * m_rec, dm.read_variance(arr_in) * m_in
+
+    def _switched(self, w_ideal: torch.Tensor, gen: torch.Generator):
+        """Pairs from stochastic switching, oriented so that sign(G⁺ - G⁻) = sign of the ideal weight,
+        with the same mean magnitude as the ideal weights."""
+        arr = self.device_model.random_weights(w_ideal.shape, generator=gen)
+        flip = (torch.sign(arr.g_pos - arr.g_neg) * torch.sign(w_ideal)) < 0
+        gp, gn = torch.where(flip, arr.g_neg, arr.g_pos), torch.where(flip, arr.g_pos, arr.g_neg)
+        nz = w_ideal != 0
+        mean_ideal = float(w_ideal.abs()[nz].mean()) if nz.any() else 1.0
+        mean_dev = float((gp - gn).abs()[nz].mean()) if nz.any() else 1.0
+        arr.g_pos, arr.g_neg, arr.k = gp, gn, mean_ideal / max(mean_dev, 1e-12)
+        return arr
+
+    def stats(self) -> dict:
+        """Sizes, densities, Dale's-law violations and spectral radius of the realised weights."""
+        w = self.w_rec
+        rows_e, rows_i = w[self.exc], w[~self.exc]
+        viol = int((rows_e < 0).sum() + (rows_i > 0).sum())
+        return dict(n_neurons=self.n_neurons, n_exc=int(self.exc.sum()), rec_density=float(self.mask_rec.float().mean()),
+                    in_density=float((self.w_in != 0).float().mean()), dale_violations=viol,
+                    spectral_radius=C.spectral_radius(w), recurrent=self.recurrent, input_gain=self.input_gain)
+
+    # -- simulation --------------------------------------------------------------------------------
+    def _lif_step(self, v: torch.Tensor, i: torch.Tensor):
+        """One LIF step (decay_input=False, hard reset) → (spikes, new v)."""
+        d = 1.0 / self.tau
+        if self.backend == "inline":
+            h = v - (v - self.v_reset) * d + i
+            s = h >= self.v_threshold
+            return s.to(i.dtype), h.masked_fill_(s, self.v_reset)
+        s, v, _ = ops.lif_multistep(i[None], v, d, backend=self.backend, v_threshold=self.v_threshold,
+                                    v_reset=self.v_reset, decay_input=False, detach_reset=True,
+                                    surrogate=_HEAVISIDE)
+        return s[0], v
+
+    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"LiquidStateMachine: expected a tensor [T, B, n_inputs], got {type(x).__name__}")
+        if x.dim() != 3 or x.shape[2] != self.n_inputs:
+            raise ValueError(f"LiquidStateMachine: input must be [T, B, n_inputs={self.n_inputs}], got {tuple(x.shape)}")
+        x = x.float()
+        if not torch.isfinite(x).all():
+            raise ValueError("LiquidStateMachine: input contains NaN or Inf")
+        return x
+
+    @torch.no_grad()
+    def run(self, x: torch.Tensor, n_bins: int = 3, features: str = "both", record: bool = False):
+        """Simulate ``x [T, B, n_inputs]``; returns ``(features [B, F], spikes [T, B, N] uint8 or None)``.
+
+        ``F = n_bins·N`` for 'counts' or 'traces', ``2·n_bins·N`` for 'both' (counts first).
+        """
+        x = self._check_input(x)
+        if features not in FEATURES:
+            raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+        t_steps, b, _ = x.shape
+        if not 1 <= n_bins <= t_steps:
+            raise ValueError(f"n_bins must lie in [1, T={t_steps}], got {n_bins}")
+        n = self.n_neurons
+        i_in = self.syn_in(x.reshape(t_steps * b, -1) * self.input_gain).reshape(t_steps, b, n)
+        edges = [round(k * t_steps / n_bins) for k in range(n_bins + 1)]
+        counts = torch.zeros(n_bins, b, n)
+        traces = torch.zeros(n_bins, b, n)
+        v = torch.full((b, n), self.v_reset)
+        s = torch.zeros(b, n)
+        r = torch.zeros(b, n)
+        keep = math.exp(-1.0 / self.trace_tau)
+        out = torch.empty(t_steps, b, n, dtype=torch.uint8) if record else None
+        k = 0
+        for t in range(t_steps):
+            if t >= edges[k + 1]:
+                k += 1
+            s, v = self._lif_step(v, i_in[t] + self.syn_rec(s))
+            r.mul_(keep).add_(s)
+            counts[k] += s
+            traces[k] += r
+            if record:
+                out[t] = s.to(torch.uint8)
+        widths = torch.tensor([edges[j + 1] - edges[j] for j in range(n_bins)], dtype=torch.float32)[:, None, None]
+        traces /= widths
+        parts = {"counts": [counts], "traces": [traces], "both": [counts, traces]}[features]
+        feats = torch.cat([p.permute(1, 0, 2).reshape(b, -1) for p in parts], 1)
+        return feats, out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes ``[T, B, N]`` (float) for input ``[T, B, n_inputs]``."""
+        return self.run(x, n_bins=1, features="counts", record=True)[1].float()
+
+    def features(self, x: torch.Tensor, n_bins: int = 3, features: str = "both", batch_size: int = 256) -> torch.Tensor:
+        """Features ``[B, F]`` of ``x [T, B, n_inputs]``, simulated ``batch_size`` samples at a time."""
+        return torch.cat([self.run(x[:, i:i + batch_size], n_bins, features)[0]
+                          for i in range(0, x.shape[1], batch_size)])
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor, target_rate: float, iters: int = 12) -> float:
+        """Set the input gain so that the mean firing rate (spikes per neuron per step) on ``x`` is
+        ``target_rate``; bisection on log-gain. Returns the gain."""
+        if not 0 < target_rate < 1:
+            raise ValueError(f"target_rate must lie in (0, 1) spikes/neuron/step, got {target_rate}")
+        lo, hi = -6.0, 6.0
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            self.input_gain = math.exp(mid)
+            rate = float(self.run(x, n_bins=1, features="counts")[0].sum()) / (x.shape[0] * x.shape[1] * self.n_neurons)
+            lo, hi = (mid, hi) if rate < target_rate else (lo, mid)
+        self.input_gain = math.exp((lo + hi) / 2)
+        return self.input_gain
+
+
+_HEAVISIDE = sg.get(None)  # forward is Θ for every surrogate; the reservoir needs no gradient
