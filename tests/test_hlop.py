@@ -170,3 +170,13 @@ def test_unsupported_layers_are_rejected():
         HLOP(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)), layers=["1"])
     with pytest.raises(ValueError, match="traces have"):
         Subspace(4).hebbian(torch.randn(2, 5))
+
+
+def test_complement_form_equals_direct_projection_for_large_subspaces():
+    torch.manual_seed(0)
+    big = Subspace(12)
+    big.grow(9)
+    big.consolidate()
+    g = torch.randn(5, 12)
+    assert big._complement() is not None and big._complement().shape == (12, 3)
+    assert torch.allclose(big.project(g), project_out(g, big.H), atol=1e-5)

@@ -12,7 +12,9 @@ A strategy sees the training loop through a few hooks (all optional, no-ops in :
 - :class:`FineTune`: nothing (the lower bound: plain sequential training).
 - :class:`EWC`: online elastic weight consolidation, ``L + (λ/2) Σ_i F_i (θ_i - θ*_i)²`` with ``F`` the
   running sum over tasks of the diagonal empirical Fisher ``E[(∂L/∂θ)²]`` (estimated from mini-batch
-  gradients of the training method itself) and ``θ*`` the weights after the last task.
+  gradients of the training method itself), the sum rescaled to a maximum of 1 after each task so that ``λ`` is
+  the stiffness of the most important weight (SGD with step α and momentum β stays stable for
+  ``α λ < 2(1 + β)``), and ``θ*`` the weights after the last task.
 - :class:`Replay`: a buffer of ``per_task`` random training samples of each finished task; every batch adds
   the gradient of a replay batch of ``batch_size`` samples drawn from it.
 - :class:`HLOPStrategy`: HLOP (:mod:`snn.continual.hlop`): records presynaptic traces in the forward pass,
@@ -77,7 +79,7 @@ class EWC(Strategy):
 
     name = "ewc"
 
-    def __init__(self, lam: float = 1000.0, fisher_batches: int = 20):
+    def __init__(self, lam: float = 20.0, fisher_batches: int = 20):
         if lam < 0:
             raise ValueError(f"EWC: lambda must be >= 0, got {lam}")
         if fisher_batches < 1:
@@ -112,6 +114,8 @@ class EWC(Strategy):
         for n, f in fisher.items():
             self.fisher[n] = self.fisher.get(n, 0) + f / max(count, 1)
             self.anchor[n] = params[n].detach().clone()
+        top = max(float(f.max()) for f in self.fisher.values()) or 1.0
+        self.fisher = {n: f / top for n, f in self.fisher.items()}
 
     def info(self) -> dict:
         return {"lambda": self.lam, "fisher_batches": self.fisher_batches}

@@ -136,6 +136,7 @@ class Subspace(nn.Module):
         self.register_buffer("H", torch.zeros(0, self.n))
         self.register_buffer("velocity", torch.zeros(0, self.n))
         self.n_frozen = 0
+        self._complement_cache = None
 
     @property
     def k(self) -> int:
@@ -160,6 +161,7 @@ class Subspace(nn.Module):
         """Freeze every neuron learned so far: they now define the protected subspace."""
         self.n_frozen = self.k
         self.velocity.zero_()
+        self._complement_cache = None
 
     @torch.no_grad()
     def hebbian(self, x: torch.Tensor) -> None:
@@ -173,13 +175,7 @@ class Subspace(nn.Module):
         lr = self.lr
         if self.normalise:
             lr = lr / float((x * x).sum(1).mean().clamp_min(1e-12))
-        x_res = None
-        if frozen:
-            Hf = self.H[:frozen]
-            yf = x @ Hf.t()
-            if self.spiking_steps is not None:
-                yf = quantise_spikes(yf, self.spiking_scale, self.spiking_steps)
-            x_res = x - yf @ Hf
+        x_res = self.project(x) if frozen else None
         for _ in range(self.iterations):
             oja_step(self.H, x, lr, n_frozen=frozen, velocity=self.velocity[frozen:], momentum=self.momentum,
                      quantise=self._quantise(), x_res=x_res)
@@ -190,11 +186,29 @@ class Subspace(nn.Module):
         With spiking lateral neurons the response ``g Hᵀ`` is quantised to spike counts first."""
         if self.n_frozen == 0:
             return g
+        C = self._complement()
+        if C is not None:
+            return (g @ C) @ C.t()
         Hf = self.H[:self.n_frozen]
         y = g @ Hf.t()
         if self.spiking_steps is not None:
             y = quantise_spikes(y, self.spiking_scale, self.spiking_steps)
         return g - y @ Hf
+
+    def _complement(self) -> torch.Tensor | None:
+        """An orthonormal basis ``C`` (``[n, n - k]``) of the complement of the consolidated subspace, used when
+        that subspace fills more than half of the space: ``g - (g Hᵀ) H = (g C) Cᵀ`` for orthonormal ``H``, at
+        a cost of ``n - k`` instead of ``k`` per row. Computed once per consolidation (the eigenvectors of
+        ``I - HᵀH`` with eigenvalue above 1/2). Not used with spiking lateral neurons (their response is
+        quantised, which has no complement form), nor while the old neurons are still refined)."""
+        if self.spiking_steps is not None or self.refine_old or 2 * self.n_frozen <= self.n:
+            return None
+        if self._complement_cache is None or self._complement_cache[0] != self.n_frozen:
+            Hf = self.H[:self.n_frozen].double()
+            evals, evecs = torch.linalg.eigh(torch.eye(self.n, dtype=Hf.dtype, device=Hf.device) - Hf.t() @ Hf)
+            C = evecs[:, evals > 0.5].to(self.H.dtype).contiguous()
+            self._complement_cache = (self.n_frozen, C)
+        return self._complement_cache[1]
 
     def extra_repr(self) -> str:
         return f"n={self.n}, k={self.k}, frozen={self.n_frozen}, lr={self.lr}, spiking_steps={self.spiking_steps}"

@@ -43,9 +43,10 @@ def bwt(R) -> float:
 
 
 def summary(R) -> dict:
-    """``{'matrix': R as nested lists (NaN → None), 'acc': ACC, 'bwt': BWT}``."""
+    """``{'matrix': R as nested lists (NaN → None), 'acc': ACC, 'bwt': BWT}``; BWT is ``None`` for one task
+    or when the diagonal is missing (the multitask upper bound has only a last row)."""
     a = as_matrix(R)
-    b = bwt(a)
+    b = bwt(a) if not np.isnan(np.diag(a)[:-1]).any() else math.nan
     return {"matrix": [[None if np.isnan(v) else float(v) for v in row] for row in a], "acc": acc(a),
             "bwt": None if math.isnan(b) else b}
 

@@ -1,0 +1,87 @@
+"""``snn continual``: run one method on a continual-learning benchmark, write the accuracy matrix (JSON) and
+its heatmap (PNG).
+
+    snn continual --benchmark pfmnist --tasks 10 --method hlop --train-method bptt --epochs 1 --T 4 \\
+        --json results.json --out runs/pfmnist-hlop
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..io import atomic_write_json
+from .baselines import STRATEGIES
+from .experiment import DEFAULTS, run
+from .methods import METHODS
+from .metrics import plot_matrix
+
+__all__ = ["register", "main"]
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _int_list(s: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in s.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+
+
+def register(subparsers) -> None:
+    from ..cli import add_json_option
+
+    p = subparsers.add_parser("continual", help="continual learning: HLOP and baselines on task sequences",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--benchmark", choices=sorted(DEFAULTS), default="pfmnist",
+                   help="pfmnist / sfmnist: permuted / split Fashion-MNIST; pdigits / sdigits: the same on 8x8 digits")
+    p.add_argument("--method", choices=STRATEGIES, default="hlop")
+    p.add_argument("--train-method", choices=METHODS, default="bptt")
+    p.add_argument("--tasks", type=_positive_int, default=None, help="number of tasks (default 10 permuted, 5 split)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="epochs per task")
+    p.add_argument("--T", type=_positive_int, default=None, help="time steps")
+    p.add_argument("--batch-size", type=_positive_int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="SGD learning rate")
+    p.add_argument("--hidden", type=_int_list, default=None, help="hidden layer sizes, e.g. 256,256")
+    p.add_argument("--n-train", type=_positive_int, default=None, help="training samples per task (default all)")
+    p.add_argument("--n-test", type=_positive_int, default=None, help="test samples per task (default all)")
+    p.add_argument("--hlop-k-first", type=_int_list, default=None, help="lateral neurons per layer for task 1")
+    p.add_argument("--hlop-k-rest", type=_int_list, default=None, help="lateral neurons per layer for later tasks")
+    p.add_argument("--hlop-lr", type=float, default=None, help="Hebbian learning rate (relative to E|x|^2)")
+    p.add_argument("--hlop-spiking-steps", type=_positive_int, default=None,
+                   help="spiking lateral neurons: quantise their response to spike counts over this many steps")
+    p.add_argument("--ewc-lambda", type=float, default=None)
+    p.add_argument("--replay-per-task", type=_positive_int, default=None, help="replay buffer samples per task")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST IDX files")
+    p.add_argument("--out", default=None, help="directory for matrix.json and matrix.png")
+    p.add_argument("--quiet", action="store_true", help="no per-task log lines")
+    add_json_option(p)
+    p.set_defaults(func=main)
+
+
+def main(args) -> dict:
+    for name in ("lr", "hlop_lr", "ewc_lambda"):
+        v = getattr(args, name)
+        if v is not None and not v > 0 and not (name == "ewc_lambda" and v == 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {v}")
+    overrides = dict(n_tasks=args.tasks, epochs=args.epochs, T=args.T, batch_size=args.batch_size, lr=args.lr,
+                     hidden=args.hidden, n_train=args.n_train, n_test=args.n_test, hlop_k_first=args.hlop_k_first,
+                     hlop_k_rest=args.hlop_k_rest, hlop_lr=args.hlop_lr, hlop_spiking_steps=args.hlop_spiking_steps,
+                     ewc_lambda=args.ewc_lambda, replay_per_task=args.replay_per_task, seed=args.seed)
+    summary = run(args.benchmark, args.method, args.train_method, log=None if args.quiet else print,
+                  data_dir=args.data_dir, **overrides)
+    if args.out:
+        out = Path(args.out)
+        atomic_write_json(out / "matrix.json", summary)
+        plot_matrix(summary["matrix"], out / "matrix.png",
+                    title=f"{args.benchmark} {args.method} ({args.train_method}): ACC {100 * summary['acc']:.1f}")
+        summary["matrix_json"], summary["heatmap"] = str(out / "matrix.json"), str(out / "matrix.png")
+    return summary
