@@ -35,7 +35,7 @@ template <bool DI, bool HARD, typename T>
 void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
   const T d = T(p.lif.decay), vr = T(p.lif.v_reset), vth = T(p.lif.v_threshold);
   const T rho = T(p.rho), beta = T(p.beta);
-  for_each_block(a.n, threads, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(a.n, a.steps, threads, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     alignas(64) T v[kBlock];
     alignas(64) T bb[kBlock];
@@ -73,7 +73,7 @@ void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
   const T soft = HARD ? T(0) : T(1);
   const T one_minus_d = T(1) - d, dhdx = lif_dh_dx<DI, T>(d);
   std::vector<double> partial(a.grad_decay ? num_blocks(a.n) : 0, 0.0);
-  for_each_block(a.n, threads, [&](int64_t blk, int64_t i0, int64_t i1) {
+  for_each_block(a.n, a.steps, threads, [&](int64_t blk, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     alignas(64) T gv[kBlock];
     alignas(64) T gb[kBlock];

@@ -25,7 +25,7 @@ namespace {
 template <typename T>
 void forward_impl(const CubaForward<T>& a, const CubaParams& p, int threads) {
   const T cu = T(p.cu), cv = T(p.cv), vth = T(p.v_threshold), bias = T(p.bias);
-  for_each_block(a.n, threads, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(a.n, a.steps, threads, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     alignas(64) T u[kBlock];
     alignas(64) T v[kBlock];
@@ -57,7 +57,7 @@ template <int K, typename T>
 void backward_impl(const CubaBackward<T>& a, const CubaParams& p, int threads) {
   const T cu = T(p.cu), cv = T(p.cv), vth = T(p.v_threshold), alpha = T(p.alpha);
   const T keep = p.detach_reset ? T(0) : T(1);
-  for_each_block(a.n, threads, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(a.n, a.steps, threads, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     alignas(64) T gu[kBlock];
     alignas(64) T gv[kBlock];

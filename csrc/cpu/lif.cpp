@@ -28,7 +28,7 @@ namespace {
 template <bool DI, bool HARD, typename T>
 void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
   const T d = T(p.decay), vr = T(p.v_reset), vth = T(p.v_threshold);
-  for_each_block(a.n, threads, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(a.n, a.steps, threads, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     alignas(64) T v[kBlock];
     alignas(64) T h[kBlock];
@@ -58,7 +58,7 @@ void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
   const T keep = p.detach_reset ? T(0) : T(1);
   const T one_minus_d = T(1) - d, dhdx = lif_dh_dx<DI, T>(d);
   std::vector<double> partial(a.grad_decay ? num_blocks(a.n) : 0, 0.0);
-  for_each_block(a.n, threads, [&](int64_t b, int64_t i0, int64_t i1) {
+  for_each_block(a.n, a.steps, threads, [&](int64_t b, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     alignas(64) T gv[kBlock];
     alignas(64) T gh[kBlock];

@@ -12,14 +12,19 @@ namespace snn {
 namespace cpu {
 
 constexpr int64_t kBlock = 512;  // neurons per block: 2 KiB of float state per array
+// Least work (neuron-steps) worth one more thread: waking a sleeping OpenMP thread costs
+// microseconds on an idle machine and up to a scheduler time slice on a loaded one.
+constexpr int64_t kMinWorkPerThread = int64_t(1) << 16;
 
 inline int64_t num_blocks(int64_t n) { return (n + kBlock - 1) / kBlock; }
 
-// fn(block_index, begin, end) for every block, on up to `threads` threads.
+// fn(block_index, begin, end) for every block, on up to `threads` threads (fewer when the
+// n·steps neuron-steps are too little work to share).
 template <typename F>
-inline void for_each_block(int64_t n, int threads, F&& fn) {
+inline void for_each_block(int64_t n, int64_t steps, int threads, F&& fn) {
   const int64_t nb = num_blocks(n);
-  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, nb)));
+  const int64_t by_work = std::max<int64_t>(1, n * std::max<int64_t>(steps, 1) / kMinWorkPerThread);
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({int64_t(threads), nb, by_work})));
   if (nt == 1) {
     for (int64_t b = 0; b < nb; ++b) fn(b, b * kBlock, std::min(n, (b + 1) * kBlock));
     return;
