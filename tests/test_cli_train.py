@@ -33,7 +33,9 @@ def test_train_json_and_resume(tmp_path, capsys):
     args[args.index("--epochs") + 1] = "2"
     assert main(args + ["--resume"]) == 0
     assert "resumed from" in capsys.readouterr().out
-    assert json.loads((tmp_path / "s.json").read_text())["epochs"] == 2
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["epochs"] == 2
+    assert s["history"]["lr"][1] == pytest.approx(1e-3 * 0.5)  # the cosine schedule now spans 2 epochs
 
 
 @pytest.mark.parametrize("flags", [["--method", "hebb"], ["--model", "resnet"], ["--dataset", "mnist"],

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import data, encoding
+from .. import checks, data, encoding
 from ..functional import reset
 from ..io import atomic_write_json
 from ..models import build_model, spiking_layers
@@ -77,9 +77,15 @@ class _FiringRates:
 
 class Trainer:
     """Train a preset with BPTT, DSR or OTTT. ``log`` receives one line per epoch (rank 0 only);
-    ``on_batch(trainer, i)`` is called after every batch (tests use it to interrupt)."""
+    ``on_batch(trainer, i)`` is called after every batch (tests use it to interrupt).
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False, log=print, on_batch=None):
+    ``model`` trains your own network instead of the preset (input ``[T, B, ...]``, output
+    ``[T, B, classes]``, state cleared by :func:`snn.functional.reset` or by the network itself); its
+    checkpoints then cannot be rebuilt by :func:`load_model`, only loaded into the same network.
+    """
+
+    def __init__(self, config: TrainConfig, *, resume: bool = False, log=print, on_batch=None,
+                 model: nn.Module | None = None):
         self.cfg = config.validate()
         self.ctx = D.setup()
         self.log = log if self.ctx.is_main else None
@@ -97,8 +103,12 @@ class Trainer:
         self.train_x, self.train_y = self._load("train", self.cfg.train_limit)
         self.test_x, self.test_y = self._load("test", self.cfg.test_limit)
         num_classes = int(max(self.train_y.max(), self.test_y.max())) + 1
-        self.model_config = self.cfg.model_config(self.train_x.shape[1:], max(num_classes, 10))
-        self.model = build_model(self.model_config).to(self.ctx.device)
+        if model is None:
+            self.model_config = self.cfg.model_config(self.train_x.shape[1:], max(num_classes, 10))
+            model = build_model(self.model_config)
+        else:
+            self.model_config = {"model": "custom", "class": type(model).__name__}
+        self.model = model.to(self.ctx.device)
         if self.ctx.enabled:
             D.broadcast_model(self.model)
         self.method = make_method(self.cfg.method, neuron=self.cfg.neuron, tau=self.cfg.tau,
@@ -174,10 +184,23 @@ class Trainer:
         self.history = ckpt["history"]
         self.epoch, self.batch, self.partial = ckpt["epoch"], ckpt["batch"], ckpt["partial"]
         set_rng_state(ckpt["rng"])
+        if ckpt["train_config"]["epochs"] != self.cfg.epochs:
+            self._stretch_schedule()
         self.resumed_from = (self.epoch, self.batch)
         if self.log:
             where = f"epoch {self.epoch}" + (f", batch {self.batch}" if self.batch else "")
             self.log(f"resumed from {self.checkpoint_path} after {where}")
+
+    def _stretch_schedule(self) -> None:
+        """Resuming with a different --epochs: the cosine schedule continues over the new length,
+        lr = eta_min + (base_lr - eta_min)·(1 + cos(π·epoch/epochs))/2."""
+        sched = self.scheduler
+        sched.T_max = self.cfg.epochs
+        for group, base in zip(self.optimizer.param_groups, sched.base_lrs):
+            group["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * self.epoch / sched.T_max)) / 2
+        sched._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        if self.log:
+            self.log(f"epochs changed to {self.cfg.epochs}: the cosine schedule now spans {self.cfg.epochs} epochs")
 
     # -- data -----------------------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -220,6 +243,9 @@ class Trainer:
                     loss, logits = self.method.train_batch(self.model, x_seq, y, self.optimizer, float(len(g)),
                                                            self._sync)
                 self._consistent = True
+                if not math.isfinite(loss):
+                    raise RuntimeError(f"the loss became {loss} at epoch {self.epoch + 1}, batch {i + 1}; "
+                                             f"lower the learning rate (--lr {self.cfg.lr})")
                 p["loss"] += loss * len(g)  # loss is the local sum / global size
                 p["correct"] += int((logits.argmax(1) == y).sum())
                 p["n"] += len(idx)
@@ -279,6 +305,8 @@ class Trainer:
         """Train up to ``cfg.epochs`` epochs; returns the summary dict."""
         self._consistent = True
         old_handler = self._install_sigint()
+        finite_checks = checks._FINITE_CHECKS
+        checks.set_finite_checks(False)  # per-layer NaN scans cost ~10% on CPU; the loss is checked instead
         try:
             while self.epoch < self.cfg.epochs:
                 train = self.train_epoch()
@@ -299,6 +327,7 @@ class Trainer:
                 self.log("interrupted inside an update: the checkpoint of the last completed epoch is kept")
             raise
         finally:
+            checks.set_finite_checks(finite_checks)
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
         return self.summary()

@@ -1,0 +1,136 @@
+"""Issue 2's benchmark: the csnn preset (32/64 channels, T=4, LIF) on full Fashion-MNIST, 2 CPU threads,
+side by side with the same architecture built from SpikingJelly's modules, trained by the same Trainer
+(same data, seed, epochs, optimizer, schedule and loop).
+
+    .venv/bin/python benchmarks/train_fashion.py --epochs 3 --json runs/bench_fashion.json
+
+Prints and writes (``--json``) accuracy and seconds per epoch for both; ``--only snn|sj`` runs one side.
+Results go into ``benchmarks/RESULTS.md`` (section "Training on Fashion-MNIST (issue 2)") by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+import torch.nn as nn
+
+from snn.io import atomic_write_json
+from snn.train import TrainConfig, Trainer
+
+
+class SJWrapper(nn.Module):
+    """SpikingJelly network: multi-step, state cleared after every forward (the trainer resets snn modules only)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x_seq):
+        from spikingjelly.activation_based import functional
+
+        out = self.net(x_seq)
+        functional.reset_net(self.net)
+        return out
+
+
+def spikingjelly_csnn(channels=(32, 64), num_classes=10, tau=2.0, size=28):
+    """The csnn preset, from SpikingJelly 2.0's modules: same layers, same LIF (ATan, detach_reset, hard reset)."""
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
+
+    c1, c2 = channels
+    net = nn.Sequential(
+        layer.Conv2d(1, c1, 3, padding=1, bias=False), layer.BatchNorm2d(c1),
+        neuron.LIFNode(tau=tau, surrogate_function=surrogate.ATan(), detach_reset=True), layer.MaxPool2d(2, 2),
+        layer.Conv2d(c1, c2, 3, padding=1, bias=False), layer.BatchNorm2d(c2),
+        neuron.LIFNode(tau=tau, surrogate_function=surrogate.ATan(), detach_reset=True), layer.MaxPool2d(2, 2),
+        layer.Flatten(), layer.Linear(c2 * (size // 4) ** 2, num_classes))
+    functional.set_step_mode(net, "m")
+    return SJWrapper(net)
+
+
+def run(side: str, args) -> dict:
+    cfg = TrainConfig(dataset=args.dataset, model="csnn", channels=[32, 64], neuron="lif", method="bptt", T=4,
+                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
+                      data_dir=args.data_dir, train_limit=args.train_limit, out=f"{args.out}/{side}",
+                      backend=args.backend)
+    torch.manual_seed(cfg.seed)
+    model = spikingjelly_csnn(size=8 if args.dataset == "digits" else 28) if side == "sj" else None
+    trainer = Trainer(cfg, model=model, log=lambda line: print(f"[{side}] {line}", flush=True))
+    t0 = time.perf_counter()
+    s = trainer.fit()
+    return {"side": side, "test_acc": s["test_acc"], "best_test_acc": s["best_test_acc"],
+            "seconds_per_epoch": s["seconds_per_epoch"], "train_seconds": s["train_seconds"],
+            "wall_seconds": time.perf_counter() - t0, "epochs": s["epochs"], "backend": s["backend"],
+            "history": {k: s["history"][k] for k in ("test_acc", "train_acc", "epoch_seconds")}}
+
+
+def speed(args) -> dict:
+    """Seconds per training batch of both networks, measured alternately on the same batches (fair under noise)."""
+    from snn import data, encoding
+    from snn.models import build_model, model_config
+    from snn.train.methods import BPTT
+
+    torch.set_num_threads(args.threads)
+    x, y = data.load("fashion-mnist", "train", args.data_dir)
+    torch.manual_seed(args.seed)
+    nets = {"snn": build_model(model_config("csnn", backend=args.backend))}
+    torch.manual_seed(args.seed)
+    nets["sj"] = spikingjelly_csnn()
+    opts = {k: torch.optim.Adam(m.parameters(), lr=args.lr) for k, m in nets.items()}
+    times = {k: [] for k in nets}
+    gen = torch.Generator().manual_seed(args.seed)
+    for i, (xb, yb) in enumerate(data.batches(x, y, args.batch_size, shuffle=True, generator=gen)):
+        if i >= args.speed_batches + 1:
+            break
+        for k in (("snn", "sj") if i % 2 else ("sj", "snn")):
+            t0 = time.perf_counter()
+            BPTT().train_batch(nets[k], encoding.direct(xb, 4), yb, opts[k], float(len(yb)))
+            if i:  # the first batch warms up
+                times[k].append(time.perf_counter() - t0)
+    n_batches = -(-len(x) // args.batch_size)
+    return {k: {"seconds_per_batch": sum(v) / len(v), "seconds_per_epoch_estimate": sum(v) / len(v) * n_batches,
+                "batches": len(v)} for k, v in times.items()}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "digits"),
+                   help="digits: a quick side-by-side check at small scale")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--train-limit", type=int, default=None)
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--only", choices=("snn", "sj"), default=None)
+    p.add_argument("--out", default="runs/bench_fashion")
+    p.add_argument("--json", default=None)
+    p.add_argument("--speed-batches", type=int, default=0,
+                   help="only time N training batches of each network, alternating, and estimate s/epoch")
+    args = p.parse_args(argv)
+    if args.speed_batches:
+        res = speed(args)
+        print(json.dumps(res, indent=1))
+        if args.json:
+            atomic_write_json(args.json, {"config": vars(args), "speed": res})
+        return
+    results = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+                           "torch": torch.__version__, "python": platform.python_version()},
+               "config": vars(args), "runs": []}
+    for side in ([args.only] if args.only else ["snn", "sj"]):
+        results["runs"].append(run(side, args))
+        if args.json:
+            atomic_write_json(args.json, results)
+    for r in results["runs"]:
+        print(f"{r['side']:>4}: test acc {r['test_acc']:.4f} (best {r['best_test_acc']:.4f}) after {r['epochs']} "
+              f"epochs, {r['seconds_per_epoch']:.1f} s/epoch, backend {r['backend']}")
+    print(json.dumps({r["side"]: round(r["test_acc"], 4) for r in results["runs"]}))
+
+
+if __name__ == "__main__":
+    main()
