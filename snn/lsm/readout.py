@@ -55,27 +55,56 @@ class Standardizer:
 
 
 class RidgeReadout:
-    """Ridge regression classifier (see the module docstring); ``alpha`` is the L2 strength."""
+    """Ridge regression classifier (see the module docstring).
 
-    def __init__(self, alpha: float = 1.0):
-        if not alpha > 0:
-            raise ValueError(f"RidgeReadout: alpha must be > 0, got {alpha}")
-        self.alpha = float(alpha)
+    ``alpha``: the L2 strength, or ``'auto'``: pick it from ``alphas`` by accuracy on a stratified-by-chance
+    ``val_fraction`` of the training set (one eigendecomposition serves every alpha), then refit on all of it.
+    """
+
+    ALPHAS = (1.0, 10.0, 100.0, 1e3, 3e3, 1e4, 3e4, 1e5)
+
+    def __init__(self, alpha="auto", alphas=ALPHAS, val_fraction: float = 0.2, seed: int = 0):
+        if alpha != "auto" and not (isinstance(alpha, (int, float)) and alpha > 0):
+            raise ValueError(f"RidgeReadout: alpha must be > 0 or 'auto', got {alpha!r}")
+        self.alpha, self.alphas, self.val_fraction, self.seed = alpha, tuple(alphas), val_fraction, seed
+
+    @staticmethod
+    def _solutions(z: torch.Tensor, t: torch.Tensor, alphas):
+        """Ridge weights for every alpha from one eigendecomposition (primal if F <= n, else dual)."""
+        n, f = z.shape
+        if f <= n:
+            s, v = torch.linalg.eigh(z.T @ z)
+            proj = v.T @ (z.T @ t)
+            return [v @ (proj / (s + a)[:, None]) for a in alphas]
+        s, v = torch.linalg.eigh(z @ z.T)
+        proj = v.T @ t
+        return [z.T @ (v @ (proj / (s + a)[:, None])) for a in alphas]
+
+    def _targets(self, y):
+        t = -torch.ones(len(y), self.n_classes, dtype=torch.float64)
+        t[torch.arange(len(y)), y] = 1.0
+        return t
 
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> "RidgeReadout":
         x = _check_xy(x, y, "RidgeReadout")
         self.n_classes = int(y.max()) + 1
-        self.scaler = Standardizer().fit(x)
-        z = self.scaler(x)
-        t = -torch.ones(len(y), self.n_classes, dtype=torch.float64)
-        t[torch.arange(len(y)), y] = 1.0
-        self.bias = t.mean(0)
-        t = t - self.bias
-        n, f = z.shape
-        if f <= n:
-            self.w = torch.linalg.solve(z.T @ z + self.alpha * torch.eye(f, dtype=z.dtype), z.T @ t)
+        if self.alpha == "auto":
+            perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.seed))
+            n_val = max(1, int(self.val_fraction * len(y)))
+            va, tr = perm[:n_val], perm[n_val:]
+            sc = Standardizer().fit(x[tr])
+            t = self._targets(y[tr])
+            b = t.mean(0)
+            ws = self._solutions(sc(x[tr]), t - b, self.alphas)
+            accs = [float(((sc(x[va]) @ w + b).argmax(1) == y[va]).double().mean()) for w in ws]
+            self.alpha_ = self.alphas[max(range(len(accs)), key=accs.__getitem__)]
+            self.val_accuracy_ = dict(zip(self.alphas, accs))
         else:
-            self.w = z.T @ torch.linalg.solve(z @ z.T + self.alpha * torch.eye(n, dtype=z.dtype), t)
+            self.alpha_ = float(self.alpha)
+        self.scaler = Standardizer().fit(x)
+        t = self._targets(y)
+        self.bias = t.mean(0)
+        self.w = self._solutions(self.scaler(x), t - self.bias, [self.alpha_])[0]
         return self
 
     def decision_function(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,7 +120,7 @@ class RidgeReadout:
 class LogisticReadout(RidgeReadout):
     """Multinomial logistic regression with L2 penalty ``l2`` (full-batch L-BFGS, ``max_iter`` steps)."""
 
-    def __init__(self, l2: float = 1e-3, max_iter: int = 200):
+    def __init__(self, l2: float = 1e-2, max_iter: int = 200):
         if not l2 >= 0:
             raise ValueError(f"LogisticReadout: l2 must be >= 0, got {l2}")
         self.l2, self.max_iter = float(l2), int(max_iter)

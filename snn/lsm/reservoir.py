@@ -72,8 +72,8 @@ class LiquidStateMachine(nn.Module):
     """
 
     def __init__(self, n_inputs: int, n_neurons: int = 1000, *, frac_exc: float = 0.8, connectivity: str = "random",
-                 p_rec: float = 0.1, lam: float = 2.0, grid_shape=None, p_in: float = 0.1, input_shape=None, input_radius: float = 3.0, input_frac_exc: float = 1.0, input_scale: float = 1.5,
-                 inh_gain: float = 2.0, spectral_radius: float | None = 1.0, tau: float = 10.0,
+                 p_rec: float = 0.1, lam: float = 2.0, grid_shape=None, p_in: float = 0.1, input_shape=None, input_radius: float = 3.0, input_frac_exc: float = 1.0, input_scale: float = 3.0,
+                 inh_gain: float = 2.0, spectral_radius: float | None = 1.0, tau: float = 3.0,
                  v_threshold: float = 1.0, v_reset: float = 0.0, trace_tau: float = 5.0,
                  device_model: ResistiveMemory | None = None, device_weights: str = "program",
                  recurrent: str = "auto", backend: str = "inline", seed: int = 0):

@@ -1,0 +1,80 @@
+"""Readouts fit a separable synthetic task; contrastive heads align two modalities; bad inputs are clear errors."""
+import pytest
+import torch
+
+from snn.lsm.readout import LogisticReadout, RidgeReadout, info_nce, make_readout, train_contrastive
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: the fastest for these small ops on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
+def _blobs(n=300, d=20, k=4, seed=0, spread=0.3):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(k, d, generator=g) * 3
+    y = torch.randint(0, k, (n,), generator=g)
+    return centres[y] + spread * torch.randn(n, d, generator=g), y
+
+
+@pytest.mark.parametrize("name", ["ridge", "logistic"])
+def test_readouts_fit_separable_task(name):
+    x, y = _blobs()
+    xt, yt = _blobs(seed=0)[0][:100], _blobs(seed=0)[1][:100]
+    r = make_readout(name).fit(x, y)
+    assert r.score(x, y) == 1.0 and r.score(xt, yt) == 1.0
+
+
+def test_ridge_primal_and_dual_agree():
+    x, y = _blobs(n=50, d=80)
+    a = RidgeReadout(alpha=3.0).fit(x, y)
+    b = RidgeReadout(alpha=3.0).fit(x[:, :40], y)
+    assert a.decision_function(x).shape == (50, 4) and b.score(x[:, :40], y) == 1.0
+    # dual (F > n) equals the primal normal equations
+    z = a.scaler(x.double())
+    t = -torch.ones(50, 4, dtype=torch.float64)
+    t[torch.arange(50), y] = 1
+    w = torch.linalg.solve(z.T @ z + 3.0 * torch.eye(80, dtype=torch.float64), z.T @ (t - t.mean(0)))
+    assert torch.allclose(a.w, w, atol=1e-6)
+    auto = RidgeReadout().fit(x, y)
+    assert auto.alpha_ in RidgeReadout.ALPHAS
+
+
+def test_info_nce_prefers_aligned_pairs():
+    z = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    other = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    assert info_nce(z, z, 0.1) < info_nce(z, other, 0.1)
+    labels = torch.arange(8) % 2
+    assert torch.isfinite(info_nce(z, other, 0.1, labels, labels))
+
+
+def test_contrastive_heads_align_modalities():
+    xa, ya = _blobs(n=200, d=12, k=3, seed=1)
+    xb, yb = _blobs(n=200, d=30, k=3, seed=2)
+    ha, hb, losses = train_contrastive(xa, ya, xb, yb, d_out=8, hidden=32, epochs=100, batch=64)
+    assert losses[-1] < losses[0]
+    with torch.no_grad():
+        za, zb = ha(xa), hb(xb)
+    protos = torch.nn.functional.normalize(torch.stack([zb[yb == c].mean(0) for c in range(3)]), dim=-1)
+    assert float(((za @ protos.T).argmax(1) == ya).float().mean()) > 0.95
+
+
+def test_bad_inputs():
+    x, y = _blobs()
+    with pytest.raises(ValueError, match="one label per row"):
+        RidgeReadout().fit(x, y[:-1])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        RidgeReadout().fit(x, y.float())
+    with pytest.raises(ValueError, match="NaN"):
+        LogisticReadout().fit(torch.full_like(x, float("nan")), y)
+    with pytest.raises(ValueError, match="alpha"):
+        RidgeReadout(alpha=-1)
+    with pytest.raises(ValueError, match="unknown readout"):
+        make_readout("svm")
+    with pytest.raises(ValueError, match="same length"):
+        info_nce(torch.randn(3, 4), torch.randn(5, 4))
