@@ -45,3 +45,14 @@ def test_install_is_idempotent_and_import_lava_works():
 def test_missing_lava_module_gives_install_hint():
     with pytest.raises(lava_compat.LavaUnavailable, match="pip install"):
         lava_compat.import_lava("lava.no_such_module_xyz")
+
+
+def test_lava_imports_after_the_start_method_was_fixed_elsewhere():
+    # torch.distributed, DataLoader workers or multiprocessing.get_start_method() fix the start method;
+    # Lava's own unguarded set_start_method('fork') would then raise "context has already been set".
+    out = _run("import multiprocessing as mp; mp.set_start_method('spawn'); "
+               "from snn.export import lava_compat as c; "
+               "c.import_lava('lava.magma.runtime.message_infrastructure.multiprocessing'); "
+               "print(mp.get_start_method())")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "fork"

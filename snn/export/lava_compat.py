@@ -34,6 +34,13 @@ PATCHES: dict[str, list[tuple[str, str]]] = {
         (r"^from dataclasses import dataclass, InitVar\s*$",
          "from dataclasses import dataclass, InitVar, field as _lava_compat_field"),
     ],
+    # Lava needs the 'fork' start method and sets it at import time, which raises "context has already
+    # been set" when anything in the process fixed the start method before (torch.distributed, a DataLoader
+    # with workers, multiprocessing.get_start_method()). Set it only where it differs, with force.
+    "lava.magma.runtime.message_infrastructure.multiprocessing": [
+        (r"^(\s+)mp\.set_start_method\('fork'\)\s*$",
+         r"\1if mp.get_start_method(allow_none=True) != 'fork':\n\1    mp.set_start_method('fork', force=True)"),
+    ],
 }
 
 
