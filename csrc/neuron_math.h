@@ -73,12 +73,12 @@ SNN_HD float exp_approx(float x) {
 #if defined(__CUDA_ARCH__)
   return expf(x);
 #else
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  float t = x * 1.44269504088896341f + 0.5f;
+  x = x > -87.0f ? x : -87.0f;
+  x = x < 88.0f ? x : 88.0f;
+  const float t = x * 1.44269504088896341f + 0.5f;
   int32_t i = static_cast<int32_t>(t);  // truncation, then floor:
-  float fn = static_cast<float>(i);
-  i = fn > t ? i - 1 : i;
-  fn = static_cast<float>(i);
+  i -= static_cast<int32_t>(static_cast<float>(i) > t);
+  const float fn = static_cast<float>(i);
   float r = x - fn * 0.693359375f;
   r = r - fn * -2.12194440e-4f;
   float p = 1.9875691500e-4f;

@@ -25,6 +25,37 @@ namespace snn {
 namespace cpu {
 namespace {
 
+// One time step over a block: charge, fire, reset (V in place); H kept for the caller.
+template <bool DI, bool HARD, typename T>
+SNN_SIMD_CLONES void forward_step(const T* __restrict x, T* __restrict s, T* __restrict v, T* __restrict h,
+                                  int64_t len, T d, T vr, T vth) {
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) {
+    const T hi = lif_charge<DI>(v[i], x[i], d, vr);
+    const T si = fire(hi - vth);
+    s[i] = si;
+    h[i] = hi;
+    v[i] = lif_reset<HARD>(hi, si, vth, vr);
+  }
+}
+
+// One reverse time step over a block: gH from gS and the carried gV; gX written, gV carried.
+template <int K, bool HARD, typename T>
+SNN_SIMD_CLONES void backward_step(const T* __restrict h, const T* __restrict gs, T* __restrict gx, T* __restrict gv,
+                                   T* __restrict gh, int64_t len, T vth, T vr, T alpha, T keep, T dhdx,
+                                   T one_minus_d) {
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) {
+    const T hi = h[i], m = hi - vth;
+    const T s = fire(m), sg = surrogate_grad<K>(m, alpha);
+    const T dvdh = lif_dv_dh<HARD>(s) + keep * lif_dv_ds<HARD>(hi, vth, vr) * sg;
+    const T g = gs[i] * sg + gv[i] * dvdh;
+    gx[i] = g * dhdx;
+    gh[i] = g;
+    gv[i] = g * one_minus_d;
+  }
+}
+
 template <bool DI, bool HARD, typename T>
 void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
   const T d = T(p.decay), vr = T(p.v_reset), vth = T(p.v_threshold);
@@ -35,16 +66,7 @@ void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
     copy_n(v, a.v0 + i0, len);
     for (int64_t t = 0; t < a.steps; ++t) {
       const int64_t off = t * a.n + i0;
-      const T* __restrict x = a.x + off;
-      T* __restrict s = a.spikes + off;
-#pragma omp simd
-      for (int64_t i = 0; i < len; ++i) {
-        const T hi = lif_charge<DI>(v[i], x[i], d, vr);
-        const T si = fire(hi - vth);
-        s[i] = si;
-        h[i] = hi;
-        v[i] = lif_reset<HARD>(hi, si, vth, vr);
-      }
+      forward_step<DI, HARD>(a.x + off, a.spikes + off, v, h, len, d, vr, vth);
       if (a.h_seq) copy_n(a.h_seq + off, h, len);
       if (a.v_seq) copy_n(a.v_seq + off, v, len);
     }
@@ -71,19 +93,8 @@ void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
         const T* __restrict gvs = a.grad_v_seq + off;
         for (int64_t i = 0; i < len; ++i) gv[i] += gvs[i];
       }
-      const T* __restrict h = a.h_seq + off;
-      const T* __restrict gs = a.grad_spikes + off;
-      T* __restrict gx = a.grad_x + off;
-#pragma omp simd
-      for (int64_t i = 0; i < len; ++i) {
-        const T hi = h[i], m = hi - vth;
-        const T s = fire(m), sg = surrogate_grad<K>(m, alpha);
-        const T dvdh = lif_dv_dh<HARD>(s) + keep * lif_dv_ds<HARD>(hi, vth, vr) * sg;
-        const T g = gs[i] * sg + gv[i] * dvdh;
-        gx[i] = g * dhdx;
-        gh[i] = g;
-        gv[i] = g * one_minus_d;
-      }
+      backward_step<K, HARD>(a.h_seq + off, a.grad_spikes + off, a.grad_x + off, gv, gh, len, vth, vr, alpha, keep,
+                             dhdx, one_minus_d);
       if (a.grad_decay) {  // gd += Σ gH·∂H/∂d, with V[t-1] recomputed from H[t-1] (or V0)
         const T* x = DI ? a.x + off : nullptr;
         for (int64_t i = 0; i < len; ++i) {

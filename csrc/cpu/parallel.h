@@ -8,6 +8,15 @@
 #include <cstring>
 #include <vector>
 
+// The per-step inner loops are compiled twice, for AVX2 and for the baseline ISA, and the
+// loader picks one (GCC target_clones/ifunc). AVX2 without FMA: each element is computed
+// with the same roundings either way, so results do not depend on the CPU.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(SNN_NO_CLONES)
+#define SNN_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SNN_SIMD_CLONES
+#endif
+
 namespace snn {
 namespace cpu {
 
