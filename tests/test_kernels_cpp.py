@@ -262,3 +262,57 @@ def test_cubalif_gradcheck_and_strict_threshold():
     s, _, _, _ = C.cubalif_multistep(torch.tensor([[1.0]]), torch.zeros(1), torch.zeros(1), du=0.0, dv=0.0,
                                      v_threshold=1.0, bias=0.0, detach_reset=False, surrogate=sg.Sigmoid())
     assert s.item() == 0.0
+
+
+# ---------------------------------------------------------------------------------------- misc
+def test_double_backward_is_a_clear_error():
+    x, v0 = _inputs((3, 8), torch.float64, 4)
+    s, v, _ = C.lif_multistep(x, v0, 0.5, v_threshold=0.6, v_reset=0.0, decay_input=True, detach_reset=False,
+                              surrogate=sg.Sigmoid())
+    (g,) = torch.autograd.grad(s.sum() + v.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        g.sum().backward()
+
+
+def test_neuron_modules_run_on_cpp_and_match_torch():
+    from snn import functional as SF
+    from snn import neuron
+    torch.manual_seed(0)
+    x = torch.rand(6, 4, 33) * 1.5
+    for make in (lambda b: neuron.LIF(tau=3.0, step_mode="m", backend=b),
+                 lambda b: neuron.PLIF(init_tau=2.5, v_reset=None, step_mode="m", backend=b),
+                 lambda b: neuron.ALIF(step_mode="m", backend=b),
+                 lambda b: neuron.CUBALIF(du=0.3, dv=0.2, bias=0.05, step_mode="m", backend=b)):
+        outs = []
+        for b in ("cpp", "torch"):
+            n = make(b)
+            xi = x.clone().requires_grad_()
+            s1 = n(xi)
+            s2 = n(xi)  # state carried across calls
+            (s1.sum() + 2 * s2.sum()).backward()
+            outs.append((s1, s2, xi.grad, [p.grad for p in n.parameters()]))
+            assert n.last_backend == b
+            SF.reset(n)
+        (a1, a2, ga, pa), (b1, b2, gb, pb) = outs
+        assert torch.equal(a1, b1) and torch.equal(a2, b2)
+        torch.testing.assert_close(ga, gb, atol=1e-5, rtol=1e-5)
+        for p, q in zip(pa, pb):
+            torch.testing.assert_close(p, q, atol=1e-4, rtol=1e-4)
+
+
+def test_bench_kernels_quick_run(tmp_path):
+    from snn.bench_kernels import format_table, run
+    res = run([2], [300], threads=1, json_path=str(tmp_path / "b.json"), png_path=str(tmp_path / "b.png"), repeat=1,
+              device="cpu", include_peers=False)
+    impls = {(r["impl"], r["mode"]) for r in res["rows"]}
+    assert {("copy", "copy"), ("snn-cpp", "fwd"), ("snn-cpp", "fwd+bwd"), ("snn-torch", "fwd")} <= impls
+    assert (tmp_path / "b.json").stat().st_size > 0 and (tmp_path / "b.png").stat().st_size > 0
+    assert "snn-cpp" in format_table(res) and "T=2,N=300" in res["goals"]
+    with pytest.raises(ValueError, match="positive"):
+        run([0], [10], include_peers=False)
+
+
+def test_bench_cli_registers_kernels():
+    from snn.cli import build_parser
+    args = build_parser().parse_args(["bench", "kernels", "--T", "4", "--N", "64", "--no-peers", "--json", "x.json"])
+    assert args.T == [4] and args.N == [64] and args.no_peers and args.json == "x.json" and callable(args.func)

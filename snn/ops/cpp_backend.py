@@ -30,6 +30,7 @@ import math
 import os
 
 import torch
+from torch.autograd.function import once_differentiable
 
 try:  # the compiled extension; absent until `make build`
     from .. import _C
@@ -172,6 +173,7 @@ class LIFFunction(torch.autograd.Function):
         return s, v_last, (v_seq if c["record_v"] else x.new_empty(0))
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_s, g_v_last, g_v_seq):
         h_seq, v0, x = ctx.saved_tensors
         c = ctx.cfg
@@ -229,6 +231,7 @@ class ALIFFunction(torch.autograd.Function):
         return s, v_last, b_last, (v_seq if c["record_v"] else x.new_empty(0))
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_s, g_v_last, g_b_last, g_v_seq):
         h_seq, b_seq, v0, b0, x = ctx.saved_tensors
         c = ctx.cfg
@@ -280,6 +283,7 @@ class CUBALIFFunction(torch.autograd.Function):
         return s, u_last, v_last, (v_seq if c["record_v"] else x.new_empty(0))
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_s, g_u_last, g_v_last, g_v_seq):
         (vpre,) = ctx.saved_tensors
         c = ctx.cfg
