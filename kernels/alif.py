@@ -20,12 +20,14 @@ reset terms in ``gS`` are dropped with ``detach_reset``)::
     gB  = ρ·gB + β·gθ;   gX[t] = gH·d or gH;   gd += gH·∂H/∂d;   gV = gH·(1 - d)
 
 The forward with gradients saves ``H`` and ``B`` (input dtype); spikes and ``V[t-1]`` are
-recomputed from them (spikes are read from the output for 16-bit inputs). ``params`` (float64) =
+recomputed from them. For 16-bit inputs it saves ``Z = H - θ`` in place of ``H`` (precise near the
+threshold, where σ' is steep) and the spikes are read from the output. ``params`` (float64) =
 ``[V_th, V_r, a, c, ρ, β]``.
 """
 import triton
 import triton.language as tl
 
+from .lif import _unpack
 from .surrogate import surrogate_grad
 
 
@@ -33,7 +35,7 @@ from .surrogate import surrogate_grad
 def alif_fwd_kernel(x_ptr, v0_ptr, b0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, blast_ptr, vseq_ptr,
                     h_ptr, bseq_ptr, T, N,
                     CDT: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
-                    RECORD_V: tl.constexpr, SAVE: tl.constexpr, BLOCK: tl.constexpr):
+                    RECORD_V: tl.constexpr, SAVE: tl.constexpr, SAVED_Z: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -68,7 +70,10 @@ def alif_fwd_kernel(x_ptr, v0_ptr, b0_ptr, decay_ptr, params_ptr, s_ptr, vlast_p
         b = rho * b + s
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE:
-            tl.store(hp, h.to(h_ptr.dtype.element_ty), mask=mask)
+            if SAVED_Z:
+                tl.store(hp, (h - theta).to(h_ptr.dtype.element_ty), mask=mask)
+            else:
+                tl.store(hp, h.to(h_ptr.dtype.element_ty), mask=mask)
             tl.store(bp, b.to(bseq_ptr.dtype.element_ty), mask=mask)
             hp += N
             bp += N
@@ -86,7 +91,7 @@ def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, pa
                     gs_ptr, gvseq_ptr, gvlast_ptr, gblast_ptr, gx_ptr, gv0_ptr, gb0_ptr, gd_ptr, T, N, last,
                     CDT: tl.constexpr, KIND: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
                     DETACH: tl.constexpr, HAS_GS: tl.constexpr, HAS_GVSEQ: tl.constexpr,
-                    HAS_GVLAST: tl.constexpr, HAS_GBLAST: tl.constexpr, LOAD_S: tl.constexpr,
+                    HAS_GVLAST: tl.constexpr, HAS_GBLAST: tl.constexpr, SAVED_Z: tl.constexpr,
                     GRAD_D: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
@@ -121,16 +126,16 @@ def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, pa
     zero = tl.zeros([BLOCK], tl.int32)
     m = mask & ((zero + T) > 0)
     m1 = mask & ((zero + T) > 1)
-    h = tl.load(hp, mask=m, other=0.0).to(CDT)
     bprev = tl.where(m1, tl.load(bp, mask=m1, other=0.0).to(CDT), b0)
     theta = vth + beta * bprev
-    if LOAD_S:
+    h, z = _unpack(tl.load(hp, mask=m, other=0.0).to(CDT), theta, SAVED_Z)
+    if SAVED_Z:
         s = tl.load(sp, mask=m, other=0.0).to(CDT)
     else:
-        s = ((h - theta) >= 0).to(CDT)
+        s = (z >= 0).to(CDT)
     for i in range(T):
         t = T - 1 - i
-        sg = surrogate_grad(h - theta, a, c, KIND)
+        sg = surrogate_grad(z, a, c, KIND)
         if HAS_GVSEQ:
             gv += tl.load(gvp, mask=mask, other=0.0).to(CDT)
         if HAS_GS:
@@ -158,13 +163,13 @@ def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, pa
         # H[t-1], B[t-2], S[t-1] for the next step (nothing at t = 0; B[-1] = b_init)
         mprev = mask & ((zero + t) > 0)
         mprev2 = mask & ((zero + t) > 1)
-        hq = tl.load(hp - N, mask=mprev, other=0.0).to(CDT)
         bq = tl.where(mprev2, tl.load(bp - N, mask=mprev2, other=0.0).to(CDT), b0)
         thq = vth + beta * bq
-        if LOAD_S:
+        hq, zq = _unpack(tl.load(hp - N, mask=mprev, other=0.0).to(CDT), thq, SAVED_Z)
+        if SAVED_Z:
             sq = tl.load(sp - N, mask=mprev, other=0.0).to(CDT)
         else:
-            sq = ((hq - thq) >= 0).to(CDT)
+            sq = (zq >= 0).to(CDT)
         if GRAD_D:
             if HARD:
                 vq = hq * (1.0 - sq) + vr * sq
@@ -178,6 +183,7 @@ def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, pa
                 gd -= tl.where(mask, gh * (vprev - vr), 0.0)
         gv = gh * (1.0 - d)
         h = hq
+        z = zq
         theta = thq
         s = sq
         hp -= N

@@ -14,19 +14,22 @@ Backward (reverse time; ``gU``, ``gV`` carry ∂L/∂U[t] from step t+1 and ∂L
     gH  = gV·(1 - S) + (gS - gV·H)·σ'
     gU += gH;   gX[t] = gU;   gU = gU·(1 - du);   gV = gH·(1 - dv)
 
-The forward with gradients saves only ``H`` (input dtype); spikes are recomputed from it (read
-from the output for 16-bit inputs). ``params`` (float64) = ``[1 - du, 1 - dv, bias, V_th, a, c]``
+The forward with gradients saves only ``H`` (input dtype); spikes are recomputed from it. For
+16-bit inputs it saves ``Z = H - V_th`` instead (precise near the threshold, where σ' is steep) and
+the spikes are read from the output. ``params`` (float64) = ``[1 - du, 1 - dv, bias, V_th, a, c]``
 (``1 - du`` formed in double precision on the host, as the reference does).
 """
 import triton
 import triton.language as tl
 
+from .lif import _unpack
 from .surrogate import surrogate_grad
 
 
 @triton.jit
 def cubalif_fwd_kernel(x_ptr, u0_ptr, v0_ptr, params_ptr, s_ptr, ulast_ptr, vlast_ptr, vseq_ptr, h_ptr, T, N,
-                       CDT: tl.constexpr, RECORD_V: tl.constexpr, SAVE_H: tl.constexpr, BLOCK: tl.constexpr):
+                       CDT: tl.constexpr, RECORD_V: tl.constexpr, SAVE_H: tl.constexpr, SAVED_Z: tl.constexpr,
+                       BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -52,7 +55,10 @@ def cubalif_fwd_kernel(x_ptr, u0_ptr, v0_ptr, params_ptr, s_ptr, ulast_ptr, vlas
         v = h * (1.0 - s)
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE_H:
-            tl.store(hp, h.to(h_ptr.dtype.element_ty), mask=mask)
+            if SAVED_Z:
+                tl.store(hp, (h - vth).to(h_ptr.dtype.element_ty), mask=mask)
+            else:
+                tl.store(hp, h.to(h_ptr.dtype.element_ty), mask=mask)
             hp += N
         if RECORD_V:
             tl.store(vp, v.to(vseq_ptr.dtype.element_ty), mask=mask)
@@ -68,7 +74,7 @@ def cubalif_bwd_kernel(h_ptr, s_ptr, params_ptr, gs_ptr, gvseq_ptr, gulast_ptr, 
                        gx_ptr, gu0_ptr, gv0_ptr, T, N, last,
                        CDT: tl.constexpr, KIND: tl.constexpr, DETACH: tl.constexpr, HAS_GS: tl.constexpr,
                        HAS_GVSEQ: tl.constexpr, HAS_GULAST: tl.constexpr, HAS_GVLAST: tl.constexpr,
-                       LOAD_S: tl.constexpr, BLOCK: tl.constexpr):
+                       SAVED_Z: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -92,9 +98,8 @@ def cubalif_bwd_kernel(h_ptr, s_ptr, params_ptr, gs_ptr, gvseq_ptr, gulast_ptr, 
     gvp = gvseq_ptr + last + offs
     gxp = gx_ptr + last + offs
     for _i in range(T):
-        h = tl.load(hp, mask=mask, other=0.0).to(CDT)
-        z = h - vth
-        if LOAD_S:
+        h, z = _unpack(tl.load(hp, mask=mask, other=0.0).to(CDT), vth, SAVED_Z)
+        if SAVED_Z:
             s = tl.load(sp, mask=mask, other=0.0).to(CDT)
         else:
             s = (z > 0).to(CDT)

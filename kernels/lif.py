@@ -9,11 +9,12 @@ Reference (each kernel must equal it): :func:`snn.functional.lif.lif_multistep`.
     hard reset:  V[t] = H[t]·(1 - S[t]) + V_r·S[t]
     soft reset:  V[t] = H[t] - V_th·S[t]             (V_r = 0 in the charge)
 
-The charge and reset are written with the reference's operation order, so the spikes are
-bit-identical to it in float32 and float64.
+The charge and reset are written with the reference's operation order (and compiled without FMA
+contraction), so the spikes are bit-identical to it in float32 and float64; 16-bit inputs run with
+a float32 state and equal the float32 reference on the same values.
 
-Backward (reverse time; ``gV`` carries ∂L/∂V[t], ``σ' = σ'(H[t] - V_th)``, ``S~`` = S[t] unless
-``detach_reset``, when the reset terms with σ' vanish)::
+Backward (reverse time; ``gV`` carries ∂L/∂V[t], ``σ' = σ'(H[t] - V_th)``; ``detach_reset`` drops
+the reset's σ' terms)::
 
     gV      += ∂L/∂v_seq[t]                  (+ ∂L/∂v_last at t = T-1)
     hard:  gH = gV·(1 - S) + (gS + gV·(V_r - H))·σ'      (detach: gS·σ')
@@ -24,10 +25,12 @@ Backward (reverse time; ``gV`` carries ∂L/∂V[t], ``σ' = σ'(H[t] - V_th)``,
 
 Layout: ``x`` is ``[T, N]`` contiguous; one program owns ``BLOCK`` neurons and loops over time,
 keeping the state in registers. The forward with gradients saves ``H`` (input dtype); spikes and
-``V[t-1]`` are recomputed from it (spikes are read from the output for 16-bit inputs, whose
-rounded ``H`` could flip a spike at threshold). The decay gradient is one partial sum per program,
-summed on the host (deterministic). ``params`` (float64) = ``[V_th, V_r, a, c]``, the surrogate
-constants ``a, c`` as in :mod:`snn.kernels.surrogate`; ``decay`` points at one element.
+``V[t-1]`` are recomputed from it. For 16-bit inputs (``SAVED_Z``) it saves ``Z = H - V_th``
+instead, which 16 bits hold precisely near the threshold where σ' is steep (H would carry an
+absolute error of ~|H|·2⁻⁸ in bfloat16 into σ'), and the spikes are read from the output. The
+decay gradient is one partial sum per program, summed on the host (deterministic).
+``params`` (float64) = ``[V_th, V_r, a, c]``, the surrogate constants ``a, c`` as in
+:mod:`snn.kernels.surrogate`; ``decay`` points at one element.
 """
 import triton
 import triton.language as tl
@@ -38,7 +41,8 @@ from .surrogate import surrogate_grad
 @triton.jit
 def lif_fwd_kernel(x_ptr, v0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, vseq_ptr, h_ptr, T, N,
                    CDT: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
-                   RECORD_V: tl.constexpr, SAVE_H: tl.constexpr, BLOCK: tl.constexpr):
+                   RECORD_V: tl.constexpr, SAVE_H: tl.constexpr, SAVED_Z: tl.constexpr,
+                   BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -67,7 +71,10 @@ def lif_fwd_kernel(x_ptr, v0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, vseq_
             v = h - vth * s
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE_H:
-            tl.store(hp, h.to(h_ptr.dtype.element_ty), mask=mask)
+            if SAVED_Z:
+                tl.store(hp, (h - vth).to(h_ptr.dtype.element_ty), mask=mask)
+            else:
+                tl.store(hp, h.to(h_ptr.dtype.element_ty), mask=mask)
             hp += N
         if RECORD_V:
             tl.store(vp, v.to(vseq_ptr.dtype.element_ty), mask=mask)
@@ -78,11 +85,20 @@ def lif_fwd_kernel(x_ptr, v0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, vseq_
 
 
 @triton.jit
+def _unpack(r, theta, SAVED_Z: tl.constexpr):
+    """(H, Z = H - θ) from a saved value: H itself, or Z for 16-bit inputs."""
+    if SAVED_Z:
+        return r + theta, r
+    else:
+        return r, r - theta
+
+
+@triton.jit
 def lif_bwd_kernel(h_ptr, s_ptr, x_ptr, v0_ptr, decay_ptr, params_ptr, gs_ptr, gvseq_ptr, gvlast_ptr,
                    gx_ptr, gv0_ptr, gd_ptr, T, N, last,
                    CDT: tl.constexpr, KIND: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
                    DETACH: tl.constexpr, HAS_GS: tl.constexpr, HAS_GVSEQ: tl.constexpr,
-                   HAS_GVLAST: tl.constexpr, LOAD_S: tl.constexpr, GRAD_D: tl.constexpr,
+                   HAS_GVLAST: tl.constexpr, SAVED_Z: tl.constexpr, GRAD_D: tl.constexpr,
                    BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
@@ -109,14 +125,14 @@ def lif_bwd_kernel(h_ptr, s_ptr, x_ptr, v0_ptr, decay_ptr, params_ptr, gs_ptr, g
     gxp = gx_ptr + last + offs
     zero = tl.zeros([BLOCK], tl.int32)
     m = mask & ((zero + T) > 0)
-    h = tl.load(hp, mask=m, other=0.0).to(CDT)
-    if LOAD_S:
+    h, z = _unpack(tl.load(hp, mask=m, other=0.0).to(CDT), vth, SAVED_Z)
+    if SAVED_Z:
         s = tl.load(sp, mask=m, other=0.0).to(CDT)
     else:
-        s = ((h - vth) >= 0).to(CDT)
+        s = (z >= 0).to(CDT)
     for i in range(T):
         t = T - 1 - i
-        sg = surrogate_grad(h - vth, a, c, KIND)
+        sg = surrogate_grad(z, a, c, KIND)
         if HAS_GVSEQ:
             gv += tl.load(gvp, mask=mask, other=0.0).to(CDT)
         if HAS_GS:
@@ -140,11 +156,11 @@ def lif_bwd_kernel(h_ptr, s_ptr, x_ptr, v0_ptr, decay_ptr, params_ptr, gs_ptr, g
         tl.store(gxp, gx.to(gx_ptr.dtype.element_ty), mask=mask)
         # H[t-1], S[t-1] for the next step (nothing at t = 0)
         mprev = mask & ((zero + t) > 0)
-        hq = tl.load(hp - N, mask=mprev, other=0.0).to(CDT)
-        if LOAD_S:
+        hq, zq = _unpack(tl.load(hp - N, mask=mprev, other=0.0).to(CDT), vth, SAVED_Z)
+        if SAVED_Z:
             sq = tl.load(sp - N, mask=mprev, other=0.0).to(CDT)
         else:
-            sq = ((hq - vth) >= 0).to(CDT)
+            sq = (zq >= 0).to(CDT)
         if GRAD_D:
             # V[t-1]: the reset of H[t-1], or v_init at t = 0
             if HARD:
@@ -159,6 +175,7 @@ def lif_bwd_kernel(h_ptr, s_ptr, x_ptr, v0_ptr, decay_ptr, params_ptr, gs_ptr, g
                 gd -= tl.where(mask, gh * (vprev - vr), 0.0)
         gv = gh * (1.0 - d)
         h = hq
+        z = zq
         s = sq
         hp -= N
         sp -= N

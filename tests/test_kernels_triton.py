@@ -35,7 +35,7 @@ def _worker_case(case: dict) -> None:
 
     dtype = getattr(torch, case["dtype"])
     half = dtype in (torch.float16, torch.bfloat16)
-    tri.BLOCK = case.get("block", 32)
+    tri.BLOCK = case.get("block", 32)        # None: the backend's own choice
     g = torch.Generator().manual_seed(case["seed"])
     T, shape = case["T"], tuple(case["shape"])
     fam = case["family"]
@@ -49,14 +49,15 @@ def _worker_case(case: dict) -> None:
         x = (torch.randint(-6, 7, (T, *shape), generator=g).double() / 4)
     else:
         x = rnd(T, *shape) * scale + case.get("x_shift", 0.3)
+    dev = torch.device(case.get("device", "cpu"))
+    x = x.to(dev, dtype)
     if case.get("noncontig") and x.dim() >= 2:
-        wide = torch.zeros(*x.shape[:-1], 2 * x.shape[-1], dtype=x.dtype)
+        wide = torch.zeros(*x.shape[:-1], 2 * x.shape[-1], dtype=x.dtype, device=dev)
         wide[..., ::2] = x
         x = wide[..., ::2]                                          # same values, strided layout
         assert x.stride(-1) == 2
-    x = x.to(dtype)
     states = [(rnd(*shape, lo=0.0, hi=0.6) if not case.get("grid") else torch.zeros(shape, dtype=torch.float64))
-              .to(dtype) for _ in range(2 if fam != "lif" else 1)]
+              .to(dev, dtype) for _ in range(2 if fam != "lif" else 1)]
     surrogate = sg.KINDS[case["kind"]](case["alpha"])
     kw = dict(surrogate=surrogate, detach_reset=case["detach"], record_v=case["record_v"])
     if fam in ("lif", "alif"):
@@ -66,15 +67,18 @@ def _worker_case(case: dict) -> None:
     else:
         kw.update(du=case["du"], dv=case["dv"], v_threshold=case["v_th"], bias=case["bias"])
 
+    # the reference runs in the kernels' state dtype (float32 for 16-bit inputs)
+    ref_dt = torch.float64 if dtype == torch.float64 else torch.float32
+
     def decay_for(dt):
         if case.get("plif"):
-            return torch.tensor(case["decay"], dtype=dt).requires_grad_(case["grad"])
+            return torch.tensor(case["decay"], dtype=dt, device=dev).requires_grad_(case["grad"])
         return case.get("decay")
 
     def run(backend, dt):
         xs = x.detach().to(dt).requires_grad_(case["grad"])
         st = [s.detach().to(dt).requires_grad_(case["grad"]) for s in states]
-        d = decay_for(dt)
+        d = decay_for(ref_dt)       # a PLIF weight stays float32 under 16-bit inputs
         with torch.set_grad_enabled(case["grad"]):
             if fam == "lif":
                 out = backend.lif_multistep(xs, st[0], d, **kw)
@@ -85,8 +89,6 @@ def _worker_case(case: dict) -> None:
         leaves = [xs, *st] + ([d] if isinstance(d, torch.Tensor) else [])
         return out, leaves
 
-    # the reference runs in the kernels' state dtype (float32 for 16-bit inputs)
-    ref_dt = torch.float64 if dtype == torch.float64 else torch.float32
     out_t, leaves_t = run(tri, dtype)
     if T == 0:      # the reference cannot stack zero steps: the state passes through unchanged
         assert out_t[0].shape == x.shape and out_t[0].dtype == dtype
@@ -119,7 +121,7 @@ def _worker_case(case: dict) -> None:
     # a random weighting of every output, the same for both backends
     gw = torch.Generator().manual_seed(case["seed"] + 1)
     used = case.get("used", [True] * len(out_t))
-    weights = [torch.randn(o.shape, generator=gw, dtype=torch.float64) for o in out_t]
+    weights = [torch.randn(o.shape, generator=gw, dtype=torch.float64).to(dev) for o in out_t]
 
     def loss(outs):
         return sum((o.to(torch.float64) * w).sum() for o, w, u in zip(outs, weights, used) if u)
@@ -135,7 +137,11 @@ def _worker_case(case: dict) -> None:
         assert a is not None, f"grad {i}: missing"
         assert a.shape == b.shape, f"grad {i}: shape {a.shape} != {b.shape}"
         if half:
-            torch.testing.assert_close(a.to(ref_dt), b, atol=0.1, rtol=0.05, msg=lambda m: f"grad {i}: {m}")
+            # the backward reads H rounded to the input dtype, so the surrogate is evaluated a rounding
+            # away from the float32 reference's point: compare the whole gradient, relative to its norm
+            err, ref_norm = (a.double() - b.double()).norm().item(), b.double().norm().item()
+            rel = 0.02 if dtype == torch.float16 else 0.1
+            assert err <= rel * ref_norm + 1e-3 * b.numel() ** 0.5, f"grad {i}: |err| {err} vs |ref| {ref_norm}"
         else:
             torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=lambda m: f"grad {i}: {m}")
 
@@ -439,14 +445,14 @@ def build(fn, dt, **consts):
     return k.asm["ptx"]
 
 ptx = build(L.lif_fwd_kernel, "fp32", CDT=tl.float32, HARD=True, DECAY_INPUT=True, RECORD_V=True, SAVE_H=True,
-            BLOCK=1024)
+            SAVED_Z=False, BLOCK=1024)
 assert "fma." not in ptx, "FMA contraction in the forward: spikes would differ from the reference"
 build(L.lif_bwd_kernel, "bf16", CDT=tl.float32, KIND=0, HARD=False, DECAY_INPUT=True, DETACH=False, HAS_GS=True,
-      HAS_GVSEQ=True, HAS_GVLAST=True, LOAD_S=True, GRAD_D=True, BLOCK=1024)
+      HAS_GVSEQ=True, HAS_GVLAST=True, SAVED_Z=True, GRAD_D=True, BLOCK=1024)
 build(A.alif_bwd_kernel, "fp64", CDT=tl.float64, KIND=4, HARD=True, DECAY_INPUT=False, DETACH=False, HAS_GS=True,
-      HAS_GVSEQ=False, HAS_GVLAST=True, HAS_GBLAST=True, LOAD_S=False, GRAD_D=True, BLOCK=1024)
+      HAS_GVSEQ=False, HAS_GVLAST=True, HAS_GBLAST=True, SAVED_Z=False, GRAD_D=True, BLOCK=1024)
 build(C.cubalif_bwd_kernel, "fp16", CDT=tl.float32, KIND=1, DETACH=False, HAS_GS=True, HAS_GVSEQ=True,
-      HAS_GULAST=True, HAS_GVLAST=True, LOAD_S=True, BLOCK=1024)
+      HAS_GULAST=True, HAS_GVLAST=True, SAVED_Z=True, BLOCK=1024)
 print("compiled")
 """
 
@@ -463,3 +469,22 @@ def test_kernels_compile_for_sm90():
     if r.returncode != 0 and "ptxas" in r.stderr and "not found" in r.stderr.lower():
         pytest.skip("no ptxas")
     assert r.returncode == 0 and "compiled" in r.stdout, r.stderr[-4000:]
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1",
+                    reason="needs a CUDA device (compiled kernels, not the interpreter)")
+@settings(max_examples=60, **_SETTINGS)
+@given(case=st.one_of(_lif_cases(), _alif_cases(), _cubalif_cases()),
+       dtype=st.sampled_from(["float32", "float64", "float16", "bfloat16"]), big=st.booleans())
+def test_cuda_matches_reference(case, dtype, big):
+    """On a GPU: the compiled kernels on CUDA tensors against the torch reference on the same device
+    (run in this process; the same checks as the interpreter cases, plus 16-bit inputs)."""
+    from snn.ops import triton_backend as tri
+    case = dict(case, device="cuda", dtype=dtype, block=None)
+    if big:     # several thousand neurons: the real block sizes, many programs
+        case["shape"] = [3, 1531]
+    old = tri.BLOCK
+    try:
+        _worker_case(case)
+    finally:
+        tri.BLOCK = old

@@ -86,6 +86,11 @@ def _guard(x):
     return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
 
 
+def _half(x) -> bool:
+    """16-bit input: the forward saves Z = H - θ (not H) and the backward reads the spikes."""
+    return x.dtype in (torch.float16, torch.bfloat16)
+
+
 def _cdt(dtype):
     import triton.language as tl
     return tl.float64 if dtype == torch.float64 else tl.float32
@@ -168,12 +173,13 @@ class _LIFFunction(torch.autograd.Function):
                     x, v0, d, params, spikes, v_last, v_seq if v_seq is not None else spikes,
                     h if h is not None else spikes, T, N,
                     CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
-                    RECORD_V=v_seq is not None, SAVE_H=h is not None, BLOCK=block, **_launch_kw(x, block))
+                    RECORD_V=v_seq is not None, SAVE_H=h is not None, SAVED_Z=_half(x), BLOCK=block,
+                    **_launch_kw(x, block))
         if need_grad:
-            load_s = x.dtype not in (torch.float32, torch.float64)
-            ctx.load_s, ctx.grad_d = load_s, grad_d
+            saved_z = _half(x)
+            ctx.saved_z, ctx.grad_d = saved_z, grad_d
             ctx.cfg, ctx.shape, ctx.decay_meta = cfg, (T, N), (decay.shape, decay.dtype)
-            ctx.save_for_backward(h, spikes if load_s else None, x if grad_d and cfg["decay_input"] else None,
+            ctx.save_for_backward(h, spikes if saved_z else None, x if grad_d and cfg["decay_input"] else None,
                                   v0 if grad_d else None, d, params)
         ctx.set_materialize_grads(False)
         return (spikes, v_last, v_seq) if v_seq is not None else (spikes, v_last)
@@ -201,7 +207,7 @@ class _LIFFunction(torch.autograd.Function):
                     T, N, max(T - 1, 0) * N,
                     CDT=_cdt(h.dtype), KIND=cfg["kind"], HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
                     DETACH=cfg["detach_reset"], HAS_GS=gs is not None, HAS_GVSEQ=gvseq is not None,
-                    HAS_GVLAST=gvlast is not None, LOAD_S=ctx.load_s, GRAD_D=ctx.grad_d, BLOCK=block,
+                    HAS_GVLAST=gvlast is not None, SAVED_Z=ctx.saved_z, GRAD_D=ctx.grad_d, BLOCK=block,
                     **_launch_kw(h, block))
         else:
             gv0.zero_()
@@ -259,12 +265,13 @@ class _ALIFFunction(torch.autograd.Function):
                     x, v0, b0, d, params, spikes, v_last, b_last, v_seq if v_seq is not None else spikes,
                     h if h is not None else spikes, b_seq if b_seq is not None else spikes, T, N,
                     CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
-                    RECORD_V=v_seq is not None, SAVE=h is not None, BLOCK=block, **_launch_kw(x, block))
+                    RECORD_V=v_seq is not None, SAVE=h is not None, SAVED_Z=_half(x), BLOCK=block,
+                    **_launch_kw(x, block))
         if need_grad:
-            load_s = x.dtype not in (torch.float32, torch.float64)
-            ctx.load_s, ctx.grad_d = load_s, grad_d
+            saved_z = _half(x)
+            ctx.saved_z, ctx.grad_d = saved_z, grad_d
             ctx.cfg, ctx.shape, ctx.decay_meta = cfg, (T, N), (decay.shape, decay.dtype)
-            ctx.save_for_backward(h, b_seq, spikes if load_s else None,
+            ctx.save_for_backward(h, b_seq, spikes if saved_z else None,
                                   x if grad_d and cfg["decay_input"] else None, v0 if grad_d else None, b0,
                                   d, params)
         ctx.set_materialize_grads(False)
@@ -293,7 +300,7 @@ class _ALIFFunction(torch.autograd.Function):
                     gx, gv0, gb0, gd if gd is not None else gv0, T, N, max(T - 1, 0) * N,
                     CDT=_cdt(h.dtype), KIND=cfg["kind"], HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
                     DETACH=cfg["detach_reset"], HAS_GS=gs is not None, HAS_GVSEQ=gvseq is not None,
-                    HAS_GVLAST=gvlast is not None, HAS_GBLAST=gblast is not None, LOAD_S=ctx.load_s,
+                    HAS_GVLAST=gvlast is not None, HAS_GBLAST=gblast is not None, SAVED_Z=ctx.saved_z,
                     GRAD_D=ctx.grad_d, BLOCK=block, **_launch_kw(h, block))
         else:
             gv0.zero_()
@@ -307,7 +314,9 @@ class _ALIFFunction(torch.autograd.Function):
 
 def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_reset, decay_input, detach_reset,
                    surrogate, record_v=False):
-    """Adaptive LIF over ``[T, ...]`` (see :mod:`snn.kernels.alif`); returns ``(spikes, v_last, b_last, v_seq | None)``."""
+    """Adaptive LIF over ``[T, ...]`` (see :mod:`snn.kernels.alif`).
+
+    Returns ``(spikes, v_last, b_last, v_seq | None)``."""
     _check(x_seq, v_init, b_init)
     shape = x_seq.shape
     T, N = shape[0], math.prod(shape[1:])
@@ -342,12 +351,13 @@ class _CUBALIFFunction(torch.autograd.Function):
                 k.cubalif_fwd_kernel[_grid(N, block)](
                     x, u0, v0, params, spikes, u_last, v_last, v_seq if v_seq is not None else spikes,
                     h if h is not None else spikes, T, N,
-                    CDT=_cdt(x.dtype), RECORD_V=v_seq is not None, SAVE_H=h is not None, BLOCK=block,
+                    CDT=_cdt(x.dtype), RECORD_V=v_seq is not None, SAVE_H=h is not None, SAVED_Z=_half(x),
+                    BLOCK=block,
                     **_launch_kw(x, block))
         if need_grad:
-            load_s = x.dtype not in (torch.float32, torch.float64)
-            ctx.load_s, ctx.cfg, ctx.shape = load_s, cfg, (T, N)
-            ctx.save_for_backward(h, spikes if load_s else None, params)
+            saved_z = _half(x)
+            ctx.saved_z, ctx.cfg, ctx.shape = saved_z, cfg, (T, N)
+            ctx.save_for_backward(h, spikes if saved_z else None, params)
         ctx.set_materialize_grads(False)
         return (spikes, u_last, v_last, v_seq) if v_seq is not None else (spikes, u_last, v_last)
 
@@ -370,7 +380,7 @@ class _CUBALIFFunction(torch.autograd.Function):
                     gvlast if gvlast is not None else gv0, gx, gu0, gv0, T, N, max(T - 1, 0) * N,
                     CDT=_cdt(h.dtype), KIND=cfg["kind"], DETACH=cfg["detach_reset"], HAS_GS=gs is not None,
                     HAS_GVSEQ=gvseq is not None, HAS_GULAST=gulast is not None, HAS_GVLAST=gvlast is not None,
-                    LOAD_S=ctx.load_s, BLOCK=block, **_launch_kw(h, block))
+                    SAVED_Z=ctx.saved_z, BLOCK=block, **_launch_kw(h, block))
         else:
             gu0.zero_()
             gv0.zero_()
@@ -379,7 +389,9 @@ class _CUBALIFFunction(torch.autograd.Function):
 
 def cubalif_multistep(x_seq, u_init, v_init, *, du, dv, v_threshold, bias, detach_reset, surrogate,
                       record_v=False):
-    """Current-based LIF over ``[T, ...]`` (see :mod:`snn.kernels.cubalif`); returns ``(spikes, u_last, v_last, v_seq | None)``."""
+    """Current-based LIF over ``[T, ...]`` (see :mod:`snn.kernels.cubalif`).
+
+    Returns ``(spikes, u_last, v_last, v_seq | None)``."""
     _check(x_seq, u_init, v_init)
     shape = x_seq.shape
     T, N = shape[0], math.prod(shape[1:])
