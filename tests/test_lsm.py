@@ -64,11 +64,15 @@ def test_simulation_shapes_features_and_paths():
     assert spikes.sum() > 0
     counts = feats[:, :600].reshape(3, 3, 200)  # [B, bin, N]
     assert torch.equal(counts.sum(1), spikes.float().sum(0))
-    # the ops backend and the inline step agree; sparse and dense recurrent steps agree
-    ref = _lsm(input_scale=6.0, backend="torch")(x)
-    assert torch.equal(ref, spikes.float())
-    sp = _lsm(input_scale=6.0, recurrent="sparse")(x)
-    assert torch.equal(sp, spikes.float())
+    # every simulation path gives the same spikes: the event-driven C kernel, the torch step loop with the
+    # inline step or the ops backend, dense or sparse recurrent matmuls
+    paths = [dict(engine="event"), dict(engine="torch"), dict(engine="torch", backend="torch"),
+             dict(engine="torch", recurrent="sparse")]
+    runs = [_lsm(input_scale=6.0, **kw) for kw in paths]
+    assert [r.engine for r in runs] == ["event", "torch", "torch", "torch"]
+    for r in runs:
+        other, sp = r.run(x, n_bins=3, features="both", record=True)
+        assert torch.equal(sp, spikes) and torch.allclose(other, feats, atol=1e-5)
     assert lsm.features(x, batch_size=2).shape == (3, 1200)
 
 
@@ -118,6 +122,10 @@ def test_bad_inputs():
         LiquidStateMachine(10, 10, input_shape=(2, 3, 3))
     with pytest.raises(TypeError, match="device_model"):
         _lsm(device_model="rram")
+    with pytest.raises(ValueError, match="engine"):
+        _lsm(engine="gpu")
+    with pytest.raises(ValueError, match="read noise|read_noise"):
+        _lsm(engine="event", device_model=ResistiveMemory())
     lsm = _lsm()
     with pytest.raises(ValueError, match=r"\[T, B, n_inputs=20\]"):
         lsm(torch.zeros(5, 20))
@@ -127,3 +135,16 @@ def test_bad_inputs():
         lsm.run(torch.zeros(2, 1, 20), n_bins=5)
     with pytest.raises(ValueError, match="target_rate"):
         lsm.calibrate(torch.zeros(2, 1, 20), 1.5)
+
+
+def test_event_kernel_without_compiler(monkeypatch, tmp_path):
+    from snn.lsm import event_kernel as K
+
+    monkeypatch.setattr(K, "_lib", None)
+    monkeypatch.setattr(K, "_error", None)
+    monkeypatch.setenv("SNN_CACHE", str(tmp_path))  # no cached build
+    monkeypatch.setenv("CC", "no-such-cc")
+    assert not K.available()
+    assert _lsm().engine == "torch"  # 'auto' says which engine it took
+    with pytest.raises(RuntimeError, match="no C compiler"):
+        _lsm(engine="event")

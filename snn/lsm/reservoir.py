@@ -30,18 +30,21 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from .. import ops
 from .. import surrogate as sg
 from . import connectivity as C
+from . import event_kernel
 from .device import ResistiveMemory
 from .synapses import SynapseMatrix
 
 __all__ = ["LiquidStateMachine", "FEATURES"]
 
 FEATURES = ("counts", "traces", "both")
+ENGINES = ("auto", "torch", "event")
 _CONNECTIVITY = ("random", "distance")
 
 
@@ -66,8 +69,11 @@ class LiquidStateMachine(nn.Module):
     trace_tau:       time constant of the low-pass feature trace (steps).
     device_model:    a :class:`ResistiveMemory` or None (ideal weights); device_weights: 'program'|'switching'.
     recurrent:       'auto' | 'dense' | 'sparse' recurrent matmul.
-    backend:         neuron kernel backend passed to :func:`snn.ops.lif_multistep` ('inline' = a fused torch
-                     step in this module, faster for T=1 calls on CPU).
+    backend:         neuron kernel backend of the torch engine, passed to :func:`snn.ops.lif_multistep`
+                     ('inline' = a fused torch step in this module, faster for T=1 calls on CPU).
+    engine:          'torch' (step loop of batched matmuls, any device model), 'event' (the event-driven C
+                     kernel of :mod:`snn.lsm.event_kernel`; no per-read noise) or 'auto' (event when it builds
+                     and the weights have no read noise, else torch); ``self.engine`` says which.
     seed:            one seed → one reservoir.
     """
 
@@ -76,7 +82,7 @@ class LiquidStateMachine(nn.Module):
                  inh_gain: float = 2.0, spectral_radius: float | None = 1.0, tau: float = 3.0,
                  v_threshold: float = 1.0, v_reset: float = 0.0, trace_tau: float = 5.0,
                  device_model: ResistiveMemory | None = None, device_weights: str = "program",
-                 recurrent: str = "auto", backend: str = "inline", seed: int = 0):
+                 recurrent: str = "auto", backend: str = "inline", engine: str = "auto", seed: int = 0):
         super().__init__()
         if int(n_inputs) < 1 or int(n_neurons) < 1:
             raise ValueError(f"LiquidStateMachine: n_inputs and n_neurons must be >= 1, got {n_inputs}, {n_neurons}")
@@ -90,6 +96,8 @@ class LiquidStateMachine(nn.Module):
             raise ValueError(f"LiquidStateMachine: backend must be 'inline', 'auto' or one of {ops.BACKENDS}")
         if not tau >= 1 or not trace_tau > 0:
             raise ValueError(f"LiquidStateMachine: need tau >= 1 and trace_tau > 0 (steps), got {tau}, {trace_tau}")
+        if engine not in ENGINES:
+            raise ValueError(f"LiquidStateMachine: engine must be one of {ENGINES}, got {engine!r}")
         if device_model is not None and not isinstance(device_model, ResistiveMemory):
             raise TypeError(f"LiquidStateMachine: device_model must be a ResistiveMemory or None, "
                             f"got {type(device_model).__name__}")
@@ -138,6 +146,8 @@ class LiquidStateMachine(nn.Module):
         self.syn_in = SynapseMatrix(self.w_in, self.w_in_var, device_model)
         self.syn_rec = SynapseMatrix(self.w_rec, self.w_rec_var, device_model, recurrent)
         self.recurrent = self.syn_rec.mode
+        self.engine = self._resolve_engine(engine)
+        self._csr = None
 
     # -- weights -----------------------------------------------------------------------------------
     def _realise(self, device_weights: str, gen: torch.Generator) -> None:
@@ -170,6 +180,18 @@ class LiquidStateMachine(nn.Module):
         arr.g_pos, arr.g_neg, arr.k = gp, gn, mean_ideal / max(mean_dev, 1e-12)
         return arr
 
+    def _resolve_engine(self, engine: str) -> str:
+        noisy = self.w_rec_var is not None and self.device_model.read_noise > 0
+        if engine == "event":
+            if noisy:
+                raise ValueError("LiquidStateMachine: engine='event' cannot sample per-read device noise; "
+                                 "use engine='torch' or a device model with read_noise=0")
+            event_kernel.load()  # a clear error when it cannot be built
+            return "event"
+        if engine == "auto" and not noisy and event_kernel.available():
+            return "event"
+        return "torch"
+
     def stats(self) -> dict:
         """Sizes, densities, Dale's-law violations and spectral radius of the realised weights."""
         w = self.w_rec
@@ -177,7 +199,8 @@ class LiquidStateMachine(nn.Module):
         viol = int((rows_e < 0).sum() + (rows_i > 0).sum())
         return dict(n_neurons=self.n_neurons, n_exc=int(self.exc.sum()), rec_density=float(self.mask_rec.float().mean()),
                     in_density=float((self.w_in != 0).float().mean()), dale_violations=viol,
-                    spectral_radius=C.spectral_radius(w), recurrent=self.recurrent, input_gain=self.input_gain)
+                    spectral_radius=C.spectral_radius(w), recurrent=self.recurrent, engine=self.engine,
+                    input_gain=self.input_gain)
 
     # -- simulation --------------------------------------------------------------------------------
     def _lif_step(self, v: torch.Tensor, i: torch.Tensor):
@@ -214,9 +237,22 @@ class LiquidStateMachine(nn.Module):
         t_steps, b, _ = x.shape
         if not 1 <= n_bins <= t_steps:
             raise ValueError(f"n_bins must lie in [1, T={t_steps}], got {n_bins}")
+        edges = [round(k * t_steps / n_bins) for k in range(n_bins + 1)]
+        if self.engine == "event":
+            counts, traces, out = self._run_event(x, edges, n_bins, record)
+        else:
+            counts, traces, out = self._run_torch(x, edges, n_bins, record)
+        widths = torch.tensor([edges[j + 1] - edges[j] for j in range(n_bins)], dtype=torch.float32)[:, None, None]
+        traces /= widths
+        parts = {"counts": [counts], "traces": [traces], "both": [counts, traces]}[features]
+        feats = torch.cat([p.permute(1, 0, 2).reshape(b, -1) for p in parts], 1)
+        return feats, out
+
+    def _run_torch(self, x, edges, n_bins, record):
+        """Step loop of batched matmuls (dense or CSR); any device model."""
+        t_steps, b, _ = x.shape
         n = self.n_neurons
         i_in = self.syn_in(x.reshape(t_steps * b, -1) * self.input_gain).reshape(t_steps, b, n)
-        edges = [round(k * t_steps / n_bins) for k in range(n_bins + 1)]
         counts = torch.zeros(n_bins, b, n)
         traces = torch.zeros(n_bins, b, n)
         v = torch.full((b, n), self.v_reset)
@@ -234,11 +270,16 @@ class LiquidStateMachine(nn.Module):
             traces[k] += r
             if record:
                 out[t] = s.to(torch.uint8)
-        widths = torch.tensor([edges[j + 1] - edges[j] for j in range(n_bins)], dtype=torch.float32)[:, None, None]
-        traces /= widths
-        parts = {"counts": [counts], "traces": [traces], "both": [counts, traces]}[features]
-        feats = torch.cat([p.permute(1, 0, 2).reshape(b, -1) for p in parts], 1)
-        return feats, out
+        return counts, traces, out
+
+    def _run_event(self, x, edges, n_bins, record):
+        """The event-driven C kernel (:mod:`snn.lsm.event_kernel`)."""
+        if self._csr is None:
+            self._csr = (event_kernel.to_csr(self.w_in), event_kernel.to_csr(self.w_rec))
+        bin_of_t = np.searchsorted(np.asarray(edges[1:]), np.arange(x.shape[0]), side="right")
+        return event_kernel.run_event(x, *self._csr, tau=self.tau, v_threshold=self.v_threshold,
+                                      v_reset=self.v_reset, gain=self.input_gain, trace_tau=self.trace_tau,
+                                      bin_of_t=bin_of_t, n_bins=n_bins, record=record)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes ``[T, B, N]`` (float) for input ``[T, B, n_inputs]``."""
