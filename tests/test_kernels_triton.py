@@ -140,8 +140,11 @@ def _worker_case(case: dict) -> None:
             # the backward reads H rounded to the input dtype, so the surrogate is evaluated a rounding
             # away from the float32 reference's point: compare the whole gradient, relative to its norm
             err, ref_norm = (a.double() - b.double()).norm().item(), b.double().norm().item()
-            rel = 0.02 if dtype == torch.float16 else 0.1
-            assert err <= rel * ref_norm + 1e-3 * b.numel() ** 0.5, f"grad {i}: |err| {err} vs |ref| {ref_norm}"
+            rel = 0.005 if dtype == torch.float16 else 0.03
+            slack = 1e-3 * b.numel() ** 0.5
+            if b.dim() == 0:    # the PLIF decay: a sum of T·N terms, each off by ~1 ulp of the 16-bit Z
+                slack += 4 * (2.0 ** -11 if dtype == torch.float16 else 2.0 ** -8) * x.numel() ** 0.5
+            assert err <= rel * ref_norm + slack, f"grad {i}: |err| {err} vs |ref| {ref_norm}"
         else:
             torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=lambda m: f"grad {i}: {m}")
 
