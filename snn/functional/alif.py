@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..surrogate import Surrogate
-from .lif import lif_charge
+from .lif import _stack, lif_charge
 
 __all__ = ["alif_multistep"]
 
@@ -36,4 +36,4 @@ def alif_multistep(x_seq: torch.Tensor, v: torch.Tensor, b: torch.Tensor, decay,
         spikes.append(s)
         vs.append(v)
         bs.append(b)
-    return torch.stack(spikes), torch.stack(vs), torch.stack(bs)
+    return _stack(spikes, x_seq), _stack(vs, x_seq), _stack(bs, x_seq)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..surrogate import Surrogate
+from .lif import _stack
 
 __all__ = ["cubalif_multistep"]
 
@@ -29,4 +30,4 @@ def cubalif_multistep(x_seq: torch.Tensor, u: torch.Tensor, v: torch.Tensor, *, 
         spikes.append(s)
         us.append(u)
         vs.append(v)
-    return torch.stack(spikes), torch.stack(us), torch.stack(vs)
+    return _stack(spikes, x_seq), _stack(us, x_seq), _stack(vs, x_seq)

@@ -20,6 +20,11 @@ from ..surrogate import Surrogate
 __all__ = ["lif_charge", "lif_fire_reset", "lif_multistep"]
 
 
+def _stack(steps: list, x_seq: torch.Tensor) -> torch.Tensor:
+    """Stack per-step tensors into ``[T, ...]``; an empty ``[0, ...]`` tensor when T = 0."""
+    return torch.stack(steps) if steps else x_seq.new_empty(x_seq.shape)
+
+
 def lif_charge(v, x, decay, v_reset, decay_input: bool):
     """H = V + d·(X - (V - V_r)) (decay_input) or V - d·(V - V_r) + X."""
     vr = 0.0 if v_reset is None else v_reset
@@ -49,4 +54,4 @@ def lif_multistep(x_seq: torch.Tensor, v: torch.Tensor, decay, *, v_threshold: f
         s, v = lif_fire_reset(h, v_threshold, v_reset, detach_reset, surrogate)
         spikes.append(s)
         vs.append(v)
-    return torch.stack(spikes), torch.stack(vs)
+    return _stack(spikes, x_seq), _stack(vs, x_seq)

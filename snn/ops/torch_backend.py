@@ -7,6 +7,11 @@ NAME = "torch"
 FAMILIES = ("lif", "alif", "cubalif")
 
 
+def _last(seq, initial):
+    """The state after the last step; the initial state when there were no steps (T = 0)."""
+    return seq[-1] if len(seq) else initial
+
+
 def is_available() -> bool:
     return True
 
@@ -19,7 +24,7 @@ def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, de
                   record_v=False):
     s, v_seq = F.lif_multistep(x_seq, v_init, decay, v_threshold=v_threshold, v_reset=v_reset,
                                decay_input=decay_input, detach_reset=detach_reset, surrogate=surrogate)
-    return s, v_seq[-1], (v_seq if record_v else None)
+    return s, _last(v_seq, v_init), (v_seq if record_v else None)
 
 
 def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_reset, decay_input, detach_reset,
@@ -27,10 +32,10 @@ def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_re
     s, v_seq, b_seq = F.alif_multistep(x_seq, v_init, b_init, decay, rho=rho, beta=beta, v_threshold=v_threshold,
                                        v_reset=v_reset, decay_input=decay_input, detach_reset=detach_reset,
                                        surrogate=surrogate)
-    return s, v_seq[-1], b_seq[-1], (v_seq if record_v else None)
+    return s, _last(v_seq, v_init), _last(b_seq, b_init), (v_seq if record_v else None)
 
 
 def cubalif_multistep(x_seq, u_init, v_init, *, du, dv, v_threshold, bias, detach_reset, surrogate, record_v=False):
     s, u_seq, v_seq = F.cubalif_multistep(x_seq, u_init, v_init, du=du, dv=dv, v_threshold=v_threshold, bias=bias,
                                           detach_reset=detach_reset, surrogate=surrogate)
-    return s, u_seq[-1], v_seq[-1], (v_seq if record_v else None)
+    return s, _last(u_seq, u_init), _last(v_seq, v_init), (v_seq if record_v else None)
