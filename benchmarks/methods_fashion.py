@@ -58,7 +58,7 @@ def main(argv=None):
     for T in [int(t) for t in args.memory_Ts.split(",")]:
         for method in ("ottt", "bptt"):
             # memory only: a few batches are enough, the meter records the peak of every batch
-            res["memory"].append(run(method, T, args, 1, 4 * args.batch_size, 256))
+            res["memory"].append(run(method, T, args, 1, 2 * args.batch_size, 256))
             save()
     for method in args.methods.split(","):
         for T in [int(t) for t in args.Ts.split(",")]:

@@ -62,9 +62,9 @@ class ScaledWSConv2d(layers.Conv2d):
     The normalisation is a function of the weights only, so it works one time step at a time.
     """
 
-    def __init__(self, *args, gain: bool = True, eps: float = 1e-4, **kw):
+    def __init__(self, *args, gain: bool = True, gain_init: float = 1.0, eps: float = 1e-4, **kw):
         super().__init__(*args, **kw)
-        self.gain = nn.Parameter(torch.ones(self.out_channels, 1, 1, 1)) if gain else None
+        self.gain = nn.Parameter(torch.full((self.out_channels, 1, 1, 1), float(gain_init))) if gain else None
         self.eps = eps
 
     def standardized_weight(self) -> torch.Tensor:
@@ -90,26 +90,30 @@ def mlp(in_shape=(1, 28, 28), hidden=(256,), num_classes: int = 10, neuron: str 
     return nn.Sequential(*mods)
 
 
-def _norm_conv(c_in: int, c_out: int, norm: str) -> list[nn.Module]:
+def _norm_conv(c_in: int, c_out: int, norm: str, ws_gain: float = 1.0) -> list[nn.Module]:
     if norm == "bn":
         return [layers.Conv2d(c_in, c_out, 3, padding=1, bias=False, step_mode="m"),
                 layers.BatchNorm2d(c_out, step_mode="m")]
     if norm == "ws":
-        return [ScaledWSConv2d(c_in, c_out, 3, padding=1, step_mode="m")]
+        return [ScaledWSConv2d(c_in, c_out, 3, padding=1, gain_init=ws_gain, step_mode="m")]
     if norm == "none":
         return [layers.Conv2d(c_in, c_out, 3, padding=1, step_mode="m")]
     raise ValueError(f"unknown norm {norm!r}; accepted: {NORMS}")
 
 
 def csnn(in_shape=(1, 28, 28), channels=(32, 64), num_classes: int = 10, neuron: str = "lif", norm: str = "bn",
-         **neuron_kw) -> nn.Sequential:
-    """[Conv3x3 → norm → neuron → MaxPool2]·2 → Flatten → Linear. Works on 28x28 and 8x8 inputs."""
+         ws_gain: float = 5.0, **neuron_kw) -> nn.Sequential:
+    """[Conv3x3 → norm → neuron → MaxPool2]·2 → Flatten → Linear. Works on 28x28 and 8x8 inputs.
+
+    ``ws_gain`` is the initial gain of the weight-standardised convs (``norm='ws'``): a standardised
+    filter has unit norm, too weak to make LIF neurons (threshold 1) fire from [0, 1] inputs at gain 1.
+    """
     c_in, h, w = (int(s) for s in in_shape)
     if len(channels) != 2:
         raise ValueError(f"csnn has two conv blocks: channels must have 2 entries, got {channels}")
     mods: list[nn.Module] = []
     for c_out in channels:
-        mods += _norm_conv(c_in, int(c_out), norm)
+        mods += _norm_conv(c_in, int(c_out), norm, ws_gain)
         mods += [make_neuron(neuron, **neuron_kw), layers.MaxPool2d(2, 2, step_mode="m")]
         c_in, h, w = int(c_out), h // 2, w // 2
     if h < 1 or w < 1:
@@ -131,7 +135,7 @@ def model_config(model: str = "csnn", **kw) -> dict:
     if model == "mlp":
         cfg["hidden"] = [256]
     else:
-        cfg.update(channels=[32, 64], norm="bn")
+        cfg.update(channels=[32, 64], norm="bn", ws_gain=5.0)
     unknown = set(kw) - set(cfg)
     if unknown:
         raise ValueError(f"model_config: unknown keys {sorted(unknown)} for model {model!r}; accepted: {sorted(cfg)}")
