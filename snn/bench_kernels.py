@@ -43,19 +43,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _best_ms(fn: Callable[[], object], device: torch.device, repeat: int, min_total_s: float = 0.3) -> float:
-    """Best wall time of at least ``repeat`` runs, more (up to 10x) for fast cases until ``min_total_s``
-    has been spent: on a shared machine the minimum is the figure least disturbed by other load."""
+def _best_ms(fn: Callable[[], object], device: torch.device, repeat: int, min_total_s: float = 0.3):
+    """Best wall time and best process CPU time (ms) of at least ``repeat`` runs, more (up to 10x)
+    for fast cases until ``min_total_s`` has been spent.
+
+    On a shared machine the minimum is the figure least disturbed by other load; the CPU time
+    (all threads of this process, spinning OpenMP threads included) does not count the time
+    the process waited for a core, so it is the steadier figure there.
+    """
     fn()  # warm-up (first-touch of buffers, kernel compilation)
     _sync(device)
-    best, spent, runs = math.inf, 0.0, 0
+    best, best_cpu, spent, runs = math.inf, math.inf, 0.0, 0
     while runs < repeat or (spent < min_total_s and runs < 10 * repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
-        dt = time.perf_counter() - t0
-        best, spent, runs = min(best, dt), spent + dt, runs + 1
-    return best * 1e3
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        best, best_cpu, spent, runs = min(best, dt), min(best_cpu, dc), spent + dt, runs + 1
+    return best * 1e3, best_cpu * 1e3
 
 
 # ----------------------------------------------------------------------------------- contenders
@@ -137,7 +142,8 @@ def _measure_size(T: int, N: int, device: torch.device, contenders: dict, repeat
     gen = torch.Generator(device="cpu").manual_seed(0)
     x = (torch.rand(T, N, generator=gen) * 1.5).to(device)
     buf = torch.empty_like(x)
-    rows = [dict(T=T, N=N, impl="copy", mode="copy", ms=_best_ms(lambda: buf.copy_(x), device, repeat))]
+    ms, cpu = _best_ms(lambda: buf.copy_(x), device, repeat)
+    rows = [dict(T=T, N=N, impl="copy", mode="copy", ms=ms, cpu_ms=cpu)]
     del buf
     grad_out = torch.ones_like(x)
     for name, factory in contenders.items():
@@ -157,20 +163,25 @@ def _measure_size(T: int, N: int, device: torch.device, contenders: dict, repeat
             continue
         finally:
             gc.collect()
-        rows.append(dict(T=T, N=N, impl=name, mode="fwd", ms=fwd))
-        rows.append(dict(T=T, N=N, impl=name, mode="fwd+bwd", ms=fb))
+        rows.append(dict(T=T, N=N, impl=name, mode="fwd", ms=fwd[0], cpu_ms=fwd[1]))
+        rows.append(dict(T=T, N=N, impl=name, mode="fwd+bwd", ms=fb[0], cpu_ms=fb[1]))
     return rows
 
 
 def _annotate(rows: list[dict], device: torch.device) -> None:
     """Add ratio to copy, speed-up over the fastest peer and (GPU) achieved bandwidth."""
-    copy = {(r["T"], r["N"]): r["ms"] for r in rows if r["impl"] == "copy"}
+    copy = {(r["T"], r["N"]): r for r in rows if r["impl"] == "copy"}
     for r in rows:
         key = (r["T"], r["N"])
-        r["x_copy"] = r["ms"] / copy[key]
+        r["x_copy"] = r["ms"] / copy[key]["ms"]
+        r["cpu_x_copy"] = r["cpu_ms"] / copy[key]["cpu_ms"] if copy[key]["cpu_ms"] > 0 else None
         r["gbps"] = 2 * r["T"] * r["N"] * 4 / (r["ms"] * 1e-3) / 1e9 if r["mode"] in ("copy", "fwd") else None
         peers = [p["ms"] for p in rows if (p["T"], p["N"]) == key and p["impl"] in PEERS and p["mode"] == r["mode"]]
         r["speedup_vs_best_peer"] = (min(peers) / r["ms"]) if peers and r["impl"].startswith("snn-") else None
+        cpu_peers = [p["cpu_ms"] for p in rows
+                     if (p["T"], p["N"]) == key and p["impl"] in PEERS and p["mode"] == r["mode"]]
+        r["cpu_speedup_vs_best_peer"] = (min(cpu_peers) / r["cpu_ms"]) if cpu_peers and r["cpu_ms"] > 0 \
+            and r["impl"].startswith("snn-") else None
 
 
 def _peak_gbps(device: torch.device):
@@ -187,13 +198,18 @@ def _peak_gbps(device: torch.device):
 def format_table(result: dict) -> str:
     """The human table: ms, x of the copy roofline, speed-up over the fastest peer (and GB/s on GPU)."""
     lines = [f"LIF multi-step throughput on {result['device']} ({result['threads']} threads, "
-             f"malloc tuned: {result['malloc_tuned']}); best of {result['repeat']}"]
+             f"malloc tuned: {result['malloc_tuned']}); best of >= {result['repeat']} runs; wall ms, then "
+             f"process CPU ms (all threads)"]
     gpu = result["device_type"] == "cuda"
-    head = f"{'T':>4} {'N':>8}  {'impl':<14}{'mode':<9}{'ms':>10}{'x copy':>9}{'vs best peer':>14}"
+    head = (f"{'T':>4} {'N':>8}  {'impl':<14}{'mode':<9}{'ms':>10}{'x copy':>9}{'vs best peer':>14}"
+            f"{'cpu ms':>10}{'x copy':>9}{'vs best peer':>14}")
     lines.append(head + (f"{'GB/s':>9}" if gpu else ""))
     for r in result["rows"]:
         sp = f"{r['speedup_vs_best_peer']:.1f}x" if r.get("speedup_vs_best_peer") else ""
-        line = f"{r['T']:>4} {r['N']:>8}  {r['impl']:<14}{r['mode']:<9}{r['ms']:>10.2f}{r['x_copy']:>9.2f}{sp:>14}"
+        csp = f"{r['cpu_speedup_vs_best_peer']:.1f}x" if r.get("cpu_speedup_vs_best_peer") else ""
+        cx = f"{r['cpu_x_copy']:.2f}" if r.get("cpu_x_copy") is not None else ""
+        line = (f"{r['T']:>4} {r['N']:>8}  {r['impl']:<14}{r['mode']:<9}{r['ms']:>10.2f}{r['x_copy']:>9.2f}{sp:>14}"
+                f"{r['cpu_ms']:>10.2f}{cx:>9}{csp:>14}")
         if gpu:
             line += f"{r['gbps']:>9.0f}" if r.get("gbps") else f"{'':>9}"
         lines.append(line)

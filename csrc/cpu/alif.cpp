@@ -31,6 +31,44 @@ namespace {
 template <typename T>
 inline T threshold(T vth, T beta, T b) { return vth + beta * b; }
 
+// One time step over a block: charge, adaptive threshold, fire, reset; V and B in place.
+template <bool DI, bool HARD, typename T>
+SNN_SIMD_CLONES void forward_step(const T* __restrict x, T* __restrict s, T* __restrict v, T* __restrict bb,
+                                  T* __restrict h, int64_t len, T d, T vr, T vth, T rho, T beta) {
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) {
+    const T hi = lif_charge<DI>(v[i], x[i], d, vr);
+    const T theta = threshold(vth, beta, bb[i]);
+    const T si = fire(hi - theta);
+    s[i] = si;
+    h[i] = hi;
+    v[i] = lif_reset<HARD>(hi, si, theta, vr);
+    bb[i] = rho * bb[i] + si;
+  }
+}
+
+// One reverse time step over a block; gV and gB carried in place, gH kept for the decay gradient.
+template <int K, bool HARD, typename T>
+SNN_SIMD_CLONES void backward_step(const T* __restrict h, const T* __restrict bprev, const T* __restrict gs,
+                                   T* __restrict gx, T* __restrict gv, T* __restrict gb, T* __restrict gh,
+                                   int64_t len, T vth, T vr, T alpha, T keep, T rho, T beta, T dhdx,
+                                   T one_minus_d) {
+  const T soft = HARD ? T(0) : T(1);
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) {
+    const T hi = h[i], theta = threshold(vth, beta, bprev[i]), m = hi - theta;
+    const T s = fire(m), sg = surrogate_grad<K>(m, alpha);
+    const T gS = gs[i] + gb[i] + keep * gv[i] * lif_dv_ds<HARD>(hi, theta, vr);
+    const T gm = gS * sg;
+    const T g = gv[i] * lif_dv_dh<HARD>(s) + gm;
+    const T gtheta = -gm - soft * gv[i] * s;
+    gx[i] = g * dhdx;
+    gh[i] = g;
+    gv[i] = g * one_minus_d;
+    gb[i] = rho * gb[i] + beta * gtheta;
+  }
+}
+
 template <bool DI, bool HARD, typename T>
 void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
   const T d = T(p.lif.decay), vr = T(p.lif.v_reset), vth = T(p.lif.v_threshold);
@@ -44,18 +82,7 @@ void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
     copy_n(bb, a.b0 + i0, len);
     for (int64_t t = 0; t < a.steps; ++t) {
       const int64_t off = t * a.n + i0;
-      const T* __restrict x = a.x + off;
-      T* __restrict s = a.spikes + off;
-#pragma omp simd
-      for (int64_t i = 0; i < len; ++i) {
-        const T hi = lif_charge<DI>(v[i], x[i], d, vr);
-        const T theta = threshold(vth, beta, bb[i]);
-        const T si = fire(hi - theta);
-        s[i] = si;
-        h[i] = hi;
-        v[i] = lif_reset<HARD>(hi, si, theta, vr);
-        bb[i] = rho * bb[i] + si;
-      }
+      forward_step<DI, HARD>(a.x + off, a.spikes + off, v, bb, h, len, d, vr, vth, rho, beta);
       if (a.h_seq) copy_n(a.h_seq + off, h, len);
       if (a.b_seq) copy_n(a.b_seq + off, bb, len);
       if (a.v_seq) copy_n(a.v_seq + off, v, len);
@@ -70,7 +97,6 @@ void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
   const T d = T(p.lif.decay), vr = T(p.lif.v_reset), vth = T(p.lif.v_threshold), alpha = T(p.lif.alpha);
   const T rho = T(p.rho), beta = T(p.beta);
   const T keep = p.lif.detach_reset ? T(0) : T(1);
-  const T soft = HARD ? T(0) : T(1);
   const T one_minus_d = T(1) - d, dhdx = lif_dh_dx<DI, T>(d);
   std::vector<double> partial(a.grad_decay ? num_blocks(a.n) : 0, 0.0);
   for_each_block(a.n, a.steps, threads, [&](int64_t blk, int64_t i0, int64_t i1) {
@@ -89,23 +115,9 @@ void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
         const T* __restrict gvs = a.grad_v_seq + off;
         for (int64_t i = 0; i < len; ++i) gv[i] += gvs[i];
       }
-      const T* __restrict h = a.h_seq + off;
-      const T* __restrict bprev = t > 0 ? a.b_seq + off - a.n : a.b0 + i0;
-      const T* __restrict gs = a.grad_spikes + off;
-      T* __restrict gx = a.grad_x + off;
-#pragma omp simd
-      for (int64_t i = 0; i < len; ++i) {
-        const T hi = h[i], theta = threshold(vth, beta, bprev[i]), m = hi - theta;
-        const T s = fire(m), sg = surrogate_grad<K>(m, alpha);
-        const T gS = gs[i] + gb[i] + keep * gv[i] * lif_dv_ds<HARD>(hi, theta, vr);
-        const T gm = gS * sg;
-        const T g = gv[i] * lif_dv_dh<HARD>(s) + gm;
-        const T gtheta = -gm - soft * gv[i] * s;
-        gx[i] = g * dhdx;
-        gh[i] = g;
-        gv[i] = g * one_minus_d;
-        gb[i] = rho * gb[i] + beta * gtheta;
-      }
+      const T* bprev = t > 0 ? a.b_seq + off - a.n : a.b0 + i0;
+      backward_step<K, HARD>(a.h_seq + off, bprev, a.grad_spikes + off, a.grad_x + off, gv, gb, gh, len, vth, vr,
+                             alpha, keep, rho, beta, dhdx, one_minus_d);
       if (a.grad_decay) {  // gd += Σ gH·∂H/∂d, V[t-1] recomputed from H[t-1], B[t-2] (or V0)
         for (int64_t i = 0; i < len; ++i) {
           T vp;

@@ -22,6 +22,39 @@ namespace snn {
 namespace cpu {
 namespace {
 
+// One time step over a block: current, voltage, strict fire, reset to 0; U and V in place.
+template <typename T>
+SNN_SIMD_CLONES void forward_step(const T* __restrict x, T* __restrict s, T* __restrict u, T* __restrict v,
+                                  T* __restrict pre, int64_t len, T cu, T cv, T vth, T bias) {
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) {
+    u[i] = u[i] * cu + x[i];
+    const T pi = v[i] * cv + u[i] + bias;
+    const T si = fire_strict(pi - vth);
+    s[i] = si;
+    pre[i] = pi;
+    v[i] = si != T(0) ? T(0) : pi;
+  }
+}
+
+// One reverse time step over a block; gU and gV carried in place.
+template <int K, typename T>
+SNN_SIMD_CLONES void backward_step(const T* __restrict pre, const T* __restrict gs, T* __restrict gx,
+                                   T* __restrict gu, T* __restrict gv, int64_t len, T cu, T cv, T vth, T alpha,
+                                   T keep) {
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) {
+    const T pi = pre[i], m = pi - vth;
+    const T s = fire_strict(m), sg = surrogate_grad<K>(m, alpha);
+    const T gS = gs[i] - keep * gv[i] * pi;
+    const T gp = gv[i] * (T(1) - s) + gS * sg;
+    const T g = gu[i] + gp;
+    gx[i] = g;
+    gu[i] = g * cu;
+    gv[i] = gp * cv;
+  }
+}
+
 template <typename T>
 void forward_impl(const CubaForward<T>& a, const CubaParams& p, int threads) {
   const T cu = T(p.cu), cv = T(p.cv), vth = T(p.v_threshold), bias = T(p.bias);
@@ -34,17 +67,7 @@ void forward_impl(const CubaForward<T>& a, const CubaParams& p, int threads) {
     copy_n(v, a.v0 + i0, len);
     for (int64_t t = 0; t < a.steps; ++t) {
       const int64_t off = t * a.n + i0;
-      const T* __restrict x = a.x + off;
-      T* __restrict s = a.spikes + off;
-#pragma omp simd
-      for (int64_t i = 0; i < len; ++i) {
-        u[i] = u[i] * cu + x[i];
-        const T pi = v[i] * cv + u[i] + bias;
-        const T si = fire_strict(pi - vth);
-        s[i] = si;
-        pre[i] = pi;
-        v[i] = si != T(0) ? T(0) : pi;
-      }
+      forward_step(a.x + off, a.spikes + off, u, v, pre, len, cu, cv, vth, bias);
       if (a.vpre_seq) copy_n(a.vpre_seq + off, pre, len);
       if (a.v_seq) copy_n(a.v_seq + off, v, len);
     }
@@ -71,20 +94,7 @@ void backward_impl(const CubaBackward<T>& a, const CubaParams& p, int threads) {
         const T* __restrict gvs = a.grad_v_seq + off;
         for (int64_t i = 0; i < len; ++i) gv[i] += gvs[i];
       }
-      const T* __restrict pre = a.vpre_seq + off;
-      const T* __restrict gs = a.grad_spikes + off;
-      T* __restrict gx = a.grad_x + off;
-#pragma omp simd
-      for (int64_t i = 0; i < len; ++i) {
-        const T pi = pre[i], m = pi - vth;
-        const T s = fire_strict(m), sg = surrogate_grad<K>(m, alpha);
-        const T gS = gs[i] - keep * gv[i] * pi;
-        const T gp = gv[i] * (T(1) - s) + gS * sg;
-        const T g = gu[i] + gp;
-        gx[i] = g;
-        gu[i] = g * cu;
-        gv[i] = gp * cv;
-      }
+      backward_step<K>(a.vpre_seq + off, a.grad_spikes + off, a.grad_x + off, gu, gv, len, cu, cv, vth, alpha, keep);
     }
     copy_n(a.grad_u0 + i0, gu, len);
     copy_n(a.grad_v0 + i0, gv, len);
