@@ -131,7 +131,7 @@ def test_multi_head_model_routes_each_sample_to_its_head():
     mixed = m(x, heads)
     for i, h in enumerate(heads.tolist()):
         reset(m)
-        assert torch.allclose(mixed[i], m(x, h)[i], atol=1e-6)
+        assert torch.allclose(mixed[:, i], m(x, h)[:, i], atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -161,3 +161,43 @@ def test_cli_runtime_errors_are_reported(capsys):
     rc = snn_main(["continual", "--benchmark", "sdigits", "--tasks", "1", "--hlop-k-first", "1,2,3", "--quiet",
                    "--n-train", "8", "--epochs", "1"])
     assert rc == 1 and "one entry per protected layer" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------- training methods
+@pytest.mark.parametrize("train_method", ["bptt", "dsr", "ottt"])
+def test_hlop_updates_stay_orthogonal_to_the_protected_subspace_for_every_training_method(train_method):
+    """After task 1, every weight change of task 2 lies in the complement of the consolidated subspace:
+    ΔW Hᵀ = 0 (the old tasks' inputs see unchanged weights), whichever method made the gradients."""
+    torch.manual_seed(0)
+    tm = get_method(train_method)
+    model = net.mlp(64, (32,), 10, 1, v_threshold=0.5, neuron_kind=tm.neuron_kind)
+    s = baselines.HLOPStrategy(k=baselines.k_schedule([12, 10], [6, 6]), iterations=1, consolidate_batches=1)
+    tr = trainer.ContinualTrainer(model, s, method=tm, epochs=1, batch_size=32, T=2, log=None)
+    ts = tasks.permuted(2, "digits", n_train=96, n_test=32)
+    snapshot = {}
+    original_begin = s.begin_task
+
+    def begin(t, task):
+        original_begin(t, task)
+        if t == 1:
+            snapshot.update({n: p.detach().clone() for n, p in model.named_parameters()})
+
+    s.begin_task = begin
+    r = tr.run(ts)
+    assert np.isfinite(r["acc"])
+    for name, p in model.named_parameters():  # neuron parameters (DSR thresholds) are frozen after task 1
+        if p.dim() == 0:
+            assert torch.equal(p, snapshot[name]), name
+    for name, mod, sub in zip(s.hlop.names, s.hlop.modules_, s.hlop.subspaces):
+        H = sub.H[:12 if name == "body.1" else 10]  # the neurons consolidated after task 1
+        with torch.no_grad():
+            dW = torch.cat([mod.weight - snapshot[name + ".weight"], (mod.bias - snapshot[name + ".bias"])[:, None]], 1)
+        assert dW.abs().max() > 1e-4, name  # task 2 did change the layer
+        assert (dW @ H.t()).abs().max() < 1e-4 * max(1.0, float(dW.abs().max())), name
+
+
+def test_strategy_options_are_checked():
+    with pytest.raises(ValueError, match="consolidate_batches"):
+        baselines.HLOPStrategy(consolidate_batches=-1)
+    with pytest.raises(ValueError, match="mode"):
+        baselines.Replay(mode="sometimes")

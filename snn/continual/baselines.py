@@ -19,8 +19,10 @@ A strategy sees the training loop through a few hooks (all optional, no-ops in :
   the gradient of a replay batch of ``batch_size`` samples drawn from it.
 - :class:`HLOPStrategy`: HLOP (:mod:`snn.continual.hlop`): records presynaptic traces in the forward pass,
   projects the current task's gradients after backward, learns the lateral neurons after each step.
-- :class:`Compose`: several strategies in order (``hlop+replay``: the current task's gradient is projected,
-  the replayed samples' gradient is not).
+- :class:`Compose`: several strategies in order. ``hlop+replay`` learns each task with HLOP's projected
+  gradients, then rehearses the buffer for a short unprojected phase (``Replay(mode='after')``): replayed
+  gradients mixed into every step at the task's learning rate undo the protection (measured: ACC 55.9
+  vs 76.7 for HLOP alone on permuted Fashion-MNIST).
 The multitask upper bound is not a strategy: :meth:`ContinualTrainer.run_multitask` trains on all tasks at once.
 """
 from __future__ import annotations
@@ -122,22 +124,42 @@ class EWC(Strategy):
 
 
 class Replay(Strategy):
-    """Experience replay from a small buffer (``per_task`` samples of each finished task)."""
+    """Experience replay from a small buffer (``per_task`` random samples of each finished task).
+
+    ``mode='interleave'``: every training batch adds the gradient of ``batch_size`` buffer samples.
+    ``mode='after'``: after each task (from the second on), ``epochs`` passes over the whole buffer with
+    plain SGD at ``lr`` (a short, gentle rehearsal phase; with HLOP, the task itself is learned with
+    projected gradients and only this phase moves weights inside the protected subspace)."""
 
     name = "replay"
+    MODES = ("interleave", "after")
 
-    def __init__(self, per_task: int = 100, batch_size: int = 32, seed: int = 0):
+    def __init__(self, per_task: int = 100, batch_size: int = 32, seed: int = 0, mode: str = "interleave",
+                 lr: float = 0.01, epochs: int = 1):
         if per_task < 1 or batch_size < 1:
             raise ValueError(f"Replay: per_task and batch_size must be >= 1, got {per_task}, {batch_size}")
-        self.per_task, self.batch_size = int(per_task), int(batch_size)
+        if mode not in self.MODES:
+            raise ValueError(f"Replay: mode must be one of {self.MODES}, got {mode!r}")
+        self.per_task, self.batch_size, self.mode = int(per_task), int(batch_size), mode
+        self.lr, self.epochs = float(lr), int(epochs)
         self.gen = torch.Generator().manual_seed(seed)
         self.x = self.y = self.h = None
 
     def extra_batches(self):
-        if self.x is None:
+        if self.x is None or self.mode != "interleave":
             return ()
         idx = torch.randint(len(self.x), (min(self.batch_size, len(self.x)),), generator=self.gen)
         return ((self.x[idx], self.y[idx], self.h[idx]),)
+
+    def _rehearse(self) -> None:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=self.lr, momentum=self.trainer.momentum)
+        for _ in range(self.epochs):
+            for idx in torch.randperm(len(self.x), generator=self.gen).split(self.batch_size):
+                opt.zero_grad(set_to_none=True)
+                self.trainer.step(self.x[idx], self.y[idx], self.h[idx])
+                opt.step()
+        opt.zero_grad(set_to_none=True)
 
     def end_task(self, t, task) -> None:
         idx = torch.randperm(len(task.x_train), generator=self.gen)[:self.per_task]
@@ -147,9 +169,11 @@ class Replay(Strategy):
             self.x, self.y, self.h = x, y, h
         else:
             self.x, self.y, self.h = torch.cat([self.x, x]), torch.cat([self.y, y]), torch.cat([self.h, h])
+        if self.mode == "after" and t > 0:
+            self._rehearse()
 
     def info(self) -> dict:
-        return {"per_task": self.per_task, "replay_batch": self.batch_size,
+        return {"per_task": self.per_task, "replay_batch": self.batch_size, "replay_mode": self.mode,
                 "buffer": 0 if self.x is None else len(self.x)}
 
 
@@ -163,12 +187,20 @@ def k_schedule(first: Sequence[int], rest: Sequence[int]):
 
 class HLOPStrategy(Strategy):
     """HLOP as a strategy. ``layers=None`` protects every Linear of the body, and the head too when there is
-    a single shared head (per-task heads only ever see their own task). Other keywords go to :class:`HLOP`."""
+    a single shared head (per-task heads only ever see their own task). Other keywords go to :class:`HLOP`.
+
+    The lateral neurons learn during training from the traces of each batch; at the end of a task,
+    ``consolidate_batches`` more batches of the task run forward only (no weight update) so that the new
+    neurons also learn from the final network's activity (the hidden layers' activity drifts while a task is
+    learned, most of all in the first task), then the subspace is consolidated."""
 
     name = "hlop"
 
-    def __init__(self, layers: Sequence[str] | None = None, **hlop_kw):
+    def __init__(self, layers: Sequence[str] | None = None, consolidate_batches: int = 0, **hlop_kw):
+        if consolidate_batches < 0:
+            raise ValueError(f"HLOP: consolidate_batches must be >= 0, got {consolidate_batches}")
         self.layers, self.hlop_kw = layers, hlop_kw
+        self.consolidate_batches = int(consolidate_batches)
         self.hlop: HLOP | None = None
 
     def attach(self, model, trainer) -> None:
@@ -181,6 +213,16 @@ class HLOPStrategy(Strategy):
 
     def begin_task(self, t, task) -> None:
         self.hlop.begin_task(t)
+        if t > 0:
+            self._freeze_neuron_parameters()
+
+    def _freeze_neuron_parameters(self) -> None:
+        """Parameters outside Linear/Conv layers (DSR thresholds, PLIF time constants, ...) have no presynaptic
+        trace to project: they are learned in the first task only."""
+        for m in self.model.modules():
+            if not isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)):
+                for p in m.parameters(recurse=False):
+                    p.requires_grad_(False)
 
     def before_batch(self) -> None:
         self.hlop.collect(True)
@@ -192,11 +234,23 @@ class HLOPStrategy(Strategy):
     def after_step(self) -> None:
         self.hlop.hebbian_update()
 
+    @torch.no_grad()
+    def _consolidation_pass(self, task) -> None:
+        for i, (x, _) in enumerate(self.trainer.batches(task.x_train, task.y_train, shuffle=True)):
+            if i >= self.consolidate_batches:
+                break
+            self.hlop.collect(True)
+            self.trainer.method.logits(self.model, x, task.head, self.trainer.T)
+            self.hlop.collect(False)
+            self.hlop.hebbian_update()
+
     def end_task(self, t, task) -> None:
+        if self.consolidate_batches:
+            self._consolidation_pass(task)
         self.hlop.end_task()
 
     def info(self) -> dict:
-        return {"subspace": self.hlop.sizes() if self.hlop else {}}
+        return {"subspace": self.hlop.sizes() if self.hlop else {}, "consolidate_batches": self.consolidate_batches}
 
 
 class Compose(Strategy):
@@ -251,5 +305,6 @@ def make_strategy(name: str, hlop: dict | None = None, ewc: dict | None = None, 
         raise ValueError(f"unknown method {name!r}; accepted: {STRATEGIES}")
     hlop, ewc, replay = hlop or {}, ewc or {}, replay or {}
     return {"hlop": lambda: HLOPStrategy(**hlop), "finetune": FineTune, "ewc": lambda: EWC(**ewc),
-            "replay": lambda: Replay(**replay), "hlop+replay": lambda: Compose(HLOPStrategy(**hlop), Replay(**replay)),
+            "replay": lambda: Replay(**replay),
+            "hlop+replay": lambda: Compose(HLOPStrategy(**hlop), Replay(**{"mode": "after", **replay})),
             "multitask": lambda: None}[name]()

@@ -13,14 +13,15 @@ import torch
 
 from . import tasks as task_builders
 from .baselines import STRATEGIES, k_schedule, make_strategy
-from .methods import METHODS
+from .methods import METHODS, get_method
 from .net import mlp
 from .trainer import ContinualTrainer
 
 __all__ = ["DEFAULTS", "run", "config"]
 
-_COMMON = dict(T=4, epochs=1, batch_size=64, lr=0.05, momentum=0.9, n_train=None, n_test=None, seed=0,
-               hlop_lr=1.0, hlop_iterations=5, hlop_momentum=0.9, hlop_trace="rate", hlop_spiking_steps=None,
+_COMMON = dict(T=4, v_threshold=1.0, epochs=1, batch_size=64, lr=0.05, momentum=0.9, n_train=None, n_test=None, seed=0,
+               hlop_lr=1.0, hlop_iterations=2, hlop_momentum=0.9, hlop_trace="rate", hlop_spiking_steps=None,
+               hlop_consolidate_batches=50,
                ewc_lambda=20.0, ewc_batches=50, replay_per_task=100, replay_batch=32)
 
 DEFAULTS = {
@@ -29,9 +30,10 @@ DEFAULTS = {
     # 5 tasks of 2 classes, a head per task: protect the body only
     "sfmnist": dict(_COMMON, n_tasks=5, hidden=(256, 256), hlop_k_first=(80, 60), hlop_k_rest=(60, 40)),
 }
-DEFAULTS["pdigits"] = dict(DEFAULTS["pfmnist"], n_tasks=4, hidden=(128, 128), epochs=5, batch_size=32,
+# 8x8 digits: 64 inputs drive the hidden LIF neurons less, so their threshold is lower
+DEFAULTS["pdigits"] = dict(DEFAULTS["pfmnist"], n_tasks=4, hidden=(128, 128), epochs=5, batch_size=32, v_threshold=0.5,
                            hlop_k_first=(24, 40, 40), hlop_k_rest=(12, 20, 20))
-DEFAULTS["sdigits"] = dict(DEFAULTS["sfmnist"], hidden=(128, 128), epochs=10, batch_size=16,
+DEFAULTS["sdigits"] = dict(DEFAULTS["sfmnist"], hidden=(128, 128), epochs=10, batch_size=16, v_threshold=0.5,
                            hlop_k_first=(16, 24), hlop_k_rest=(8, 16))
 
 
@@ -58,7 +60,9 @@ def run(benchmark: str, method: str, train_method: str = "bptt", log=print, data
     torch.manual_seed(cfg["seed"])
     tasks = task_builders.build(benchmark, cfg["n_tasks"], cfg["n_train"], cfg["n_test"], cfg["seed"], data_dir)
     heads = sorted({t.head for t in tasks})
-    model = mlp(tasks[0].x_train[0].numel(), cfg["hidden"], tasks[0].n_classes, len(heads))
+    tm = get_method(train_method)
+    model = mlp(tasks[0].x_train[0].numel(), cfg["hidden"], tasks[0].n_classes, len(heads),
+                v_threshold=cfg["v_threshold"], neuron_kind=tm.neuron_kind)
     n_protected = len(cfg["hidden"]) + (1 if len(heads) == 1 else 0)
     for key in ("hlop_k_first", "hlop_k_rest"):
         if len(cfg[key]) != n_protected:
@@ -67,10 +71,11 @@ def run(benchmark: str, method: str, train_method: str = "bptt", log=print, data
         method,
         hlop=dict(k=k_schedule(cfg["hlop_k_first"], cfg["hlop_k_rest"]), lr=cfg["hlop_lr"],
                   iterations=cfg["hlop_iterations"], momentum=cfg["hlop_momentum"], trace=cfg["hlop_trace"],
-                  spiking_steps=cfg["hlop_spiking_steps"], seed=cfg["seed"]),
+                  spiking_steps=cfg["hlop_spiking_steps"], seed=cfg["seed"],
+                  consolidate_batches=cfg["hlop_consolidate_batches"]),
         ewc=dict(lam=cfg["ewc_lambda"], fisher_batches=cfg["ewc_batches"]),
         replay=dict(per_task=cfg["replay_per_task"], batch_size=cfg["replay_batch"], seed=cfg["seed"]))
-    trainer = ContinualTrainer(model, strategy, method=train_method, epochs=cfg["epochs"], lr=cfg["lr"],
+    trainer = ContinualTrainer(model, strategy, method=tm, epochs=cfg["epochs"], lr=cfg["lr"],
                                momentum=cfg["momentum"], batch_size=cfg["batch_size"], T=cfg["T"], seed=cfg["seed"],
                                log=log)
     t0 = time.perf_counter()

@@ -235,7 +235,7 @@ def _traces(m: nn.Module, calls: list[torch.Tensor], trace: str, max_rows: int |
     as in online training) give, for ``trace='rate'``, the firing rate over time per sample; for
     ``'steps'``, every step of every sample. Conv2d inputs become unfolded patches.
     """
-    multi = getattr(m, "step_mode", "s") == "m"
+    multi = calls[0].dim() == (3 if isinstance(m, nn.Linear) else 5)  # [T, B, ...] from step mode 'm'
     if multi:
         seq = torch.cat(calls, 1) if len(calls) > 1 else calls[0]
     else:

@@ -2,11 +2,11 @@
 
 ``forward(x_seq, heads)``: ``x_seq`` is ``[T, B, ...]``, ``heads`` an int (every sample uses that head) or an
 int tensor ``[B]`` (a head per sample, for replay and multitask batches mixing tasks). The output is the
-head's membrane-free readout averaged over time, ``logits = (1/T) Σ_t W_head s_L[t] + b``.
+head's non-spiking readout at every step, ``o[t] = W_head s_L[t] + b``; BPTT takes ``logits = (1/T) Σ_t o[t]``.
 
 The hidden layers are ``snn.layers.Linear`` (time-folded, step_mode 'm') followed by LIF neurons
-(tau 2, soft reset, detached reset, no input decay), so every weight gradient is a sum over steps of
-error x presynaptic spike outer products: what HLOP projects.
+(tau 2, soft reset, detached reset, no input decay; or DSR LIF neurons for the DSR method), so every weight
+gradient is a sum over steps of error x presynaptic spike (or trace) outer products: what HLOP projects.
 """
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ __all__ = ["MultiHeadSNN", "mlp"]
 
 
 class MultiHeadSNN(nn.Module):
-    """``body`` (``[T, B, ...] → [T, B, F]``) and ``heads`` (``snn.layers.Linear(F, C)`` each)."""
+    """``body`` (``[T, B, ...] → [T, B, F]``) and ``heads`` (``snn.layers.Linear(F, C)`` each).
+
+    Returns the head's output at every step (``[T, B, C]``; ``[B, C]`` in step mode 's', one step per call,
+    as online training runs it); the training method reads the logits out of it (mean over time for BPTT).
+    """
 
     def __init__(self, body: nn.Module, heads: Sequence[nn.Module]):
         super().__init__()
@@ -31,15 +35,18 @@ class MultiHeadSNN(nn.Module):
     def forward(self, x_seq: torch.Tensor, heads=0) -> torch.Tensor:
         h = self.body(x_seq)
         if isinstance(heads, int):
-            return self.heads[heads](h).mean(0)
+            return self.heads[heads](h)
         heads = torch.as_tensor(heads, device=h.device)
-        out = torch.stack([head(h).mean(0) for head in self.heads], 1)  # [B, n_heads, C]
-        return out[torch.arange(len(heads), device=h.device), heads]
+        out = torch.stack([head(h) for head in self.heads], -2)  # [..., B, n_heads, C]
+        return out[..., torch.arange(len(heads), device=h.device), heads, :]
 
 
 def mlp(in_features: int = 784, hidden: Sequence[int] = (256, 256), n_classes: int = 10, n_heads: int = 1,
-        tau: float = 2.0, v_threshold: float = 1.0, bias: bool = True) -> MultiHeadSNN:
-    """``Flatten → [Linear → LIF] x len(hidden)`` and ``n_heads`` linear heads of ``n_classes`` outputs."""
+        tau: float = 2.0, v_threshold: float = 1.0, bias: bool = True, neuron_kind: str = "lif") -> MultiHeadSNN:
+    """``Flatten → [Linear → LIF] x len(hidden)`` and ``n_heads`` linear heads of ``n_classes`` outputs.
+    ``neuron_kind='dsr'`` uses :class:`snn.train.DSRLIF` neurons (for the DSR training method)."""
+    if neuron_kind not in ("lif", "dsr"):
+        raise ValueError(f"mlp: neuron_kind must be 'lif' or 'dsr', got {neuron_kind!r}")
     if not hidden or any(int(h) != h or h < 1 for h in hidden):
         raise ValueError(f"mlp: hidden sizes must be positive integers, got {hidden}")
     if n_heads < 1 or n_classes < 1:
@@ -47,9 +54,16 @@ def mlp(in_features: int = 784, hidden: Sequence[int] = (256, 256), n_classes: i
     mods: list[nn.Module] = [layers.Flatten(step_mode="m")]
     width = in_features
     for h in hidden:
-        mods += [layers.Linear(width, int(h), bias=bias, step_mode="m"),
-                 neuron.LIF(tau=tau, v_threshold=v_threshold, v_reset=None, detach_reset=True, decay_input=False,
-                            step_mode="m")]
+        mods += [layers.Linear(width, int(h), bias=bias, step_mode="m"), _neuron(neuron_kind, tau, v_threshold)]
         width = int(h)
     heads = [layers.Linear(width, n_classes, bias=bias, step_mode="m") for _ in range(n_heads)]
     return MultiHeadSNN(nn.Sequential(*mods), heads)
+
+
+def _neuron(kind: str, tau: float, v_threshold: float) -> nn.Module:
+    if kind == "dsr":
+        from ..train.dsr import DSRLIF
+
+        return DSRLIF(tau=tau, v_threshold=v_threshold)
+    return neuron.LIF(tau=tau, v_threshold=v_threshold, v_reset=None, detach_reset=True, decay_input=False,
+                      step_mode="m")

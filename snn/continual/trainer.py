@@ -23,25 +23,23 @@ import numpy as np
 import torch
 
 from .. import data as snn_data
-from .. import encoding
-from ..functional import reset
 from . import metrics
-from .methods import get_method
+from .methods import TrainMethod, get_method, mean_logits
 from .tasks import Task
 
 __all__ = ["ContinualTrainer", "evaluate"]
 
 
 @torch.no_grad()
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, head, T: int, batch_size: int = 1000) -> float:
-    """Test accuracy (fraction) of ``model`` on ``(x, y)`` through ``head``."""
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, head, T: int, batch_size: int = 1000,
+             logits=mean_logits) -> float:
+    """Test accuracy (fraction) of ``model`` on ``(x, y)`` through ``head``; ``logits(model, x, head, T)`` is the
+    training method's readout (mean output over time by default)."""
     was = model.training
     model.eval()
     correct = 0
     for xb, yb in snn_data.batches(x, y, batch_size):
-        reset(model)
-        correct += int((model(encoding.direct(xb, T), head).argmax(1) == yb).sum())
-    reset(model)
+        correct += int((logits(model, xb, head, T).argmax(1) == yb).sum())
     model.train(was)
     return correct / max(len(x), 1)
 
@@ -51,10 +49,10 @@ class ContinualTrainer:
 
     ``model(x_seq, heads)`` as :class:`snn.continual.net.MultiHeadSNN`; ``strategy`` from
     :mod:`snn.continual.baselines` (``None`` = fine-tuning); ``method`` a name (``bptt``, ``dsr``, ``ottt``)
-    or a step function ``step(model, x, y, heads, T) -> loss``.
+    or a :class:`snn.continual.methods.TrainMethod`.
     """
 
-    def __init__(self, model, strategy=None, method: str | Callable = "bptt", epochs: int = 1, lr: float = 0.05,
+    def __init__(self, model, strategy=None, method: str | TrainMethod = "bptt", epochs: int = 1, lr: float = 0.05,
                  momentum: float = 0.9, batch_size: int = 128, T: int = 4, seed: int = 0,
                  log: Callable[[str], None] | None = print):
         if int(epochs) != epochs or epochs < 1:
@@ -69,8 +67,7 @@ class ContinualTrainer:
 
         self.model = model
         self.strategy = strategy if strategy is not None else FineTune()
-        self.method_name = method if isinstance(method, str) else getattr(method, "__name__", "custom")
-        self._step = get_method(method) if isinstance(method, str) else method
+        self.method = get_method(method) if isinstance(method, str) else method
         self.epochs, self.lr, self.momentum = int(epochs), float(lr), float(momentum)
         self.batch_size, self.T = int(batch_size), int(T)
         self.gen = torch.Generator().manual_seed(seed)
@@ -84,7 +81,10 @@ class ContinualTrainer:
 
     def step(self, x, y, heads) -> float:
         """One step of the training method (gradients accumulate into ``.grad``)."""
-        return self._step(self.model, x, y, heads, self.T)
+        return self.method.step(self.model, x, y, heads, self.T)
+
+    def accuracy(self, task: Task) -> float:
+        return evaluate(self.model, task.x_test, task.y_test, task.head, self.T, logits=self.method.logits)
 
     def _optimizer(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -127,7 +127,7 @@ class ContinualTrainer:
             cpu_time += time.process_time() - c0
             task_times.append(dt)
             for j in range(t + 1):
-                R[t, j] = evaluate(self.model, tasks[j].x_test, tasks[j].y_test, tasks[j].head, self.T)
+                R[t, j] = self.accuracy(tasks[j])
             self.log(f"  task {t + 1}/{p} {task.name}: loss {loss:.3f}, {dt:.1f}s, acc "
                      + " ".join(f"{100 * v:.1f}" for v in R[t, :t + 1]))
         return {**metrics.summary(R), "train_time_s": train_time, "train_cpu_s": cpu_time, "task_times_s": task_times,
@@ -156,7 +156,7 @@ class ContinualTrainer:
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         R = np.full((p, p), np.nan)
         for j in range(p):
-            R[p - 1, j] = evaluate(self.model, tasks[j].x_test, tasks[j].y_test, tasks[j].head, self.T)
+            R[p - 1, j] = self.accuracy(tasks[j])
         self.log(f"  multitask: loss {loss:.3f}, {dt:.1f}s, acc " + " ".join(f"{100 * v:.1f}" for v in R[-1]))
         return {**metrics.summary(R), "train_time_s": dt, "train_cpu_s": cpu, "task_times_s": [dt],
                 "strategy": "multitask"}
