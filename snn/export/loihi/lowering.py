@@ -1,0 +1,307 @@
+r"""Lowering a torch network to Loihi's float CUBA LIF form: :func:`lower`, :class:`CubaLayer`, :class:`CubaNet`.
+
+:func:`lower` turns an ``nn.Sequential`` of affine layers and snn neurons into a :class:`CubaNet` of
+float :class:`CubaLayer` s (one per neuron layer). Every run of stateless layers between two neuron
+layers (``Linear``, ``Conv2d``, ``AvgPool2d``, :class:`SumPool2d`, ``Flatten``, eval-mode
+``BatchNorm``, ``Dropout``) is folded into one affine map ``a = W s + b``, found by probing the layers
+with the identity basis. The neuron becomes Lava's CUBA LIF (``lava.proc.lif.process.LIF``)::
+
+    U[t] = U[t-1]·(1 - du) + W·S_in[t] (+ W_rec·S[t-1])
+    V[t] = V[t-1]·(1 - dv) + U[t] + bias
+    S[t] = V[t] > vth;   V[t] = 0 where S[t]
+
+Mapping of snn neurons (all exact up to float rounding, except the threshold comparison)::
+
+    CUBALIF           du, dv, vth, bias as given; a Linear bias is allowed only with du = 1
+    IF  (v_reset=r)   du = 1, dv = 0,     vth = V_th - r, W, bias = b
+    LIF (decay_input) du = 1, dv = 1/tau, vth = V_th - r, W/tau, bias = b/tau
+    LIF (no decay_in) du = 1, dv = 1/tau, vth = V_th - r, W,     bias = b
+    PLIF              as LIF with tau = 1/sigmoid(w)
+
+The potential is shifted by ``r`` (V' = V - r) so Lava's reset to 0 is snn's reset to ``r``.
+Where it cannot be exact: Lava fires on ``V > vth``, snn's IF/LIF on ``V >= V_th``; the two differ only
+when the potential lands exactly on the threshold. Soft reset (``v_reset=None``), ALIF and MaxPool have
+no Lava LIF counterpart and are rejected with a clear error.
+
+Affine layers after the last neuron (a classifier's ``Linear`` readout, trained on the mean over time of
+its output) become a non-spiking *readout* layer: du = 1, dv = 0 and an unreachable threshold, so its
+potential after T steps is ``Σ_t (W·S[t] + b)``, T times the mean readout; the emulators and
+:func:`snn.export.lava.run_lava` then return that final potential ``[B, *out_shape]`` instead of spikes.
+
+A :class:`snn.lsm.LiquidStateMachine` (ideal weights) is lowered as ``Linear(W_in) -> Recurrent(LIF)``
+(:func:`lsm_as_sequential`).
+
+A recurrent layer is any module with a ``recurrent_weight`` tensor ``[N, N]`` and a ``neuron``
+(e.g. :class:`Recurrent`): its input is ``I[t] = W·x[t] + W_rec·S[t-1]`` (the one-step delay is
+what Lava's recurrent ``Dense`` gives).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ...base import MemoryModule
+from ...neuron import ALIF, CUBALIF, IF, LIF, BaseNeuron
+
+
+class LoweringError(TypeError):
+    """A module that has no Lava/Loihi counterpart (or a configuration that cannot be mapped)."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Modules the lowering understands beyond torch's own
+# ----------------------------------------------------------------------------------------------------------------
+class SumPool2d(nn.Module):
+    """Sum pooling (NIR's ``SumPool2d``): ``kernel_size**2 × AvgPool2d`` with the same arguments."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride if stride is not None else kernel_size)
+        self.padding = _pair(padding)
+
+    def forward(self, x):
+        lead = x.shape[:-3]
+        y = F.avg_pool2d(x.reshape(-1, *x.shape[-3:]), self.kernel_size, self.stride, self.padding,
+                         count_include_pad=True)
+        return y.reshape(*lead, *y.shape[1:]) * (self.kernel_size[0] * self.kernel_size[1])
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class Recurrent(MemoryModule):
+    """A recurrent spiking layer: ``I[t] = x[t] + W_rec·S[t-1]``, ``S[t] = neuron(I[t])``.
+
+    ``neuron`` is an snn neuron (driven one step at a time here); input ``[T, B, N]`` (``step_mode='m'``, the
+    default) or ``[B, N]`` (``'s'``). The last spikes are state, cleared by :meth:`reset` (and so by
+    ``snn.reset(net)``). This is the documented form :func:`lower` maps onto a Lava LIF with a recurrent
+    ``Dense`` (any module with a ``recurrent_weight [N, N]`` and a ``neuron`` attribute is lowered the same way).
+    """
+
+    def __init__(self, neuron: BaseNeuron, n: int, weight: torch.Tensor | None = None, step_mode: str = "m"):
+        super().__init__(step_mode)
+        self.neuron = neuron
+        w = torch.zeros(n, n) if weight is None else torch.as_tensor(weight, dtype=torch.float32)
+        if w.shape != (n, n):
+            raise ValueError(f"Recurrent: weight must be [{n}, {n}], got {tuple(w.shape)}")
+        self.recurrent_weight = nn.Parameter(w.clone())
+        self.s = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_seq = x.unsqueeze(0) if self.step_mode == "s" else x
+        self.neuron.step_mode = "s"
+        s = torch.zeros_like(x_seq[0]) if self.s is None else self.s
+        out = []
+        for x_t in x_seq:
+            s = self.neuron(x_t + s @ self.recurrent_weight.t())
+            out.append(s)
+        self.s = s
+        y = torch.stack(out)
+        return y[0] if self.step_mode == "s" else y
+
+    def reset(self):
+        self.s = None
+        self.neuron.reset()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The float Loihi form
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class CubaLayer:
+    """One CUBA LIF layer with its input connection, float (Lava ``floating_pt``) form.
+
+    ``weight [N_out, N_in]`` and ``bias [N_out]`` are in potential units; ``rec_weight [N_out, N_out]`` or None.
+    """
+
+    name: str
+    weight: torch.Tensor
+    bias: torch.Tensor
+    du: float
+    dv: float
+    vth: float
+    rec_weight: torch.Tensor | None = None
+    out_shape: tuple = ()
+    readout: bool = False
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[0]
+
+
+@dataclass
+class CubaNet:
+    """A lowered network: input shape (without T, B), input kind and the layers in order.
+
+    ``input_bits = 0``: the input is binary spikes; ``> 0``: graded values in [0, 1], sent to Lava as
+    ``input_bits``-bit integers (``round(x·(2^bits - 1))``, a graded-spike ``Dense`` with ``num_message_bits``).
+    """
+
+    in_shape: tuple
+    layers: list[CubaLayer]
+    input_bits: int = 0
+
+    @property
+    def out_shape(self) -> tuple:
+        return self.layers[-1].out_shape
+
+    @property
+    def readout(self) -> bool:
+        return self.layers[-1].readout
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Lowering
+# ----------------------------------------------------------------------------------------------------------------
+_AFFINE = (nn.Linear, nn.Conv2d, nn.Conv1d, nn.AvgPool2d, SumPool2d, nn.Flatten, nn.BatchNorm1d, nn.BatchNorm2d,
+           nn.Dropout, nn.Identity, nn.Unflatten)
+SUPPORTED_LAYERS = ("Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Unflatten",
+                    "BatchNorm1d/2d (eval)", "Dropout (identity)", "Identity", "IF", "LIF", "PLIF", "CUBALIF",
+                    "Recurrent (recurrent_weight + neuron)", "LiquidStateMachine (ideal weights)")
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def is_dropout(m) -> bool:
+    return isinstance(m, nn.Dropout) or (type(m).__name__ == "Dropout" and hasattr(m, "p"))
+
+
+def is_lsm(m) -> bool:
+    """A liquid state machine (:class:`snn.lsm.LiquidStateMachine`, duck-typed: ``w_in``, ``w_rec``, ``input_gain``)."""
+    return all(hasattr(m, a) for a in ("w_in", "w_rec", "input_gain", "tau", "v_threshold", "v_reset"))
+
+
+def lsm_as_sequential(lsm) -> nn.Sequential:
+    """The reservoir as ``Linear(W_in·gain) -> Recurrent(LIF(decay_input=False), W_rec)``, its exact dynamics
+    ``I[t] = x[t] @ W_in + s[t-1] @ W_rec`` (see :mod:`snn.lsm.reservoir`). Needs ideal weights: a device
+    model's per-read noise has no deployable counterpart."""
+    if getattr(lsm, "device_model", None) is not None:
+        raise LoweringError("LiquidStateMachine with a device model: its per-read noise cannot be deployed; "
+                            "export the ideal reservoir (device_model=None)")
+    w_in = torch.as_tensor(lsm.w_in).detach().float() * float(lsm.input_gain)
+    lin = nn.Linear(w_in.shape[0], w_in.shape[1], bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(w_in.t())
+    neuron = LIF(tau=lsm.tau, v_threshold=lsm.v_threshold, v_reset=lsm.v_reset, decay_input=False,
+                 backend="torch")
+    w_rec = torch.as_tensor(lsm.w_rec).detach().float()
+    return nn.Sequential(lin, Recurrent(neuron, w_rec.shape[0], w_rec.t()))
+
+
+def iter_sequential(model: nn.Module):
+    """Yield (name, module) of a (nested) Sequential in order; a non-Sequential model is one item;
+    a liquid state machine is expanded by :func:`lsm_as_sequential`."""
+    if is_lsm(model):
+        model = lsm_as_sequential(model)
+    if isinstance(model, nn.Sequential):
+        for name, m in model.named_children():
+            for sub, mm in iter_sequential(m):
+                yield (f"{name}.{sub}" if sub else name), mm
+    else:
+        yield "", model
+
+
+def plain_forward(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run ``m`` as its plain torch base class (no time folding): ``x`` is ``[N, ...]``."""
+    if is_dropout(m) or isinstance(m, nn.Identity):
+        return x
+    for cls in type(m).__mro__:
+        if cls.__module__.startswith("torch.nn") and cls is not nn.Module and "forward" in cls.__dict__:
+            return cls.forward(m, x)
+    return m(x)
+
+
+def _affine_map(ops, in_shape, name):
+    """Fold stateless layers into ``y = W x + b`` (float64): ``W [N_out, N_in]``, ``b [N_out]``, out shape."""
+    n_in = math.prod(in_shape)
+    ops = [copy.deepcopy(m).double().eval() for m in ops]
+    probe = torch.cat([torch.zeros(1, n_in, dtype=torch.float64), torch.eye(n_in, dtype=torch.float64)])
+    y = probe.reshape(-1, *in_shape)
+    with torch.no_grad():
+        for m in ops:
+            try:
+                y = plain_forward(m, y)
+            except RuntimeError as e:
+                raise LoweringError(f"{name}: {type(m).__name__} does not accept input of shape "
+                                    f"{tuple(in_shape)}: {e}") from e
+    out_shape = tuple(y.shape[1:])
+    y = y.reshape(n_in + 1, -1)
+    b = y[0]
+    return (y[1:] - b).t().contiguous(), b.clone(), out_shape
+
+
+def _neuron_params(neuron, name):
+    """(du, dv, vth, v_offset, weight_scale, bias) of the CUBA LIF that stands for ``neuron``."""
+    who = f"{name} ({type(neuron).__name__})"
+    if isinstance(neuron, ALIF):
+        raise LoweringError(f"{who}: adaptive thresholds have no Lava LIF counterpart; supported: "
+                            f"{', '.join(SUPPORTED_LAYERS)}")
+    if isinstance(neuron, CUBALIF):
+        return float(neuron.du), float(neuron.dv), float(neuron.v_threshold), 1.0, float(neuron.bias)
+    if isinstance(neuron, LIF):  # IF and PLIF are LIFs
+        if neuron.v_reset is None:
+            raise LoweringError(f"{who}: soft reset (v_reset=None) cannot be mapped: Lava's LIF resets to 0; "
+                                f"use a hard reset (v_reset=0.0)")
+        k = float(torch.as_tensor(neuron.decay()).detach())
+        vth = float(neuron.v_threshold) - float(neuron.v_reset)
+        w_scale = k if (neuron.decay_input and not isinstance(neuron, IF)) else 1.0
+        return 1.0, k, vth, w_scale, 0.0
+    raise LoweringError(f"{who} is not a supported neuron")
+
+
+def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
+    """Lower ``model`` (an ``nn.Sequential`` or a single neuron) for inputs of shape ``in_shape`` (no T, B).
+
+    Raises :class:`LoweringError` naming an unsupported layer and listing :data:`SUPPORTED_LAYERS`.
+    """
+    in_shape, cur_shape = tuple(in_shape), tuple(in_shape)
+    layers, pending = [], []
+    for name, m in iter_sequential(model):
+        label = name or type(m).__name__
+        if isinstance(m, _AFFINE) or is_dropout(m):
+            pending.append(m)
+            continue
+        rec = None
+        if hasattr(m, "recurrent_weight") and hasattr(m, "neuron"):
+            rec = torch.as_tensor(m.recurrent_weight).detach().double()
+            neuron = m.neuron
+        elif isinstance(m, BaseNeuron):
+            neuron = m
+        else:
+            raise LoweringError(f"{label}: {type(m).__name__} cannot be lowered to Lava/Loihi; supported layers: "
+                                f"{', '.join(SUPPORTED_LAYERS)}")
+        if not pending:
+            raise LoweringError(f"{label}: a neuron layer needs a connection (e.g. Linear) before it")
+        w, b, out_shape = _affine_map(pending, cur_shape, label)
+        pending = []
+        du, dv, vth, w_scale, nbias = _neuron_params(neuron, label)
+        if du != 1.0 and bool((b != 0).any()):
+            raise LoweringError(f"{label}: a connection bias before a CUBALIF with du={du} != 1 cannot be mapped "
+                                f"exactly (it would decay in the current); use bias=False or the neuron's bias")
+        if rec is not None and rec.shape != (w.shape[0], w.shape[0]):
+            raise LoweringError(f"{label}: recurrent_weight must be [{w.shape[0]}, {w.shape[0]}], "
+                                f"got {tuple(rec.shape)}")
+        layers.append(CubaLayer(name=label, weight=w * w_scale, bias=b * w_scale + nbias, du=du, dv=dv, vth=vth,
+                                rec_weight=None if rec is None else rec * w_scale, out_shape=out_shape))
+        cur_shape = out_shape
+    if pending:
+        if not layers:
+            raise LoweringError("the model has no neuron layer to lower")
+        w, b, out_shape = _affine_map(pending, cur_shape, "readout")
+        layers.append(CubaLayer(name="readout", weight=w, bias=b, du=1.0, dv=0.0, vth=math.inf, out_shape=out_shape,
+                                readout=True))
+    if not layers:
+        raise LoweringError("the model has no neuron layer to lower")
+    return CubaNet(in_shape=in_shape, layers=layers, input_bits=int(input_bits))
