@@ -5,7 +5,7 @@ snnTorch, Norse and the copy roofline. A thin script over :func:`snn.bench_kerne
     .venv/bin/python benchmarks/lif_throughput.py                       # the issue's sizes
     .venv/bin/python benchmarks/lif_throughput.py --T 4 --N 65536 --repeat 2   # a quick run
 
-Writes benchmarks/lif_throughput.json and .png next to this file unless told otherwise.
+Writes benchmarks/results/lif_throughput.json and .png unless told otherwise.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
     p.add_argument("--no-peers", action="store_true")
-    p.add_argument("--json", default=os.path.join(HERE, "lif_throughput.json"))
-    p.add_argument("--png", default=os.path.join(HERE, "lif_throughput.png"))
+    p.add_argument("--json", default=os.path.join(HERE, "results", "lif_throughput.json"))
+    p.add_argument("--png", default=os.path.join(HERE, "results", "lif_throughput.png"))
     a = p.parse_args(argv)
     result = run(a.T, a.N, a.threads, a.json, a.png, repeat=a.repeat, device=a.device, include_peers=not a.no_peers)
     print(format_table(result))

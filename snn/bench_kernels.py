@@ -248,7 +248,7 @@ def _plot(result: dict, path: str) -> None:
         ax.set_title(f"LIF {mode}")
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("G neuron-steps / s (higher is better)")
-    axes[1].legend(fontsize=8, loc="lower right")
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"snn LIF kernels vs peers on {result['device']} ({result['threads']} threads)")
     fig.tight_layout()
     import io
