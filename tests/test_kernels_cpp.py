@@ -316,3 +316,17 @@ def test_bench_cli_registers_kernels():
     from snn.cli import build_parser
     args = build_parser().parse_args(["bench", "kernels", "--T", "4", "--N", "64", "--no-peers", "--json", "x.json"])
     assert args.T == [4] and args.N == [64] and args.no_peers and args.json == "x.json" and callable(args.func)
+
+
+def test_cuda_backend_module_contract():
+    from snn.ops import cuda_backend
+    assert cuda_backend.NAME == "cuda" and set(cuda_backend.FAMILIES) == {"lif", "alif", "cubalif"}
+    assert cuda_backend.supports_device("cuda") and not cuda_backend.supports_device("cpu")
+    if not torch.cuda.is_available():
+        assert not cuda_backend.is_available()
+        import snn.ops as ops
+        with pytest.raises(RuntimeError, match="not available"):
+            ops.resolve_backend("cuda", torch.ones(2, 3))
+    with pytest.raises(ValueError, match="CUDA tensors"):
+        cuda_backend.lif_multistep(torch.ones(2, 3), torch.zeros(3), 0.5, v_threshold=1.0, v_reset=0.0,
+                                   decay_input=True, detach_reset=False, surrogate=sg.Sigmoid())
