@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--hlop-k-first", type=_int_list, default=None, help="lateral neurons per layer for task 1")
     p.add_argument("--hlop-k-rest", type=_int_list, default=None, help="lateral neurons per layer for later tasks")
     p.add_argument("--hlop-lr", type=float, default=None, help="Hebbian learning rate (relative to E|x|^2)")
+    p.add_argument("--hlop-iterations", type=_positive_int, default=None, help="Oja updates per batch")
+    p.add_argument("--hlop-consolidate-batches", type=int, default=None,
+                   help="forward-only batches of Hebbian learning at the end of each task")
     p.add_argument("--hlop-spiking-steps", type=_positive_int, default=None,
                    help="spiking lateral neurons: quantise their response to spike counts over this many steps")
     p.add_argument("--ewc-lambda", type=float, default=None)
@@ -75,6 +78,7 @@ def main(args) -> dict:
     overrides = dict(n_tasks=args.tasks, epochs=args.epochs, T=args.T, batch_size=args.batch_size, lr=args.lr,
                      hidden=args.hidden, n_train=args.n_train, n_test=args.n_test, hlop_k_first=args.hlop_k_first,
                      hlop_k_rest=args.hlop_k_rest, hlop_lr=args.hlop_lr, hlop_spiking_steps=args.hlop_spiking_steps,
+                     hlop_iterations=args.hlop_iterations, hlop_consolidate_batches=args.hlop_consolidate_batches,
                      ewc_lambda=args.ewc_lambda, replay_per_task=args.replay_per_task, seed=args.seed)
     summary = run(args.benchmark, args.method, args.train_method, log=None if args.quiet else print,
                   data_dir=args.data_dir, **overrides)

@@ -22,7 +22,9 @@ the forward pass, and for ``Conv2d`` (presynaptic vector = an unfolded input pat
 ``include_bias`` the presynaptic vector is ``[x, 1]`` and the bias gradient is projected with the weight.
 
 Spiking lateral neurons (the neuromorphic variant): the response ``y`` is replaced by a spike count over
-``steps`` steps of neurons with range ``±scale``: ``y_q = round(clip(y, -scale, scale) / scale · steps) / steps · scale``.
+``steps`` steps of neurons with range ``±scale``::
+
+    y_q = round(clip(y, -scale, scale) / scale · steps) / steps · scale
 
 The functional core (:func:`oja_step`, :func:`project_out`, :func:`quantise_spikes`, :func:`orthonormal_rows`,
 :func:`principal_angles`) is pure tensor math; :class:`Subspace` holds one layer's lateral neurons and
@@ -251,9 +253,6 @@ def _traces(m: nn.Module, calls: list[torch.Tensor], trace: str, max_rows: int |
     if include_bias and m.bias is not None:
         x = torch.cat([x, torch.ones_like(x[:, :1])], 1)
     return x
-
-
-KSpec = "int | Sequence[int] | Callable[[int, int, int], int]"
 
 
 class HLOP(nn.Module):
