@@ -26,7 +26,7 @@ void lsm_event_run(int T, int B, int N, int n_in,
         float *cur = (float *)calloc(N, sizeof(float));
         float *nxt = (float *)calloc(N, sizeof(float));
         int32_t *fired = (int32_t *)malloc(sizeof(int32_t) * N);
-        float *acc_c = (float *)calloc(N, sizeof(float));  /* this bin's counts and trace sums, flushed */
+        uint8_t *sbuf = (uint8_t *)malloc(N);        float *acc_c = (float *)calloc(N, sizeof(float));  /* this bin's counts and trace sums, flushed */
         float *acc_r = (float *)calloc(N, sizeof(float));  /* to the outputs when the bin ends          */
         for (int n = 0; n < N; ++n) v[n] = v_reset;
         for (int t = 0; t < T; ++t) {
@@ -36,19 +36,21 @@ void lsm_event_run(int T, int B, int N, int n_in,
                 float c = xt[i] * gain;
                 for (int64_t k = in_ptr[i]; k < in_ptr[i + 1]; ++k) cur[in_col[k]] += c * in_val[k];
             }
-            int nf = 0;
-            uint8_t *sp = spikes ? spikes + ((int64_t)t * B + b) * N : 0;
-            for (int n = 0; n < N; ++n) {
+            uint8_t *sp = spikes ? spikes + ((int64_t)t * B + b) * N : sbuf;
+            for (int n = 0; n < N; ++n) {  /* no loop-carried dependence: the compiler vectorises it */
                 float h = v[n] * keep + v_reset_d + cur[n];
                 cur[n] = 0.0f;
-                int s = h >= v_th;
+                uint8_t s = h >= v_th;
                 v[n] = s ? v_reset : h;
                 r[n] = r[n] * trace_keep + (float)s;
                 acc_c[n] += (float)s;
                 acc_r[n] += r[n];
+                sp[n] = s;
+            }
+            int nf = 0;
+            for (int n = 0; n < N; ++n) {  /* the neurons that fired, branch-free */
                 fired[nf] = n;
-                nf += s;  /* branch-free list of the neurons that fired */
-                if (sp) sp[n] = (uint8_t)s;
+                nf += sp[n];
             }
             if (t == T - 1 || bin_of_t[t + 1] != bin_of_t[t]) {
                 int64_t off = ((int64_t)bin_of_t[t] * B + b) * N;
@@ -65,6 +67,6 @@ void lsm_event_run(int T, int B, int N, int n_in,
             }
             float *tmp = cur; cur = nxt; nxt = tmp;  /* recurrent input of this step feeds the next */
         }
-        free(v); free(r); free(cur); free(nxt); free(fired); free(acc_c); free(acc_r);
+        free(v); free(r); free(cur); free(nxt); free(fired); free(acc_c); free(acc_r); free(sbuf);
     }
 }
