@@ -78,7 +78,8 @@ class LiquidStateMachine(nn.Module):
     """
 
     def __init__(self, n_inputs: int, n_neurons: int = 1000, *, frac_exc: float = 0.8, connectivity: str = "random",
-                 p_rec: float = 0.1, lam: float = 2.0, grid_shape=None, p_in: float = 0.1, input_shape=None, input_radius: float = 3.0, input_frac_exc: float = 1.0, input_scale: float = 3.0,
+                 p_rec: float = 0.1, lam: float = 2.0, grid_shape=None, p_in: float = 0.1, input_shape=None,
+                 input_radius: float = 3.0, input_frac_exc: float = 1.0, input_scale: float = 3.0,
                  inh_gain: float = 2.0, spectral_radius: float | None = 1.0, tau: float = 3.0,
                  v_threshold: float = 1.0, v_reset: float = 0.0, trace_tau: float = 5.0,
                  device_model: ResistiveMemory | None = None, device_weights: str = "program",
@@ -102,11 +103,12 @@ class LiquidStateMachine(nn.Module):
             raise TypeError(f"LiquidStateMachine: device_model must be a ResistiveMemory or None, "
                             f"got {type(device_model).__name__}")
         self.n_inputs, self.n_neurons = int(n_inputs), int(n_neurons)
-        self.tau, self.v_threshold, self.v_reset, self.trace_tau = float(tau), float(v_threshold), float(v_reset), float(trace_tau)
+        self.tau, self.v_threshold = float(tau), float(v_threshold)
+        self.v_reset, self.trace_tau = float(v_reset), float(trace_tau)
         self.device_model, self.backend, self.seed = device_model, backend, int(seed)
         self.config = dict(n_inputs=self.n_inputs, n_neurons=self.n_neurons, frac_exc=frac_exc,
-                           connectivity=connectivity, p_rec=p_rec, lam=lam, p_in=p_in, input_shape=input_shape, input_radius=input_radius,
-                           input_frac_exc=input_frac_exc, input_scale=input_scale,
+                           connectivity=connectivity, p_rec=p_rec, lam=lam, p_in=p_in, input_shape=input_shape,
+                           input_radius=input_radius, input_frac_exc=input_frac_exc, input_scale=input_scale,
                            inh_gain=inh_gain, spectral_radius=spectral_radius, tau=tau, v_threshold=v_threshold,
                            v_reset=v_reset, trace_tau=trace_tau, device_weights=device_weights, seed=seed,
                            device_model=None if device_model is None else "rram")

@@ -49,7 +49,7 @@ def encode_modalities(n_visual: int = 500, n_audio: int = 500, seed: int = 0, de
     return dict(v_train=lsm_v.features(flat(xv_tr), n_bins), yv_train=yv_tr,
                 v_test=lsm_v.features(flat(xv_te), n_bins), yv_test=yv_te,
                 a=lsm_a.features(flat(xa), n_bins), ya=ya, a_train=a_train,
-                rate_v=None, n_audio_utterances=len(ya), audio_voices=meta["voices"])
+                n_audio_utterances=len(ya), audio_voices=meta["voices"])
 
 
 def _prototypes(z: torch.Tensor, y: torch.Tensor, classes) -> torch.Tensor:
