@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from snn.io import atomic_write_json  # noqa: E402
-from snn.lsm import make_device_model  # noqa: E402
+from snn.lsm import make_device_model, plots  # noqa: E402
 from snn.lsm.probe import linear_probe, load_event_split, reservoir_for  # noqa: E402
 
 
@@ -193,6 +193,7 @@ def main(argv=None) -> int:
         atomic_write_json(args.json, res)
     if "probe" not in args.skip:
         res["probe"] = probe_sweep(args)
+        res["accuracy_plot"] = str(plots.accuracy_vs_size(res["probe"], Path(args.json).with_suffix(".png")))
         atomic_write_json(args.json, res)
     print(f"wrote {args.json}")
     return 0

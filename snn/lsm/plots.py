@@ -55,6 +55,9 @@ def accuracy_vs_size(rows: list[dict], path, title: str = "linear probe accuracy
     if raw:
         ax.axhline(float(np.mean(raw)), color="k", ls="--", label="raw binned events")
     ax.set_xscale("log")
+    sizes = sorted({r["n_neurons"] for r in rows})
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("reservoir neurons N")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
