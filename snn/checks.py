@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 
-__all__ = ["set_finite_checks", "check_sequence", "check_positive", "check_tau"]
+__all__ = ["set_finite_checks", "finite_checks_enabled", "finite_checks", "all_finite", "check_sequence",
+           "check_positive", "check_tau"]
 
 _FINITE_CHECKS = True
 
@@ -14,6 +16,30 @@ def set_finite_checks(enabled: bool) -> None:
     """Turn the NaN/Inf check on neuron inputs on or off (on by default; it costs one pass over the input)."""
     global _FINITE_CHECKS
     _FINITE_CHECKS = bool(enabled)
+
+
+def finite_checks_enabled() -> bool:
+    """Whether neuron inputs are checked for NaN/Inf."""
+    return _FINITE_CHECKS
+
+
+@contextmanager
+def finite_checks(enabled: bool):
+    """Turn the NaN/Inf check on or off inside a ``with`` block, restoring the setting after."""
+    previous = _FINITE_CHECKS
+    set_finite_checks(enabled)
+    try:
+        yield
+    finally:
+        set_finite_checks(previous)
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """True when ``x`` has no NaN/Inf. A finite sum proves it in one cheap reduction; only a non-finite
+    sum (a NaN/Inf, or a float overflow of the sum) pays for the element-wise scan."""
+    if not x.is_floating_point() or x.numel() == 0:
+        return True
+    return math.isfinite(float(x.sum(dtype=torch.float64))) or bool(torch.isfinite(x).all())
 
 
 def check_sequence(x, step_mode: str, who: str) -> None:
@@ -27,7 +53,7 @@ def check_sequence(x, step_mode: str, who: str) -> None:
         shape = "[T, B, ...]" if step_mode == "m" else "[B, ...]"
         raise ValueError(f"{who}: step_mode={step_mode!r} takes {shape} (rank >= {min_rank}), "
                          f"got shape {tuple(x.shape)}")
-    if _FINITE_CHECKS and x.numel() and not bool(torch.isfinite(x).all()):
+    if _FINITE_CHECKS and not all_finite(x):
         raise ValueError(f"{who}: input contains NaN or Inf (snn.checks.set_finite_checks(False) skips this check)")
 
 

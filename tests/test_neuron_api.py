@@ -166,3 +166,11 @@ def test_zero_time_steps_pass_the_state_through(backend, family):
                                                bias=0.0, **common)
     assert s.shape == (0, 2, 3)
     torch.testing.assert_close(v, v0)
+
+
+def test_finite_check_helpers():
+    assert snn.checks.all_finite(torch.full((4,), 1e308, dtype=torch.float64))  # the sum overflows, not x
+    assert not snn.checks.all_finite(torch.tensor([1.0, math.inf]))
+    with snn.checks.finite_checks(False):
+        assert not snn.checks.finite_checks_enabled()
+    assert snn.checks.finite_checks_enabled()

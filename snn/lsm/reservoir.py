@@ -224,7 +224,7 @@ class LiquidStateMachine(nn.Module):
             raise ValueError(f"LiquidStateMachine: input must be [T, B, n_inputs={self.n_inputs}], got {tuple(x.shape)}")
         x = x.float()
         # one reduction finds NaN/Inf (the sum is then not finite); the full check only confirms
-        if checks._FINITE_CHECKS and not math.isfinite(float(x.sum())) and not bool(torch.isfinite(x).all()):
+        if checks.finite_checks_enabled() and not checks.all_finite(x):
             raise ValueError("LiquidStateMachine: input contains NaN or Inf "
                              "(snn.checks.set_finite_checks(False) skips this check)")
         return x

@@ -305,7 +305,7 @@ class Trainer:
         """Train up to ``cfg.epochs`` epochs; returns the summary dict."""
         self._consistent = True
         old_handler = self._install_sigint()
-        finite_checks = checks._FINITE_CHECKS
+        finite_checks = checks.finite_checks_enabled()
         checks.set_finite_checks(False)  # per-layer NaN scans cost ~10% on CPU; the loss is checked instead
         try:
             while self.epoch < self.cfg.epochs:
