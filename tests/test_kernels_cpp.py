@@ -161,7 +161,7 @@ def test_no_grad_saves_nothing_and_matches():
 
 
 def test_plif_decay_grad_deterministic_over_threads():
-    x, v0 = _inputs((5, 5000), torch.float32, 9)
+    x, v0 = _inputs((5, 40000), torch.float32, 9)  # enough work for 2 threads
     grads = []
     for threads in (1, 2):
         torch.set_num_threads(threads)

@@ -73,11 +73,12 @@ template <bool DI, bool HARD, typename T>
 void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
   const T d = T(p.lif.decay), vr = T(p.lif.v_reset), vth = T(p.lif.v_threshold);
   const T rho = T(p.rho), beta = T(p.beta);
-  for_each_block(a.n, a.steps, threads, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    alignas(64) T v[kBlock];
-    alignas(64) T bb[kBlock];
-    alignas(64) T h[kBlock];
+    Scratch<T> scratch(3, len);
+    T* v = scratch[0];
+    T* bb = scratch[1];
+    T* h = scratch[2];
     copy_n(v, a.v0 + i0, len);
     copy_n(bb, a.b0 + i0, len);
     for (int64_t t = 0; t < a.steps; ++t) {
@@ -98,12 +99,14 @@ void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
   const T rho = T(p.rho), beta = T(p.beta);
   const T keep = p.lif.detach_reset ? T(0) : T(1);
   const T one_minus_d = T(1) - d, dhdx = lif_dh_dx<DI, T>(d);
-  std::vector<double> partial(a.grad_decay ? num_blocks(a.n) : 0, 0.0);
-  for_each_block(a.n, a.steps, threads, [&](int64_t blk, int64_t i0, int64_t i1) {
+  const Blocking plan = plan_blocks(a.n, a.steps, threads);
+  std::vector<double> partial(a.grad_decay ? plan.count : 0, 0.0);
+  for_each_block(plan, a.n, [&](int64_t blk, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    alignas(64) T gv[kBlock];
-    alignas(64) T gb[kBlock];
-    alignas(64) T gh[kBlock];
+    Scratch<T> scratch(3, len);
+    T* gv = scratch[0];
+    T* gb = scratch[1];
+    T* gh = scratch[2];
     if (a.grad_v_last) copy_n(gv, a.grad_v_last + i0, len);
     else std::fill(gv, gv + len, T(0));
     if (a.grad_b_last) copy_n(gb, a.grad_b_last + i0, len);

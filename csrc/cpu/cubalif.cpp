@@ -58,11 +58,12 @@ SNN_SIMD_CLONES void backward_step(const T* __restrict pre, const T* __restrict 
 template <typename T>
 void forward_impl(const CubaForward<T>& a, const CubaParams& p, int threads) {
   const T cu = T(p.cu), cv = T(p.cv), vth = T(p.v_threshold), bias = T(p.bias);
-  for_each_block(a.n, a.steps, threads, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    alignas(64) T u[kBlock];
-    alignas(64) T v[kBlock];
-    alignas(64) T pre[kBlock];
+    Scratch<T> scratch(3, len);
+    T* u = scratch[0];
+    T* v = scratch[1];
+    T* pre = scratch[2];
     copy_n(u, a.u0 + i0, len);
     copy_n(v, a.v0 + i0, len);
     for (int64_t t = 0; t < a.steps; ++t) {
@@ -80,10 +81,11 @@ template <int K, typename T>
 void backward_impl(const CubaBackward<T>& a, const CubaParams& p, int threads) {
   const T cu = T(p.cu), cv = T(p.cv), vth = T(p.v_threshold), alpha = T(p.alpha);
   const T keep = p.detach_reset ? T(0) : T(1);
-  for_each_block(a.n, a.steps, threads, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    alignas(64) T gu[kBlock];
-    alignas(64) T gv[kBlock];
+    Scratch<T> scratch(2, len);
+    T* gu = scratch[0];
+    T* gv = scratch[1];
     if (a.grad_u_last) copy_n(gu, a.grad_u_last + i0, len);
     else std::fill(gu, gu + len, T(0));
     if (a.grad_v_last) copy_n(gv, a.grad_v_last + i0, len);

@@ -59,10 +59,11 @@ SNN_SIMD_CLONES void backward_step(const T* __restrict h, const T* __restrict gs
 template <bool DI, bool HARD, typename T>
 void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
   const T d = T(p.decay), vr = T(p.v_reset), vth = T(p.v_threshold);
-  for_each_block(a.n, a.steps, threads, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    alignas(64) T v[kBlock];
-    alignas(64) T h[kBlock];
+    Scratch<T> scratch(2, len);
+    T* v = scratch[0];
+    T* h = scratch[1];
     copy_n(v, a.v0 + i0, len);
     for (int64_t t = 0; t < a.steps; ++t) {
       const int64_t off = t * a.n + i0;
@@ -79,11 +80,13 @@ void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
   const T d = T(p.decay), vr = T(p.v_reset), vth = T(p.v_threshold), alpha = T(p.alpha);
   const T keep = p.detach_reset ? T(0) : T(1);
   const T one_minus_d = T(1) - d, dhdx = lif_dh_dx<DI, T>(d);
-  std::vector<double> partial(a.grad_decay ? num_blocks(a.n) : 0, 0.0);
-  for_each_block(a.n, a.steps, threads, [&](int64_t b, int64_t i0, int64_t i1) {
+  const Blocking plan = plan_blocks(a.n, a.steps, threads);
+  std::vector<double> partial(a.grad_decay ? plan.count : 0, 0.0);
+  for_each_block(plan, a.n, [&](int64_t b, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    alignas(64) T gv[kBlock];
-    alignas(64) T gh[kBlock];
+    Scratch<T> scratch(2, len);
+    T* gv = scratch[0];
+    T* gh = scratch[1];
     if (a.grad_v_last) copy_n(gv, a.grad_v_last + i0, len);
     else std::fill(gv, gv + len, T(0));
     double acc = 0.0;
