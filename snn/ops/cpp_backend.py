@@ -16,11 +16,15 @@ backward runs the reverse time loop in one kernel. The results equal the torch r
   block order (deterministic for any thread count).
 * page faults: a fresh multi-megabyte output from glibc's default ``malloc`` is a new
   ``mmap`` whose first touch page-faults (about 20 ms per 64 MB here, more than the kernel
-  itself). When this backend loads it therefore raises glibc's ``M_MMAP_THRESHOLD`` and
-  ``M_TRIM_THRESHOLD`` (``mallopt`` via ctypes) so that large freed buffers stay in the heap
-  and are reused without faults. The process then keeps up to ~1 GiB of freed memory for
-  reuse instead of returning it to the OS. Opt out with ``SNN_MALLOC_TUNE=0`` in the
-  environment; :func:`malloc_tuned` says whether it is active.
+  itself). When this backend loads it raises glibc's ``M_MMAP_THRESHOLD`` and
+  ``M_TRIM_THRESHOLD`` to 1 GiB (``mallopt`` via ctypes) so that large buffers come from the
+  heap and stay there (the process keeps up to ~1 GiB of freed memory instead of returning it).
+  Measured limitation: that alone does *not* stop the faults for torch's 64-byte-aligned
+  tensors, because the small remainders ``posix_memalign`` splits off sit in glibc's tcache
+  and keep freed blocks from merging, so each new 64 MB block still extends the heap. Adding
+  ``GLIBC_TUNABLES=glibc.malloc.tcache_count=0`` to the environment *before Python starts*
+  (it cannot be set at run time) brings the steady-state faults to about zero. Opt out of the
+  ``mallopt`` call with ``SNN_MALLOC_TUNE=0``; :func:`malloc_tuned` says whether it is active.
 """
 from __future__ import annotations
 
