@@ -39,6 +39,7 @@ def all_finite(x: torch.Tensor) -> bool:
     sum (a NaN/Inf, or a float overflow of the sum) pays for the element-wise scan."""
     if not x.is_floating_point() or x.numel() == 0:
         return True
+    x = x.detach()
     return math.isfinite(float(x.sum(dtype=torch.float64))) or bool(torch.isfinite(x).all())
 
 
