@@ -2,7 +2,7 @@
 side by side with the same architecture built from SpikingJelly's modules, trained by the same Trainer
 (same data, seed, epochs, optimizer, schedule and loop).
 
-    .venv/bin/python benchmarks/train_fashion.py --epochs 3 --json runs/bench_fashion.json
+    .venv/bin/python benchmarks/train_fashion.py --epochs 2 --lr 2e-3 --json runs/bench_fashion.json
 
 Prints and writes (``--json``) accuracy and seconds per epoch for both; ``--only snn|sj`` runs one side.
 Results go into ``benchmarks/RESULTS.md`` (section "Training on Fashion-MNIST (issue 2)") by hand.
@@ -99,9 +99,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "digits"),
                    help="digits: a quick side-by-side check at small scale")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data-dir", default=None)
