@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .base import STEP_MODES, MemoryModule
+from .base import MemoryModule, StepMode
 
 __all__ = ["seq_apply", "TimeFolded", "SeqToANN", "Linear", "Conv1d", "Conv2d", "BatchNorm1d", "BatchNorm2d",
            "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout"]
@@ -29,22 +29,12 @@ def seq_apply(fn, x_seq: torch.Tensor) -> torch.Tensor:
     return y.unflatten(0, (t, b))
 
 
-class TimeFolded:
+class TimeFolded(StepMode):
     """Mixin: adds ``step_mode`` to a stateless torch layer and folds time in ``'m'`` mode."""
 
     def __init__(self, *args, step_mode: str = "s", **kw):
         super().__init__(*args, **kw)
         self.step_mode = step_mode
-
-    @property
-    def step_mode(self) -> str:
-        return self._step_mode
-
-    @step_mode.setter
-    def step_mode(self, mode: str) -> None:
-        if mode not in STEP_MODES:
-            raise ValueError(f"step_mode must be 's' or 'm', got {mode!r}")
-        self._step_mode = mode
 
     def forward(self, x):
         if self.step_mode == "m":

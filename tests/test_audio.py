@@ -8,13 +8,8 @@ import torch
 from snn.data import audio as A
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: the fastest for these small ops on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Small tensors: one torch thread is the fastest (see the one_thread fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tone(f, fs=16000, dur=0.3):

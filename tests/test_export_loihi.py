@@ -11,13 +11,8 @@ from snn.export.loihi import (RANGES, LoihiRangeError, LoweringError, QATNet, Re
 from snn.neuron import ALIF, CUBALIF, IF, LIF, PLIF
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest and immune to a loaded shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Small tensors: one torch thread is the fastest (see the one_thread fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _net(g, neurons, sizes, scale=3.0):

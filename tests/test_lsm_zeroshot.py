@@ -5,12 +5,8 @@ import torch
 from snn.lsm.zeroshot import zero_shot_accuracy
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Small tensors: one torch thread is the fastest (see the one_thread fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _modality(codes, y, a, gen, noise=0.1):

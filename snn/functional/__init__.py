@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from ..base import MemoryModule
+from ..base import MemoryModule, StepMode
 from .alif import alif_multistep
 from .cubalif import cubalif_multistep
 from .lif import lif_charge, lif_fire_reset, lif_multistep
@@ -22,5 +22,5 @@ def reset(net: nn.Module) -> None:
 def set_step_mode(net: nn.Module, step_mode: str) -> None:
     """Set ``step_mode`` ('s' or 'm') on every snn module in ``net``."""
     for m in net.modules():
-        if isinstance(m, MemoryModule) or hasattr(m, "_step_mode"):
+        if isinstance(m, StepMode):
             m.step_mode = step_mode

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..surrogate import Surrogate
-from .lif import _stack, lif_charge
+from .lif import _stack, lif_charge, lif_fire_reset
 
 __all__ = ["alif_multistep"]
 
@@ -25,13 +25,7 @@ def alif_multistep(x_seq: torch.Tensor, v: torch.Tensor, b: torch.Tensor, decay,
     spikes, vs, bs = [], [], []
     for x in x_seq:
         h = lif_charge(v, x, decay, v_reset, decay_input)
-        theta = v_threshold + beta * b
-        s = surrogate(h - theta)
-        sr = s.detach() if detach_reset else s
-        if v_reset is None:
-            v = h - theta * sr
-        else:
-            v = h * (1.0 - sr) + v_reset * sr
+        s, v = lif_fire_reset(h, v_threshold + beta * b, v_reset, detach_reset, surrogate)
         b = rho * b + s
         spikes.append(s)
         vs.append(v)

@@ -33,8 +33,10 @@ def lif_charge(v, x, decay, v_reset, decay_input: bool):
     return v - (v - vr) * decay + x
 
 
-def lif_fire_reset(h, v_threshold: float, v_reset, detach_reset: bool, surrogate: Surrogate):
-    """S = Θ(H - V_th); V = hard or soft reset of H. Returns (S, V)."""
+def lif_fire_reset(h, v_threshold, v_reset, detach_reset: bool, surrogate: Surrogate):
+    """S = Θ(H - V_th); V = hard or soft reset of H. Returns (S, V).
+
+    ``v_threshold`` may be a tensor (ALIF's adaptive threshold V_th + beta·A)."""
     s = surrogate(h - v_threshold)
     sr = s.detach() if detach_reset else s
     if v_reset is None:
