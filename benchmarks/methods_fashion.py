@@ -55,7 +55,7 @@ def main(argv=None):
         if args.json:
             atomic_write_json(args.json, res)
 
-    for T in [int(t) for t in args.memory_Ts.split(",")]:
+    for T in [int(t) for t in args.memory_Ts.split(",") if t]:
         for method in ("ottt", "bptt"):
             # memory only: a few batches are enough, the meter records the peak of every batch
             res["memory"].append(run(method, T, args, 1, 2 * args.batch_size, 256))
