@@ -75,17 +75,22 @@ def speed(args) -> dict:
 
     torch.set_num_threads(args.threads)
     x, y = data.load("fashion-mnist", "train", args.data_dir)
-    torch.manual_seed(args.seed)
-    nets = {"snn": build_model(model_config("csnn", backend=args.backend))}
-    torch.manual_seed(args.seed)
-    nets["sj"] = spikingjelly_csnn()
+    builders = {"snn": lambda: build_model(model_config("csnn", backend=args.backend)),
+                "snn-torch": lambda: build_model(model_config("csnn", backend="torch")),
+                "sj": spikingjelly_csnn}
+    nets = {}
+    for name in args.contenders.split(","):
+        if name not in builders:
+            raise SystemExit(f"unknown contender {name!r}; accepted: {sorted(builders)}")
+        torch.manual_seed(args.seed)
+        nets[name] = builders[name]()
     opts = {k: torch.optim.Adam(m.parameters(), lr=args.lr) for k, m in nets.items()}
     times = {k: [] for k in nets}
     gen = torch.Generator().manual_seed(args.seed)
     for i, (xb, yb) in enumerate(data.batches(x, y, args.batch_size, shuffle=True, generator=gen)):
         if i >= args.speed_batches + 1:
             break
-        for k in (("snn", "sj") if i % 2 else ("sj", "snn")):
+        for k in (list(nets) if i % 2 else list(nets)[::-1]):  # alternate the order: fair under noise
             t0 = time.perf_counter()
             BPTT().train_batch(nets[k], encoding.direct(xb, 4), yb, opts[k], float(len(yb)))
             if i:  # the first batch warms up
@@ -112,6 +117,9 @@ def main(argv=None):
     p.add_argument("--json", default=None)
     p.add_argument("--speed-batches", type=int, default=0,
                    help="only time N training batches of each network, alternating, and estimate s/epoch")
+    p.add_argument("--contenders", default="snn,sj",
+                   help="with --speed-batches: comma-separated from snn (its --backend), snn-torch (the torch "
+                        "reference backend), sj (SpikingJelly)")
     args = p.parse_args(argv)
     if args.speed_batches:
         res = speed(args)
