@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .io import atomic_write_json
@@ -58,7 +59,9 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, RuntimeError, TypeError) as e:
-        print(f"snn {args.command}: error: {e}", file=sys.stderr)
+        if os.environ.get("SNN_DEBUG") == "1":
+            raise
+        print(f"snn {args.command}: error: {e}  (SNN_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
     if summary is not None:
         print_summary(summary, title=f"snn {args.command}: summary")

@@ -1,0 +1,23 @@
+import pytest
+
+from snn.cli import build_parser, main
+
+
+def test_every_area_registers_its_commands():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert {"train", "demo", "bench", "export", "deploy", "lsm", "continual"} <= set(sub.choices)
+
+
+def test_bad_value_is_a_one_line_error_unless_debugging(tmp_path, monkeypatch, capsys):
+    args = ["train", "--dataset", "digits", "--batch-size", "0", "--epochs", "1", "--out", str(tmp_path)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "batch_size" in err and "Traceback" not in err
+    monkeypatch.setenv("SNN_DEBUG", "1")
+    with pytest.raises(ValueError, match="batch_size"):
+        main(args)
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
