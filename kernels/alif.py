@@ -27,7 +27,7 @@ threshold, where σ' is steep) and the spikes are read from the output. ``params
 import triton
 import triton.language as tl
 
-from .lif import _unpack
+from .lif import _decay_grad_step, _unpack
 from .surrogate import surrogate_grad
 
 
@@ -171,16 +171,7 @@ def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, pa
         else:
             sq = (zq >= 0).to(CDT)
         if GRAD_D:
-            if HARD:
-                vq = hq * (1.0 - sq) + vr * sq
-            else:
-                vq = hq - thq * sq
-            vprev = tl.where(mprev, vq, v0)
-            if DECAY_INPUT:
-                x = tl.load(xp, mask=mask, other=0.0).to(CDT)
-                gd += tl.where(mask, gh * (x - (vprev - vr)), 0.0)
-            else:
-                gd -= tl.where(mask, gh * (vprev - vr), 0.0)
+            gd += _decay_grad_step(gh, hq, sq, thq, vr, v0, xp, mprev, mask, HARD, DECAY_INPUT, CDT)
         gv = gh * (1.0 - d)
         h = hq
         z = zq

@@ -85,6 +85,22 @@ def lif_fwd_kernel(x_ptr, v0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, vseq_
 
 
 @triton.jit
+def _decay_grad_step(gh, hq, sq, theta, vr, v0, xp, mprev, mask, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
+                     CDT: tl.constexpr):
+    """gH·∂H/∂d of one step, with V[t-1] recomputed as the reset of H[t-1] (threshold ``theta``), or v_init at
+    t = 0: ``gH·(X - (V[t-1] - V_r))`` (decay_input) or ``-gH·(V[t-1] - V_r)``. Shared by LIF and ALIF."""
+    if HARD:
+        vq = hq * (1.0 - sq) + vr * sq
+    else:
+        vq = hq - theta * sq
+    vprev = tl.where(mprev, vq, v0)
+    if DECAY_INPUT:
+        x = tl.load(xp, mask=mask, other=0.0).to(CDT)
+        return tl.where(mask, gh * (x - (vprev - vr)), 0.0)
+    return tl.where(mask, -(gh * (vprev - vr)), 0.0)
+
+
+@triton.jit
 def _unpack(r, theta, SAVED_Z: tl.constexpr):
     """(H, Z = H - θ) from a saved value: H itself, or Z for 16-bit inputs."""
     if SAVED_Z:
@@ -162,17 +178,7 @@ def lif_bwd_kernel(h_ptr, s_ptr, x_ptr, v0_ptr, decay_ptr, params_ptr, gs_ptr, g
         else:
             sq = (zq >= 0).to(CDT)
         if GRAD_D:
-            # V[t-1]: the reset of H[t-1], or v_init at t = 0
-            if HARD:
-                vq = hq * (1.0 - sq) + vr * sq
-            else:
-                vq = hq - vth * sq
-            vprev = tl.where(mprev, vq, v0)
-            if DECAY_INPUT:
-                x = tl.load(xp, mask=mask, other=0.0).to(CDT)
-                gd += tl.where(mask, gh * (x - (vprev - vr)), 0.0)
-            else:
-                gd -= tl.where(mask, gh * (vprev - vr), 0.0)
+            gd += _decay_grad_step(gh, hq, sq, vth, vr, v0, xp, mprev, mask, HARD, DECAY_INPUT, CDT)
         gv = gh * (1.0 - d)
         h = hq
         z = zq
