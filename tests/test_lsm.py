@@ -135,11 +135,37 @@ def test_bad_inputs():
 def test_event_kernel_without_compiler(monkeypatch, tmp_path):
     from snn.lsm import event_kernel as K
 
-    monkeypatch.setattr(K, "_lib", None)
-    monkeypatch.setattr(K, "_error", None)
+    monkeypatch.setattr(K, "_libs", {})
+    monkeypatch.setattr(K, "_errors", {})
     monkeypatch.setenv("SNN_CACHE", str(tmp_path))  # no cached build
     monkeypatch.setenv("CC", "no-such-cc")
     assert not K.available()
     assert _lsm().engine == "torch"  # 'auto' says which engine it took
     with pytest.raises(RuntimeError, match="no C compiler"):
         _lsm(engine="event")
+
+
+def test_event_kernel_paths_agree():
+    # the AVX-512 path (where this CPU has it) and the portable scalar path give the torch engine's spikes,
+    # for event counts > 1 and sizes that are not multiples of the 16-lane vectors; NaN input is an error
+    import numpy as np
+
+    from snn.lsm import event_kernel as K
+
+    lsm = _lsm(n_inputs=37, n_neurons=203, input_scale=6.0, engine="torch")
+    x = torch.poisson(torch.full((11, 5, 37), 0.3), generator=torch.Generator().manual_seed(2))
+    _, ref = lsm.run(x, n_bins=2, record=True)
+    csr = (K.to_csr(lsm.w_in), K.to_csr(lsm.w_rec))
+    bins = np.repeat([0, 1], [6, 5])
+    for variant in ("native", "portable"):
+        counts, _, sp = K.run_event(x, *csr, tau=lsm.tau, v_threshold=1.0, v_reset=0.0, gain=1.0, trace_tau=5.0,
+                                    bin_of_t=bins, n_bins=2, record=True, variant=variant)
+        assert torch.equal(sp, ref) and ref.sum() > 0
+        assert torch.equal(counts.sum(0), ref.float().sum(0))
+        x_bad = x.clone()
+        x_bad[3, 2, 5] = float("inf")
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            K.run_event(x_bad, *csr, tau=lsm.tau, v_threshold=1.0, v_reset=0.0, gain=1.0, trace_tau=5.0,
+                        bin_of_t=bins, n_bins=2, variant=variant)
+    with pytest.raises(ValueError, match="variant"):
+        K.load("fastest")

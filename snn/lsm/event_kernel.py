@@ -7,8 +7,10 @@ so a step costs (events + spikes) × fan-out instead of a dense ``B x N x N`` ma
 :meth:`snn.lsm.LiquidStateMachine.run` (float32; summation order differs, so a rare threshold tie may differ).
 
 The shared library is compiled on first use with the system C compiler (``$CC``, default ``cc``) into
-``$SNN_CACHE`` (default ``~/.cache/snn``), keyed by a hash of the source. :func:`available` says whether it
-could be built; asking for the kernel where it cannot be built is a clear error.
+``$SNN_CACHE`` (default ``~/.cache/snn``), keyed by a hash of the source, the flags and the CPU. Flags:
+``-O3 -ffp-contract=off`` plus ``-march=native -fopenmp`` (the AVX-512 path where the CPU has it), falling
+back to no ``-march=native``, then no OpenMP. :func:`available` says whether it could be built; asking for
+the kernel where it cannot be built is a clear error. ``variant='portable'`` builds the scalar path only.
 """
 from __future__ import annotations
 
@@ -23,18 +25,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["available", "load", "to_csr", "run_event"]
+__all__ = ["available", "load", "simd", "to_csr", "run_event"]
 
 _SRC = Path(__file__).with_name("csrc") / "event_lsm.c"
-_lib = None
-_error: str | None = None
+_libs: dict = {}
+_errors: dict = {}
 
 
 def _cache_dir() -> Path:
     return Path(os.environ.get("SNN_CACHE", Path.home() / ".cache" / "snn"))
 
 
-def _build(out: Path) -> None:
+# compiler flags, tried in order until one builds: native SIMD (AVX-512 path) + OpenMP, then without
+# -march=native, then without OpenMP (single-threaded, the pragma is ignored). -ffp-contract=off: no FMA, so the
+# rounding is the torch engine's.
+_FLAGS = {"native": [["-march=native", "-fopenmp"], ["-fopenmp"], []],
+          "portable": [["-DLSM_PORTABLE", "-fopenmp"], ["-DLSM_PORTABLE"]]}
+_BASE = ["-O3", "-ffp-contract=off", "-fPIC", "-shared"]
+
+
+def _cpu_id() -> str:
+    """The CPU model and flags (``-march=native`` builds are only valid on the CPU that built them)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        import platform
+        return platform.processor() or platform.machine()
+    return "\n".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags"))}))
+
+
+def _build(out: Path, variant: str) -> list[str]:
+    """Compile the kernel into ``out``; returns the flags that built it."""
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
         raise RuntimeError(f"no C compiler {cc!r} on PATH to build the event-driven LSM kernel; "
@@ -42,47 +63,58 @@ def _build(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
-    base = [cc, "-O3", "-fPIC", "-shared", str(_SRC), "-o", tmp]
+    errors = []
     try:
-        res = subprocess.run(base[:4] + ["-fopenmp"] + base[4:], capture_output=True, text=True)
-        if res.returncode != 0:  # no OpenMP: build single-threaded (the pragma is ignored)
-            res = subprocess.run(base, capture_output=True, text=True)
-        if res.returncode != 0:
-            raise RuntimeError(f"building the event-driven LSM kernel failed:\n{res.stderr.strip()}")
-        os.replace(tmp, out)
+        for extra in _FLAGS[variant]:
+            res = subprocess.run([cc, *_BASE, *extra, str(_SRC), "-o", tmp], capture_output=True, text=True)
+            if res.returncode == 0:
+                os.replace(tmp, out)
+                return extra
+            errors.append(f"{' '.join(extra) or '(no extra flags)'}: {res.stderr.strip()}")
+        raise RuntimeError("building the event-driven LSM kernel failed:\n" + "\n".join(errors))
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def load():
-    """The ctypes library (built on first use); raises RuntimeError when it cannot be built."""
-    global _lib, _error
-    if _lib is not None:
-        return _lib
-    if _error is not None:
-        raise RuntimeError(_error)
+def load(variant: str = "native"):
+    """The ctypes library (built on first use); raises RuntimeError when it cannot be built.
+
+    ``variant='native'``: built for this CPU (the AVX-512 path where the CPU has it); ``'portable'``: the
+    scalar C path only (what a CPU without AVX-512 runs; tests compare the two)."""
+    if variant not in _FLAGS:
+        raise ValueError(f"event kernel variant must be one of {tuple(_FLAGS)}, got {variant!r}")
+    if variant in _libs:
+        return _libs[variant]
+    if variant in _errors:
+        raise RuntimeError(_errors[variant])
     try:
-        key = hashlib.sha1(_SRC.read_bytes()).hexdigest()[:12]
-        path = _cache_dir() / f"lsm_event_kernel-{key}.so"
+        key = hashlib.sha1(_SRC.read_bytes() + repr((_BASE, _FLAGS[variant], _cpu_id())).encode()).hexdigest()[:12]
+        path = _cache_dir() / f"lsm_event_kernel-{variant}-{key}.so"
         if not path.is_file():
-            _build(path)
+            _build(path, variant)
         lib = ctypes.CDLL(str(path))
     except (OSError, RuntimeError) as e:
-        _error = f"event-driven LSM kernel unavailable: {e}"
-        raise RuntimeError(_error) from e
+        _errors[variant] = f"event-driven LSM kernel unavailable: {e}"
+        raise RuntimeError(_errors[variant]) from e
     p = ctypes.c_void_p
     f = ctypes.c_float
     i = ctypes.c_int
     lib.lsm_event_run.argtypes = [i, i, i, i, p, p, p, p, p, p, p, f, f, f, f, f, f, p, p, p, p, i]
-    lib.lsm_event_run.restype = None
-    _lib = lib
+    lib.lsm_event_run.restype = ctypes.c_int
+    lib.lsm_event_simd.restype = ctypes.c_int
+    _libs[variant] = lib
     return lib
 
 
-def available() -> bool:
+def simd(variant: str = "native") -> bool:
+    """Whether the loaded kernel runs the AVX-512 path."""
+    return bool(load(variant).lsm_event_simd())
+
+
+def available(variant: str = "native") -> bool:
     try:
-        load()
+        load(variant)
         return True
     except RuntimeError:
         return False
@@ -101,9 +133,11 @@ def _ptr(a: np.ndarray):
 
 def run_event(x: torch.Tensor, w_in_csr, w_rec_csr, *, tau: float, v_threshold: float, v_reset: float,
               gain: float, trace_tau: float, bin_of_t: np.ndarray, n_bins: int, record: bool = False,
-              n_threads: int | None = None):
-    """Simulate ``x [T, B, n_in]``; returns ``(counts [n_bins, B, N], trace sums [n_bins, B, N], spikes or None)``."""
-    lib = load()
+              n_threads: int | None = None, variant: str = "native"):
+    """Simulate ``x [T, B, n_in]``; returns ``(counts [n_bins, B, N], trace sums [n_bins, B, N], spikes or None)``.
+
+    A NaN/Inf in ``x`` raises ValueError (the kernel counts them while it scans the input)."""
+    lib = load(variant)
     t_steps, b, n_in = x.shape
     n = len(w_rec_csr[0]) - 1
     xs = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
@@ -112,9 +146,11 @@ def run_event(x: torch.Tensor, w_in_csr, w_rec_csr, *, tau: float, v_threshold: 
     spikes = np.zeros((t_steps, b, n), dtype=np.uint8) if record else None
     bins = np.ascontiguousarray(bin_of_t, dtype=np.int32)
     d = 1.0 / tau
-    lib.lsm_event_run(t_steps, b, n, n_in, *(_ptr(a) for a in w_in_csr), *(_ptr(a) for a in w_rec_csr),
+    bad = lib.lsm_event_run(t_steps, b, n, n_in, *(_ptr(a) for a in w_in_csr), *(_ptr(a) for a in w_rec_csr),
                       _ptr(xs), 1.0 - d, v_reset * d, v_threshold, v_reset, gain,
                       float(np.exp(-1.0 / trace_tau)), _ptr(bins), _ptr(counts), _ptr(traces),
                       _ptr(spikes) if record else None, int(n_threads or torch.get_num_threads()))
+    if bad:
+        raise ValueError(f"LiquidStateMachine: input contains NaN or Inf ({bad} values)")
     return (torch.from_numpy(counts), torch.from_numpy(traces),
             torch.from_numpy(spikes) if record else None)
