@@ -146,14 +146,15 @@ def test_event_kernel_without_compiler(monkeypatch, tmp_path):
 
 
 def test_event_kernel_paths_agree():
-    # the AVX-512 path (where this CPU has it) and the portable scalar path give the torch engine's spikes,
+    # the AVX-512 paths (where this CPU has them) and the portable scalar path give the torch engine's spikes,
     # for event counts > 1 and sizes that are not multiples of the 16-lane vectors; NaN input is an error
     import numpy as np
 
     from snn.lsm import event_kernel as K
 
     lsm = _lsm(n_inputs=37, n_neurons=203, input_scale=6.0, engine="torch")
-    x = torch.poisson(torch.full((11, 5, 37), 0.3), generator=torch.Generator().manual_seed(2))
+    # 19 samples: two 8-sample lane blocks and 3 single samples on the AVX-512 path
+    x = torch.poisson(torch.full((11, 19, 37), 0.3), generator=torch.Generator().manual_seed(2))
     _, ref = lsm.run(x, n_bins=2, record=True)
     csr = (K.to_csr(lsm.w_in), K.to_csr(lsm.w_rec))
     bins = np.repeat([0, 1], [6, 5])

@@ -1,34 +1,59 @@
 /* Event-driven simulation of a liquid state machine (see snn/lsm/event_kernel.py for the Python side).
  *
  * Per sample b and step t (d = 1/tau):
- *   H = V*(1-d) + V_reset*d + gain * sum_{input events (i, c) at (t, b)} c * W_in[i, :] + R
+ *   H = V*(1-d) + V_reset*d + sum_{input events (i, c) at (t, b)} (c*gain) * W_in[i, :] + R
  *   S = H >= V_th;  V = S ? V_reset : H;  r = r*trace_keep + S
  *   R(next step) = sum_{j : S_j} W_rec[j, :]
  * x is the dense input [T, B, n_in] (event counts); weights are CSR by presynaptic row, so a step costs
- * n_in compares + (input events + spikes) x fan-out, not N^2.
- * Bin k of the features accumulates S (counts) and r (traces) over its steps.
+ * n_in compares + (input events + spikes) x fan-out, not N^2. Each neuron's input sum is accumulated in the
+ * same order on every path (inputs by ascending index, then spikes by ascending neuron), so all paths, and
+ * the torch engine, give the same spikes. Bin k of the features accumulates S (counts) and r (traces).
  *
- * Two code paths, the same arithmetic in the same order (so the same spikes):
- *  - AVX-512 (when the compiler targets it, -march=native): the input scan compares 16 inputs at once and
- *    walks the set bits of the mask; the neuron update runs 16 neurons per instruction and emits the fired
- *    list from the spike mask; a CSR row is added with gather / add / scatter, which is exact because the
- *    columns of one row are distinct (no two lanes write the same neuron).
- *  - portable scalar C (any compiler, or -DLSM_PORTABLE).
- * Fused multiply-add is disabled at build time (-ffp-contract=off) so both paths round like the torch engine.
- * Returns the number of non-finite input values seen (the caller raises), so the input needs no separate scan.
+ * Paths:
+ *  - lanes (AVX-512, when the compiler targets it: -march=native): LANES (8) samples of the batch at once,
+ *    the state stored [N][LANES]. An input or neuron that is active in any of the LANES samples has its CSR row read
+ *    once, and each synapse is one LANES-wide add of the weight in the lanes whose sample has the event or spike
+ *    and of 0 in the others (x + 0 = x: the same sums; a masked store would be slow on AMD cores).
+ *    A block needs LANES samples; the rest of the batch runs per sample.
+ *  - per sample, AVX-512: the input scan compares 16 inputs at once, the neuron update runs 16 neurons at
+ *    once and emits the fired list from the spike mask; CSR rows are added with scalar code.
+ *  - per sample, portable C (any compiler, or -DLSM_PORTABLE).
+ * Fused multiply-add is disabled at build time (-ffp-contract=off) so every path rounds like the torch engine.
+ * Returns the number of non-finite input values seen (the caller raises), so x needs no separate scan.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__AVX512F__) && !defined(LSM_PORTABLE)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && !defined(LSM_PORTABLE)
 #include <immintrin.h>
 #define LSM_AVX512 1
 #else
 #define LSM_AVX512 0
 #endif
+#ifndef LANES
+#define LANES 8  /* samples per block: 8 keeps each [N][LANES] state array in L1 for N = 1000 (16 did not) */
+#endif
+#if LSM_AVX512 && LANES == 16
+typedef __m512 vec; typedef __mmask16 lmask;
+#define V(op) _mm512_##op
+#elif LSM_AVX512 && LANES == 8
+typedef __m256 vec; typedef __mmask8 lmask;  /* 256-bit vectors with AVX-512VL masks */
+#define V(op) _mm256_##op
+#endif
 
 int lsm_event_simd(void) { return LSM_AVX512; }
+
+typedef struct {
+    int T, B, N, n_in;
+    const int64_t *in_ptr; const int32_t *in_col; const float *in_val;
+    const int64_t *rec_ptr; const int32_t *rec_col; const float *rec_val;
+    const float *x;
+    float keep, v_reset_d, v_th, v_reset, gain, trace_keep;
+    const int32_t *bin_of_t;
+    float *counts, *traces;
+    uint8_t *spikes;
+} lsm_args;
 
 static inline int finite_f(float a) {
     uint32_t u;
@@ -36,34 +61,180 @@ static inline int finite_f(float a) {
     return (u & 0x7f800000u) != 0x7f800000u;
 }
 
-/* acc[col[k]] += c * val[k] for k in [lo, hi) (the columns are distinct) */
-static inline void add_row(float *acc, const int32_t *col, const float *val, int64_t lo, int64_t hi, float c,
-                           int scale) {
-#if LSM_AVX512 && defined(LSM_GATHER_ROWS)
-    int64_t k = lo;
-    const __m512 cv = _mm512_set1_ps(c);
-    for (; k + 16 <= hi; k += 16) {
-        __m512i ix = _mm512_loadu_si512((const void *)(col + k));
-        __m512 w = _mm512_loadu_ps(val + k);
-        if (scale) w = _mm512_mul_ps(cv, w);
-        __m512 a = _mm512_i32gather_ps(ix, acc, 4);
-        _mm512_i32scatter_ps(acc, ix, _mm512_add_ps(a, w), 4);
-    }
-    if (k < hi) {
-        __mmask16 m = (__mmask16)((1u << (hi - k)) - 1u);
-        __m512i ix = _mm512_maskz_loadu_epi32(m, (const void *)(col + k));
-        __m512 w = _mm512_maskz_loadu_ps(m, val + k);
-        if (scale) w = _mm512_mul_ps(cv, w);
-        __m512 a = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ix, acc, 4);
-        _mm512_mask_i32scatter_ps(acc, m, ix, _mm512_add_ps(a, w), 4);
-    }
+static inline int bin_ends(const lsm_args *a, int t) { return t == a->T - 1 || a->bin_of_t[t + 1] != a->bin_of_t[t]; }
+
+/* One sample: returns the number of non-finite inputs. */
+static int run_sample(const lsm_args *a, int b, float *buf, int32_t *fired) {
+    const int N = a->N, n_in = a->n_in;
+    float *v = buf, *r = buf + N, *cur = buf + 2 * N, *nxt = buf + 3 * N, *acc_c = buf + 4 * N, *acc_r = buf + 5 * N;
+    int bad = 0;
+    memset(buf, 0, sizeof(float) * 6 * N);
+    for (int n = 0; n < N; ++n) v[n] = a->v_reset;
+    for (int t = 0; t < a->T; ++t) {
+        const float *xt = a->x + ((int64_t)t * a->B + b) * n_in;
+        if (t + 1 < a->T)  /* the next step's input row is B rows away: fetch it while this step runs */
+            for (int i = 0; i < n_in; i += 16) __builtin_prefetch(xt + (int64_t)a->B * n_in + i, 0, 0);
+#if LSM_AVX512
+        for (int i0 = 0; i0 < n_in; i0 += 16) {
+            __mmask16 lim = n_in - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n_in - i0)) - 1u);
+            __m512 xv = _mm512_maskz_loadu_ps(lim, xt + i0);
+            unsigned m = _mm512_mask_cmp_ps_mask(lim, xv, _mm512_setzero_ps(), _CMP_NEQ_UQ);  /* NaN: an event */
+            while (m) {
+                int i = i0 + __builtin_ctz(m);
+                m &= m - 1;
 #else
-    if (scale)
-        for (int64_t k = lo; k < hi; ++k) acc[col[k]] += c * val[k];
-    else
-        for (int64_t k = lo; k < hi; ++k) acc[col[k]] += val[k];
+        for (int i = 0; i < n_in; ++i) {
+            if (xt[i] == 0.0f) continue;  /* silent inputs cost one compare */
+            {
 #endif
+                float c = xt[i] * a->gain;
+                bad += !finite_f(xt[i]);
+                for (int64_t k = a->in_ptr[i]; k < a->in_ptr[i + 1]; ++k) cur[a->in_col[k]] += c * a->in_val[k];
+            }
+        }
+        uint8_t *sp = a->spikes ? a->spikes + ((int64_t)t * a->B + b) * N : NULL;
+        int nf = 0;
+#if LSM_AVX512
+        const __m512 kp = _mm512_set1_ps(a->keep), vrd = _mm512_set1_ps(a->v_reset_d), th = _mm512_set1_ps(a->v_th);
+        const __m512 vr = _mm512_set1_ps(a->v_reset), tk = _mm512_set1_ps(a->trace_keep), one = _mm512_set1_ps(1.0f);
+        for (int n0 = 0; n0 < N; n0 += 16) {
+            __mmask16 lim = N - n0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (N - n0)) - 1u);
+            __m512 h = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lim, v + n0), kp), vrd),
+                                     _mm512_maskz_loadu_ps(lim, cur + n0));
+            _mm512_mask_storeu_ps(cur + n0, lim, _mm512_setzero_ps());
+            __mmask16 s = _mm512_mask_cmp_ps_mask(lim, h, th, _CMP_GE_OQ);
+            _mm512_mask_storeu_ps(v + n0, lim, _mm512_mask_blend_ps(s, h, vr));
+            __m512 sf = _mm512_maskz_mov_ps(s, one);
+            __m512 rv = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lim, r + n0), tk), sf);
+            _mm512_mask_storeu_ps(r + n0, lim, rv);
+            _mm512_mask_storeu_ps(acc_c + n0, lim, _mm512_add_ps(_mm512_maskz_loadu_ps(lim, acc_c + n0), sf));
+            _mm512_mask_storeu_ps(acc_r + n0, lim, _mm512_add_ps(_mm512_maskz_loadu_ps(lim, acc_r + n0), rv));
+            if (sp) _mm_mask_storeu_epi8(sp + n0, lim, _mm_maskz_mov_epi8(s, _mm_set1_epi8(1)));
+            for (unsigned m = s; m; m &= m - 1) fired[nf++] = n0 + __builtin_ctz(m);
+        }
+#else
+        for (int n = 0; n < N; ++n) {
+            float h = v[n] * a->keep + a->v_reset_d + cur[n];
+            cur[n] = 0.0f;
+            int s = h >= a->v_th;
+            v[n] = s ? a->v_reset : h;
+            r[n] = r[n] * a->trace_keep + (float)s;
+            acc_c[n] += (float)s;
+            acc_r[n] += r[n];
+            if (sp) sp[n] = (uint8_t)s;
+            fired[nf] = n;  /* the neurons that fired, branch-free */
+            nf += s;
+        }
+#endif
+        if (bin_ends(a, t)) {
+            int64_t off = ((int64_t)a->bin_of_t[t] * a->B + b) * N;
+            for (int n = 0; n < N; ++n) {
+                a->counts[off + n] += acc_c[n];
+                a->traces[off + n] += acc_r[n];
+                acc_c[n] = 0.0f;
+                acc_r[n] = 0.0f;
+            }
+        }
+        for (int f = 0; f < nf; ++f) {
+            int32_t j = fired[f];
+            for (int64_t k = a->rec_ptr[j]; k < a->rec_ptr[j + 1]; ++k) nxt[a->rec_col[k]] += a->rec_val[k];
+        }
+        float *tmp = cur; cur = nxt; nxt = tmp;  /* recurrent input of this step feeds the next */
+    }
+    return bad;
 }
+
+#if LSM_AVX512
+/* LANES samples b0 .. b0+LANES-1, state [N][LANES]. buf: 6*N*LANES floats; cval: n_in*LANES floats; lanemask: n_in
+ * uint16; anyin: ceil(n_in/64) uint64 (zeroed); fired: N int32; fmask: N uint16. */
+static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_t *lanemask, uint64_t *anyin,
+                     int32_t *fired, uint16_t *fmask) {
+    const int N = a->N, n_in = a->n_in, L = LANES;
+    const int64_t NL = (int64_t)N * L;
+    float *v = buf, *r = buf + NL, *cur = buf + 2 * NL, *nxt = buf + 3 * NL, *acc_c = buf + 4 * NL, *acc_r = buf + 5 * NL;
+    int bad = 0;
+    memset(buf, 0, sizeof(float) * 6 * NL);
+    for (int64_t n = 0; n < NL; ++n) v[n] = a->v_reset;
+    const vec kp = V(set1_ps)(a->keep), vrd = V(set1_ps)(a->v_reset_d), th = V(set1_ps)(a->v_th);
+    const vec vr = V(set1_ps)(a->v_reset), tk = V(set1_ps)(a->trace_keep), one = V(set1_ps)(1.0f);
+    const vec gain = V(set1_ps)(a->gain);
+    for (int t = 0; t < a->T; ++t) {
+        /* gather the events of the LANES samples: per input, which lanes fire and with which count */
+        for (int l = 0; l < L; ++l) {
+            const float *xt = a->x + ((int64_t)t * a->B + b0 + l) * n_in;
+            for (int i0 = 0; i0 < n_in; i0 += 16) {
+                __mmask16 lim = n_in - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n_in - i0)) - 1u);
+                __m512 xv = _mm512_maskz_loadu_ps(lim, xt + i0);
+                for (unsigned m = _mm512_mask_cmp_ps_mask(lim, xv, _mm512_setzero_ps(), _CMP_NEQ_UQ); m; m &= m - 1) {
+                    int i = i0 + __builtin_ctz(m);
+                    bad += !finite_f(xt[i]);
+                    cval[(int64_t)i * L + l] = xt[i];
+                    lanemask[i] |= (uint16_t)(1u << l);
+                    anyin[i >> 6] |= 1ull << (i & 63);
+                }
+            }
+        }
+        /* inputs in ascending order: every synapse is one LANES-wide add */
+        for (int w = 0; w < (n_in + 63) / 64; ++w) {
+            for (uint64_t bits = anyin[w]; bits; bits &= bits - 1) {
+                int i = w * 64 + __builtin_ctzll(bits);
+                vec c = V(maskz_mul_ps)((lmask)lanemask[i], V(loadu_ps)(cval + (int64_t)i * L), gain);  /* 0 off the lanes */
+                for (int64_t k = a->in_ptr[i]; k < a->in_ptr[i + 1]; ++k) {
+                    float *p = cur + (int64_t)a->in_col[k] * L;
+                    V(storeu_ps)(p, V(add_ps)(V(loadu_ps)(p), V(mul_ps)(c, V(set1_ps)(a->in_val[k]))));
+                }
+                lanemask[i] = 0;
+            }
+            anyin[w] = 0;
+        }
+        /* neuron update, one vector = one neuron in the LANES samples */
+        int nf = 0;
+        const int flush = bin_ends(a, t);
+        for (int n = 0; n < N; ++n) {
+            float *pv = v + (int64_t)n * L, *pc = cur + (int64_t)n * L, *pr = r + (int64_t)n * L;
+            float *pac = acc_c + (int64_t)n * L, *par = acc_r + (int64_t)n * L;
+            vec h = V(add_ps)(V(add_ps)(V(mul_ps)(V(loadu_ps)(pv), kp), vrd), V(loadu_ps)(pc));
+            V(storeu_ps)(pc, V(setzero_ps)());
+            lmask s = V(cmp_ps_mask)(h, th, _CMP_GE_OQ);
+            V(storeu_ps)(pv, V(mask_blend_ps)(s, h, vr));
+            vec sf = V(maskz_mov_ps)(s, one);
+            vec rv = V(add_ps)(V(mul_ps)(V(loadu_ps)(pr), tk), sf);
+            V(storeu_ps)(pr, rv);
+            V(storeu_ps)(pac, V(add_ps)(V(loadu_ps)(pac), sf));
+            V(storeu_ps)(par, V(add_ps)(V(loadu_ps)(par), rv));
+            fired[nf] = n;  /* branch-free append of the neurons that fired in any lane */
+            fmask[nf] = s;
+            nf += s != 0;
+        }
+        if (a->spikes)
+            for (int f = 0; f < nf; ++f)
+                for (unsigned m = fmask[f]; m; m &= m - 1)
+                    a->spikes[((int64_t)t * a->B + b0 + __builtin_ctz(m)) * N + fired[f]] = 1;
+        if (flush) {  /* transpose this bin's sums [N][LANES] into the outputs [bin][b][N] */
+            for (int l = 0; l < L; ++l) {
+                int64_t off = ((int64_t)a->bin_of_t[t] * a->B + b0 + l) * N;
+                for (int n = 0; n < N; ++n) {
+                    a->counts[off + n] += acc_c[(int64_t)n * L + l];
+                    a->traces[off + n] += acc_r[(int64_t)n * L + l];
+                }
+            }
+            memset(acc_c, 0, sizeof(float) * NL);
+            memset(acc_r, 0, sizeof(float) * NL);
+        }
+        /* recurrent: the rows of neurons that fired in any lane, added to the lanes where they fired */
+        for (int f = 0; f < nf; ++f) {
+            int32_t j = fired[f];
+            lmask m = (lmask)fmask[f];
+            for (int64_t k = a->rec_ptr[j]; k < a->rec_ptr[j + 1]; ++k) {
+                float *p = nxt + (int64_t)a->rec_col[k] * L;
+                V(storeu_ps)(p, V(add_ps)(V(loadu_ps)(p), V(maskz_mov_ps)(m, V(set1_ps)(a->rec_val[k]))));
+            }
+        }
+        float *tmp = cur; cur = nxt; nxt = tmp;
+    }
+    return bad;
+}
+#endif
 
 int lsm_event_run(int T, int B, int N, int n_in,
                   const int64_t *in_ptr, const int32_t *in_col, const float *in_val,
@@ -72,101 +243,40 @@ int lsm_event_run(int T, int B, int N, int n_in,
                   float keep, float v_reset_d, float v_th, float v_reset, float gain, float trace_keep,
                   const int32_t *bin_of_t, float *counts, float *traces, uint8_t *spikes, int n_threads)
 {
+    lsm_args a = {T, B, N, n_in, in_ptr, in_col, in_val, rec_ptr, rec_col, rec_val, x,
+                  keep, v_reset_d, v_th, v_reset, gain, trace_keep, bin_of_t, counts, traces, spikes};
+#if LSM_AVX512 && !defined(LSM_NO_LANES)
+    const int n_blocks = B / LANES;
+#else
+    const int n_blocks = 0;
+#endif
+    const int n_items = n_blocks + (B - n_blocks * LANES);  /* LANES-sample blocks, then single samples */
     int bad = 0;
-#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1) reduction(+ : bad)
-    for (int b = 0; b < B; ++b) {
-        float *v = (float *)malloc(sizeof(float) * N);
-        float *r = (float *)calloc(N, sizeof(float));
-        float *cur = (float *)calloc(N, sizeof(float));
-        float *nxt = (float *)calloc(N, sizeof(float));
+#pragma omp parallel num_threads(n_threads) reduction(+ : bad)
+    {
+        float *buf = NULL, *cval = NULL;
+        uint16_t *lanemask = NULL, *fmask = NULL;
+        uint64_t *anyin = NULL;
         int32_t *fired = (int32_t *)malloc(sizeof(int32_t) * N);
-        float *acc_c = (float *)calloc(N, sizeof(float));  /* this bin's counts and trace sums, flushed */
-        float *acc_r = (float *)calloc(N, sizeof(float));  /* to the outputs when the bin ends          */
-        for (int n = 0; n < N; ++n) v[n] = v_reset;
-        for (int t = 0; t < T; ++t) {
-            const float *xt = x + ((int64_t)t * B + b) * n_in;
-#ifndef LSM_NO_PREFETCH
-            if (t + 1 < T)  /* the next step's input row is B rows away: fetch it while this step runs */
-                for (int i = 0; i < n_in; i += 16) __builtin_prefetch(xt + (int64_t)B * n_in + i, 0, 0);
-#endif
-            /* input events: silent inputs cost a (vector) compare */
+#pragma omp for schedule(dynamic, 1)
+        for (int it = 0; it < n_items; ++it) {
 #if LSM_AVX512
-            const __m512 zero = _mm512_setzero_ps();
-            for (int i0 = 0; i0 < n_in; i0 += 16) {
-                __mmask16 lim = n_in - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n_in - i0)) - 1u);
-                __m512 xv = _mm512_maskz_loadu_ps(lim, xt + i0);
-                unsigned m = _mm512_mask_cmp_ps_mask(lim, xv, zero, _CMP_NEQ_UQ);  /* NaN counts as an event */
-                while (m) {
-                    int i = i0 + __builtin_ctz(m);
-                    m &= m - 1;
-                    bad += !finite_f(xt[i]);
-                    add_row(cur, in_col, in_val, in_ptr[i], in_ptr[i + 1], xt[i] * gain, 1);
+            if (it < n_blocks) {
+                if (!cval) {
+                    buf = (float *)realloc(buf, sizeof(float) * 6 * (size_t)N * LANES);
+                    cval = (float *)calloc((size_t)n_in * LANES, sizeof(float));
+                    lanemask = (uint16_t *)calloc(n_in, sizeof(uint16_t));
+                    anyin = (uint64_t *)calloc((n_in + 63) / 64, sizeof(uint64_t));
+                    fmask = (uint16_t *)malloc(sizeof(uint16_t) * N);
                 }
-            }
-#else
-            for (int i = 0; i < n_in; ++i) {
-                if (xt[i] == 0.0f) continue;
-                bad += !finite_f(xt[i]);
-                add_row(cur, in_col, in_val, in_ptr[i], in_ptr[i + 1], xt[i] * gain, 1);
+                bad += run_block(&a, it * LANES, buf, cval, lanemask, anyin, fired, fmask);
+                continue;
             }
 #endif
-            uint8_t *sp = spikes ? spikes + ((int64_t)t * B + b) * N : NULL;
-            int nf = 0;
-#if LSM_AVX512
-            {
-                const __m512 kp = _mm512_set1_ps(keep), vrd = _mm512_set1_ps(v_reset_d);
-                const __m512 th = _mm512_set1_ps(v_th), vr = _mm512_set1_ps(v_reset);
-                const __m512 tk = _mm512_set1_ps(trace_keep), one = _mm512_set1_ps(1.0f);
-                for (int n0 = 0; n0 < N; n0 += 16) {
-                    __mmask16 lim = N - n0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (N - n0)) - 1u);
-                    __m512 h = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lim, v + n0), kp), vrd),
-                                             _mm512_maskz_loadu_ps(lim, cur + n0));
-                    _mm512_mask_storeu_ps(cur + n0, lim, _mm512_setzero_ps());
-                    __mmask16 s = _mm512_mask_cmp_ps_mask(lim, h, th, _CMP_GE_OQ);
-                    _mm512_mask_storeu_ps(v + n0, lim, _mm512_mask_blend_ps(s, h, vr));
-                    __m512 sf = _mm512_maskz_mov_ps(s, one);
-                    __m512 rv = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lim, r + n0), tk), sf);
-                    _mm512_mask_storeu_ps(r + n0, lim, rv);
-                    _mm512_mask_storeu_ps(acc_c + n0, lim, _mm512_add_ps(_mm512_maskz_loadu_ps(lim, acc_c + n0), sf));
-                    _mm512_mask_storeu_ps(acc_r + n0, lim, _mm512_add_ps(_mm512_maskz_loadu_ps(lim, acc_r + n0), rv));
-                    if (sp) _mm_mask_storeu_epi8(sp + n0, lim, _mm_maskz_mov_epi8(s, _mm_set1_epi8(1)));
-                    unsigned m = s;
-                    while (m) {
-                        fired[nf++] = n0 + __builtin_ctz(m);
-                        m &= m - 1;
-                    }
-                }
-            }
-#else
-            for (int n = 0; n < N; ++n) {
-                float h = v[n] * keep + v_reset_d + cur[n];
-                cur[n] = 0.0f;
-                int s = h >= v_th;
-                v[n] = s ? v_reset : h;
-                r[n] = r[n] * trace_keep + (float)s;
-                acc_c[n] += (float)s;
-                acc_r[n] += r[n];
-                if (sp) sp[n] = (uint8_t)s;
-                fired[nf] = n;  /* the neurons that fired, branch-free */
-                nf += s;
-            }
-#endif
-            if (t == T - 1 || bin_of_t[t + 1] != bin_of_t[t]) {
-                int64_t off = ((int64_t)bin_of_t[t] * B + b) * N;
-                for (int n = 0; n < N; ++n) {
-                    counts[off + n] += acc_c[n];
-                    traces[off + n] += acc_r[n];
-                    acc_c[n] = 0.0f;
-                    acc_r[n] = 0.0f;
-                }
-            }
-            for (int f = 0; f < nf; ++f) {
-                int32_t j = fired[f];
-                add_row(nxt, rec_col, rec_val, rec_ptr[j], rec_ptr[j + 1], 1.0f, 0);
-            }
-            float *tmp = cur; cur = nxt; nxt = tmp;  /* recurrent input of this step feeds the next */
+            if (!buf) buf = (float *)malloc(sizeof(float) * 6 * (size_t)N);
+            bad += run_sample(&a, n_blocks * LANES + (it - n_blocks), buf, fired);
         }
-        free(v); free(r); free(cur); free(nxt); free(fired); free(acc_c); free(acc_r);
+        free(buf); free(cval); free(lanemask); free(anyin); free(fired); free(fmask);
     }
     return bad;
 }
