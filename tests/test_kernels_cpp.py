@@ -264,6 +264,45 @@ def test_cubalif_gradcheck_and_strict_threshold():
     assert s.item() == 0.0
 
 
+# ---------------------------------------------------------------------------------------- large outputs
+# Outputs of >= 16 MiB take the streaming-store path (csrc/cpu/chunks.h); n not a multiple of the
+# chunk or of the vector width, several threads, every saved/recorded sequence and the PLIF decay
+# gradient: still the reference's spikes and gradients.
+LARGE = (2, (1 << 21) + 37)  # 2 x 2,097,189 float32 = 16.8 MB per sequence
+
+
+@pytest.mark.parametrize("family", ["lif", "alif", "cubalif"])
+def test_large_outputs_stream_and_match(family):
+    x, v0 = _inputs(LARGE, torch.float32, 21)
+    assert x[0].numel() * x.shape[0] * 4 >= 16 << 20
+    sur = sg.Sigmoid(3.0)
+    if family == "lif":
+        d = torch.tensor(0.4, requires_grad=True)
+        inputs = (x, v0, d)
+        params = dict(v_threshold=0.6, v_reset=0.0, decay_input=True, detach_reset=False, surrogate=sur,
+                      record_v=True)
+    elif family == "alif":
+        d = torch.tensor(0.4, requires_grad=True)
+        inputs = (x, v0, torch.zeros_like(v0).requires_grad_(), d)
+        params = dict(rho=0.9, beta=0.2, v_threshold=0.6, v_reset=None, decay_input=True, detach_reset=False,
+                      surrogate=sur, record_v=True)
+    else:
+        inputs = (x, torch.zeros_like(v0).requires_grad_(), v0)
+        params = dict(du=0.3, dv=0.2, v_threshold=0.6, bias=0.0, detach_reset=False, surrogate=sur, record_v=True)
+    torch.set_num_threads(2)
+    results = _run_both(f"{family}_multistep", inputs, params,
+                        lambda outs: [_weights(o, 21 + i) for i, o in enumerate(outs)], torch.float32)
+    (outs_c, grads_c), (outs_r, grads_r) = results
+    assert torch.equal(outs_c[0], outs_r[0]), "spikes differ from the torch reference"
+    for a, b in zip(outs_c[1:], outs_r[1:]):
+        _close(a, b, torch.float32, "state")
+    for i, (a, b) in enumerate(zip(grads_c, grads_r)):
+        if a.dim() == 0:  # the decay gradient sums 4M terms: float32 reference rounding, relative 1e-4
+            torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)
+        else:
+            _close(a, b, torch.float32, f"gradient {i}")
+
+
 # ---------------------------------------------------------------------------------------- misc
 def test_double_backward_is_a_clear_error():
     x, v0 = _inputs((3, 8), torch.float64, 4)

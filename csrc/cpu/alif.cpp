@@ -73,24 +73,48 @@ template <bool DI, bool HARD, typename T>
 void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
   const T d = T(p.lif.decay), vr = T(p.lif.v_reset), vth = T(p.lif.v_threshold);
   const T rho = T(p.rho), beta = T(p.beta);
+  const bool stream = streams(a.steps, a.n, sizeof(T));
   for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    Scratch<T> scratch(3, len);
+    Scratch<T> scratch(2, len);
     T* v = scratch[0];
     T* bb = scratch[1];
-    T* h = scratch[2];
+    Sink<T> s(a.spikes, stream), h(a.h_seq, stream);
     copy_n(v, a.v0 + i0, len);
     copy_n(bb, a.b0 + i0, len);
     for (int64_t t = 0; t < a.steps; ++t) {
-      const int64_t off = t * a.n + i0;
-      forward_step<DI, HARD>(a.x + off, a.spikes + off, v, bb, h, len, d, vr, vth, rho, beta);
-      if (a.h_seq) copy_n(a.h_seq + off, h, len);
-      if (a.b_seq) copy_n(a.b_seq + off, bb, len);
-      if (a.v_seq) copy_n(a.v_seq + off, v, len);
+      for_each_chunk(len, [&](int64_t c, int64_t m) {
+        const int64_t off = t * a.n + i0 + c;
+        forward_step<DI, HARD>(a.x + off, s.dst(off), v + c, bb + c, h.dst(off), m, d, vr, vth, rho, beta);
+        s.flush(off, m);
+        h.flush(off, m);
+        record(a.b_seq, off, bb + c, m, stream);
+        record(a.v_seq, off, v + c, m, stream);
+      });
     }
     copy_n(a.v_last + i0, v, len);
     copy_n(a.b_last + i0, bb, len);
   });
+}
+
+// Σ gH·∂H/∂d over one chunk (PLIF decay), V[t-1] recomputed from H[t-1] and B[t-2] (or V0).
+template <bool DI, bool HARD, typename T>
+double decay_grad_chunk(const AlifBackward<T>& a, int64_t t, int64_t off, int64_t state_off, const T* gh, int64_t m,
+                        T vth, T vr, T beta) {
+  double acc = 0.0;
+  for (int64_t i = 0; i < m; ++i) {
+    T vp;
+    if (t > 0) {
+      const T hp = a.h_seq[off - a.n + i];
+      const T bp = t > 1 ? a.b_seq[off - 2 * a.n + i] : a.b0[state_off + i];
+      const T th = threshold(vth, beta, bp);
+      vp = lif_reset<HARD>(hp, fire(hp - th), th, vr);
+    } else {
+      vp = a.v0[state_off + i];
+    }
+    acc += double(gh[i] * lif_dh_dd<DI>(vp, DI ? a.x[off + i] : T(0), vr));
+  }
+  return acc;
 }
 
 template <int K, bool DI, bool HARD, typename T>
@@ -99,46 +123,34 @@ void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
   const T rho = T(p.rho), beta = T(p.beta);
   const T keep = p.lif.detach_reset ? T(0) : T(1);
   const T one_minus_d = T(1) - d, dhdx = lif_dh_dx<DI, T>(d);
+  const bool stream = streams(a.steps, a.n, sizeof(T));
   const Blocking plan = plan_blocks(a.n, a.steps, threads);
-  std::vector<double> partial(a.grad_decay ? plan.count : 0, 0.0);
-  for_each_block(plan, a.n, [&](int64_t blk, int64_t i0, int64_t i1) {
+  std::vector<double> partial(a.grad_decay ? chunk_columns(a.n) : 0, 0.0);  // per chunk column
+  for_each_block(plan, a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    Scratch<T> scratch(3, len);
+    Scratch<T> scratch(2, len);
     T* gv = scratch[0];
     T* gb = scratch[1];
-    T* gh = scratch[2];
+    Sink<T> gx(a.grad_x, stream);
+    alignas(64) T gh[kChunk];
     if (a.grad_v_last) copy_n(gv, a.grad_v_last + i0, len);
     else std::fill(gv, gv + len, T(0));
     if (a.grad_b_last) copy_n(gb, a.grad_b_last + i0, len);
     else std::fill(gb, gb + len, T(0));
-    double acc = 0.0;
     for (int64_t t = a.steps - 1; t >= 0; --t) {
-      const int64_t off = t * a.n + i0;
-      if (a.grad_v_seq) {
-        const T* __restrict gvs = a.grad_v_seq + off;
-        for (int64_t i = 0; i < len; ++i) gv[i] += gvs[i];
-      }
-      const T* bprev = t > 0 ? a.b_seq + off - a.n : a.b0 + i0;
-      backward_step<K, HARD>(a.h_seq + off, bprev, a.grad_spikes + off, a.grad_x + off, gv, gb, gh, len, vth, vr,
-                             alpha, keep, rho, beta, dhdx, one_minus_d);
-      if (a.grad_decay) {  // gd += Σ gH·∂H/∂d, V[t-1] recomputed from H[t-1], B[t-2] (or V0)
-        for (int64_t i = 0; i < len; ++i) {
-          T vp;
-          if (t > 0) {
-            const T hp = a.h_seq[off - a.n + i];
-            const T bp = t > 1 ? a.b_seq[off - 2 * a.n + i] : a.b0[i0 + i];
-            const T th = threshold(vth, beta, bp);
-            vp = lif_reset<HARD>(hp, fire(hp - th), th, vr);
-          } else {
-            vp = a.v0[i0 + i];
-          }
-          acc += double(gh[i] * lif_dh_dd<DI>(vp, DI ? a.x[off + i] : T(0), vr));
-        }
-      }
+      for_each_chunk(len, [&](int64_t c, int64_t m) {
+        const int64_t off = t * a.n + i0 + c;
+        if (a.grad_v_seq) add_into(gv + c, a.grad_v_seq + off, m);
+        const T* bprev = t > 0 ? a.b_seq + off - a.n : a.b0 + i0 + c;
+        backward_step<K, HARD>(a.h_seq + off, bprev, a.grad_spikes + off, gx.dst(off), gv + c, gb + c, gh, m, vth,
+                               vr, alpha, keep, rho, beta, dhdx, one_minus_d);
+        gx.flush(off, m);
+        if (a.grad_decay)
+          partial[(i0 + c) / kChunk] += decay_grad_chunk<DI, HARD>(a, t, off, i0 + c, gh, m, vth, vr, beta);
+      });
     }
     copy_n(a.grad_v0 + i0, gv, len);
     copy_n(a.grad_b0 + i0, gb, len);
-    if (a.grad_decay) partial[blk] = acc;
   });
   if (a.grad_decay) *a.grad_decay = ordered_sum(partial);
 }

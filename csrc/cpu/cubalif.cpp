@@ -58,19 +58,23 @@ SNN_SIMD_CLONES void backward_step(const T* __restrict pre, const T* __restrict 
 template <typename T>
 void forward_impl(const CubaForward<T>& a, const CubaParams& p, int threads) {
   const T cu = T(p.cu), cv = T(p.cv), vth = T(p.v_threshold), bias = T(p.bias);
+  const bool stream = streams(a.steps, a.n, sizeof(T));
   for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    Scratch<T> scratch(3, len);
+    Scratch<T> scratch(2, len);
     T* u = scratch[0];
     T* v = scratch[1];
-    T* pre = scratch[2];
+    Sink<T> s(a.spikes, stream), pre(a.vpre_seq, stream);
     copy_n(u, a.u0 + i0, len);
     copy_n(v, a.v0 + i0, len);
     for (int64_t t = 0; t < a.steps; ++t) {
-      const int64_t off = t * a.n + i0;
-      forward_step(a.x + off, a.spikes + off, u, v, pre, len, cu, cv, vth, bias);
-      if (a.vpre_seq) copy_n(a.vpre_seq + off, pre, len);
-      if (a.v_seq) copy_n(a.v_seq + off, v, len);
+      for_each_chunk(len, [&](int64_t c, int64_t m) {
+        const int64_t off = t * a.n + i0 + c;
+        forward_step(a.x + off, s.dst(off), u + c, v + c, pre.dst(off), m, cu, cv, vth, bias);
+        s.flush(off, m);
+        pre.flush(off, m);
+        record(a.v_seq, off, v + c, m, stream);
+      });
     }
     copy_n(a.u_last + i0, u, len);
     copy_n(a.v_last + i0, v, len);
@@ -81,22 +85,25 @@ template <int K, typename T>
 void backward_impl(const CubaBackward<T>& a, const CubaParams& p, int threads) {
   const T cu = T(p.cu), cv = T(p.cv), vth = T(p.v_threshold), alpha = T(p.alpha);
   const T keep = p.detach_reset ? T(0) : T(1);
+  const bool stream = streams(a.steps, a.n, sizeof(T));
   for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     Scratch<T> scratch(2, len);
     T* gu = scratch[0];
     T* gv = scratch[1];
+    Sink<T> gx(a.grad_x, stream);
     if (a.grad_u_last) copy_n(gu, a.grad_u_last + i0, len);
     else std::fill(gu, gu + len, T(0));
     if (a.grad_v_last) copy_n(gv, a.grad_v_last + i0, len);
     else std::fill(gv, gv + len, T(0));
     for (int64_t t = a.steps - 1; t >= 0; --t) {
-      const int64_t off = t * a.n + i0;
-      if (a.grad_v_seq) {
-        const T* __restrict gvs = a.grad_v_seq + off;
-        for (int64_t i = 0; i < len; ++i) gv[i] += gvs[i];
-      }
-      backward_step<K>(a.vpre_seq + off, a.grad_spikes + off, a.grad_x + off, gu, gv, len, cu, cv, vth, alpha, keep);
+      for_each_chunk(len, [&](int64_t c, int64_t m) {
+        const int64_t off = t * a.n + i0 + c;
+        if (a.grad_v_seq) add_into(gv + c, a.grad_v_seq + off, m);
+        backward_step<K>(a.vpre_seq + off, a.grad_spikes + off, gx.dst(off), gu + c, gv + c, m, cu, cv, vth, alpha,
+                         keep);
+        gx.flush(off, m);
+      });
     }
     copy_n(a.grad_u0 + i0, gu, len);
     copy_n(a.grad_v0 + i0, gv, len);

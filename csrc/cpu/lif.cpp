@@ -16,6 +16,7 @@
 // recomputed from H exactly as the forward computed them.
 #include <vector>
 
+#include "cpu/chunks.h"
 #include "cpu/cpu_kernels.h"
 #include "cpu/parallel.h"
 #include "dispatch.h"
@@ -59,20 +60,42 @@ SNN_SIMD_CLONES void backward_step(const T* __restrict h, const T* __restrict gs
 template <bool DI, bool HARD, typename T>
 void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
   const T d = T(p.decay), vr = T(p.v_reset), vth = T(p.v_threshold);
+  const bool stream = streams(a.steps, a.n, sizeof(T));
   for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    Scratch<T> scratch(2, len);
+    Scratch<T> scratch(1, len);
     T* v = scratch[0];
-    T* h = scratch[1];
+    Sink<T> s(a.spikes, stream), h(a.h_seq, stream);
     copy_n(v, a.v0 + i0, len);
     for (int64_t t = 0; t < a.steps; ++t) {
-      const int64_t off = t * a.n + i0;
-      forward_step<DI, HARD>(a.x + off, a.spikes + off, v, h, len, d, vr, vth);
-      if (a.h_seq) copy_n(a.h_seq + off, h, len);
-      if (a.v_seq) copy_n(a.v_seq + off, v, len);
+      for_each_chunk(len, [&](int64_t c, int64_t m) {
+        const int64_t off = t * a.n + i0 + c;
+        forward_step<DI, HARD>(a.x + off, s.dst(off), v + c, h.dst(off), m, d, vr, vth);
+        s.flush(off, m);
+        h.flush(off, m);
+        record(a.v_seq, off, v + c, m, stream);
+      });
     }
     copy_n(a.v_last + i0, v, len);
   });
+}
+
+// Σ gH·∂H/∂d over one chunk (PLIF), with V[t-1] recomputed from H[t-1] (or V0 at t = 0).
+template <bool DI, bool HARD, typename T>
+double decay_grad_chunk(const LifBackward<T>& a, int64_t t, int64_t off, int64_t state_off, const T* gh, int64_t m,
+                        T vth, T vr) {
+  double acc = 0.0;
+  for (int64_t i = 0; i < m; ++i) {
+    T vp;
+    if (t > 0) {
+      const T hp = a.h_seq[off - a.n + i];
+      vp = lif_reset<HARD>(hp, fire(hp - vth), vth, vr);
+    } else {
+      vp = a.v0[state_off + i];
+    }
+    acc += double(gh[i] * lif_dh_dd<DI>(vp, DI ? a.x[off + i] : T(0), vr));
+  }
+  return acc;
 }
 
 template <int K, bool DI, bool HARD, typename T>
@@ -80,40 +103,29 @@ void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
   const T d = T(p.decay), vr = T(p.v_reset), vth = T(p.v_threshold), alpha = T(p.alpha);
   const T keep = p.detach_reset ? T(0) : T(1);
   const T one_minus_d = T(1) - d, dhdx = lif_dh_dx<DI, T>(d);
+  const bool stream = streams(a.steps, a.n, sizeof(T));
   const Blocking plan = plan_blocks(a.n, a.steps, threads);
-  std::vector<double> partial(a.grad_decay ? plan.count : 0, 0.0);
-  for_each_block(plan, a.n, [&](int64_t b, int64_t i0, int64_t i1) {
+  std::vector<double> partial(a.grad_decay ? chunk_columns(a.n) : 0, 0.0);  // per chunk column
+  for_each_block(plan, a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    Scratch<T> scratch(2, len);
+    Scratch<T> scratch(1, len);
     T* gv = scratch[0];
-    T* gh = scratch[1];
+    Sink<T> gx(a.grad_x, stream);
+    alignas(64) T gh[kChunk];
     if (a.grad_v_last) copy_n(gv, a.grad_v_last + i0, len);
     else std::fill(gv, gv + len, T(0));
-    double acc = 0.0;
     for (int64_t t = a.steps - 1; t >= 0; --t) {
-      const int64_t off = t * a.n + i0;
-      if (a.grad_v_seq) {
-        const T* __restrict gvs = a.grad_v_seq + off;
-        for (int64_t i = 0; i < len; ++i) gv[i] += gvs[i];
-      }
-      backward_step<K, HARD>(a.h_seq + off, a.grad_spikes + off, a.grad_x + off, gv, gh, len, vth, vr, alpha, keep,
-                             dhdx, one_minus_d);
-      if (a.grad_decay) {  // gd += Σ gH·∂H/∂d, with V[t-1] recomputed from H[t-1] (or V0)
-        const T* x = DI ? a.x + off : nullptr;
-        for (int64_t i = 0; i < len; ++i) {
-          T vp;
-          if (t > 0) {
-            const T hp = a.h_seq[off - a.n + i];
-            vp = lif_reset<HARD>(hp, fire(hp - vth), vth, vr);
-          } else {
-            vp = a.v0[i0 + i];
-          }
-          acc += double(gh[i] * lif_dh_dd<DI>(vp, DI ? x[i] : T(0), vr));
-        }
-      }
+      for_each_chunk(len, [&](int64_t c, int64_t m) {
+        const int64_t off = t * a.n + i0 + c;
+        if (a.grad_v_seq) add_into(gv + c, a.grad_v_seq + off, m);
+        backward_step<K, HARD>(a.h_seq + off, a.grad_spikes + off, gx.dst(off), gv + c, gh, m, vth, vr, alpha, keep,
+                               dhdx, one_minus_d);
+        gx.flush(off, m);
+        if (a.grad_decay)
+          partial[(i0 + c) / kChunk] += decay_grad_chunk<DI, HARD>(a, t, off, i0 + c, gh, m, vth, vr);
+      });
     }
     copy_n(a.grad_v0 + i0, gv, len);
-    if (a.grad_decay) partial[b] = acc;
   });
   if (a.grad_decay) *a.grad_decay = ordered_sum(partial);
 }

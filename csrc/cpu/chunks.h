@@ -1,0 +1,96 @@
+// Chunked stepping and streaming outputs for the CPU kernels.
+//
+// Each block's time loop walks its neurons in chunks of kChunk elements: the per-step
+// kernels (vectorised by the compiler) read the inputs of one chunk and write its outputs
+// through a Sink. For large outputs a Sink stages the chunk in an L1-resident buffer and
+// copies it out with non-temporal (streaming) stores: no read-for-ownership of the
+// destination line and no eviction of the state the block keeps in cache. Measured on the
+// 2-core EPYC (T=16, N=1M, float32): a LIF forward step loop went from ~3.0 ms to ~2.2 ms,
+// below torch's own 64 MB copy (2.6 ms). Small outputs are written in place with ordinary
+// stores, so that a consumer that follows (the next layer) still finds them in cache.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace snn {
+namespace cpu {
+
+constexpr int64_t kChunk = 1024;               // elements per inner call (4 KiB of float)
+constexpr int64_t kStreamBytes = 16ll << 20;  // outputs of at least this size are streamed
+
+// Whether a [steps, n] output of `elem`-byte elements is large enough to stream.
+inline bool streams(int64_t steps, int64_t n, size_t elem) {
+  return steps * n * static_cast<int64_t>(elem) >= kStreamBytes;
+}
+
+// dst[0:len] = src[0:len] with non-temporal stores where the ISA has them (ordinary stores
+// for the unaligned head and the tail). Call stream_fence() before another thread reads dst.
+inline void stream_store(float* dst, const float* src, int64_t len) {
+#if defined(__SSE2__)
+  int64_t i = 0;
+  for (; i < len && (reinterpret_cast<uintptr_t>(dst + i) & 15) != 0; ++i) dst[i] = src[i];
+  for (; i + 4 <= len; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+  for (; i < len; ++i) dst[i] = src[i];
+#else
+  std::memcpy(dst, src, static_cast<size_t>(len) * sizeof(float));
+#endif
+}
+
+inline void stream_store(double* dst, const double* src, int64_t len) {
+#if defined(__SSE2__)
+  int64_t i = 0;
+  for (; i < len && (reinterpret_cast<uintptr_t>(dst + i) & 15) != 0; ++i) dst[i] = src[i];
+  for (; i + 2 <= len; i += 2) _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
+  for (; i < len; ++i) dst[i] = src[i];
+#else
+  std::memcpy(dst, src, static_cast<size_t>(len) * sizeof(double));
+#endif
+}
+
+// Orders this thread's streaming stores before what follows (they are weakly ordered).
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+// One output sequence ([steps, n] at `base`; base may be null: the writes are discarded).
+// A step kernel writes chunk [off, off + len) through dst(off), then flush(off, len).
+template <typename T>
+class Sink {
+ public:
+  Sink(T* base, bool stream) : base_(base), stream_(stream) {}
+  T* dst(int64_t off) { return base_ != nullptr && !stream_ ? base_ + off : buf_; }
+  void flush(int64_t off, int64_t len) {
+    if (base_ != nullptr && stream_) stream_store(base_ + off, buf_, len);
+  }
+
+ private:
+  T* base_;
+  bool stream_;
+  alignas(64) T buf_[kChunk];
+};
+
+// seq[off:off+len] = state[0:len] for an optional recorded sequence (V, B after each step).
+template <typename T>
+inline void record(T* seq, int64_t off, const T* state, int64_t len, bool stream) {
+  if (seq == nullptr) return;
+  if (stream) stream_store(seq + off, state, len);
+  else std::memcpy(seq + off, state, static_cast<size_t>(len) * sizeof(T));
+}
+
+// fn(c, len) over the chunks [c, c + len) of [0, n).
+template <typename F>
+inline void for_each_chunk(int64_t n, F&& fn) {
+  for (int64_t c = 0; c < n; c += kChunk) fn(c, std::min(kChunk, n - c));
+}
+
+}  // namespace cpu
+}  // namespace snn
