@@ -15,9 +15,6 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 namespace snn {
 namespace cpu {
@@ -31,32 +28,63 @@ inline bool streams(int64_t steps, int64_t n, size_t elem) {
 }
 
 // dst[0:len] = src[0:len] with non-temporal stores where the ISA has them (ordinary stores
-// for the unaligned head and the tail). Call stream_fence() before another thread reads dst.
-inline void stream_store(float* dst, const float* src, int64_t len) {
-#if defined(__SSE2__)
+// for the unaligned head and the tail). Whole 64-byte lines per store on AVX-512 and two
+// stores per line on AVX2: with 16-byte SSE stores the copy-out measured ~40% of a LIF
+// forward on the Zen 5 EPYC. Call stream_fence() before another thread reads dst.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define SNN_STREAM_X86 1
+#include <immintrin.h>
+
+template <int ALIGN, typename T>
+inline int64_t unaligned_head(T* dst, const T* src, int64_t len) {
   int64_t i = 0;
-  for (; i < len && (reinterpret_cast<uintptr_t>(dst + i) & 15) != 0; ++i) dst[i] = src[i];
-  for (; i + 4 <= len; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
-  for (; i < len; ++i) dst[i] = src[i];
-#else
-  std::memcpy(dst, src, static_cast<size_t>(len) * sizeof(float));
-#endif
+  for (; i < len && (reinterpret_cast<uintptr_t>(dst + i) & (ALIGN - 1)) != 0; ++i) dst[i] = src[i];
+  return i;
 }
 
-inline void stream_store(double* dst, const double* src, int64_t len) {
-#if defined(__SSE2__)
-  int64_t i = 0;
-  for (; i < len && (reinterpret_cast<uintptr_t>(dst + i) & 15) != 0; ++i) dst[i] = src[i];
-  for (; i + 2 <= len; i += 2) _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
+__attribute__((target("avx512f"))) inline void stream_store_avx512(float* dst, const float* src, int64_t len) {
+  int64_t i = unaligned_head<64>(dst, src, len);
+  for (; i + 16 <= len; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
   for (; i < len; ++i) dst[i] = src[i];
-#else
-  std::memcpy(dst, src, static_cast<size_t>(len) * sizeof(double));
+}
+__attribute__((target("avx512f"))) inline void stream_store_avx512(double* dst, const double* src, int64_t len) {
+  int64_t i = unaligned_head<64>(dst, src, len);
+  for (; i + 8 <= len; i += 8) _mm512_stream_pd(dst + i, _mm512_loadu_pd(src + i));
+  for (; i < len; ++i) dst[i] = src[i];
+}
+__attribute__((target("avx"))) inline void stream_store_avx(float* dst, const float* src, int64_t len) {
+  int64_t i = unaligned_head<32>(dst, src, len);
+  for (; i + 8 <= len; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+  for (; i < len; ++i) dst[i] = src[i];
+}
+__attribute__((target("avx"))) inline void stream_store_avx(double* dst, const double* src, int64_t len) {
+  int64_t i = unaligned_head<32>(dst, src, len);
+  for (; i + 4 <= len; i += 4) _mm256_stream_pd(dst + i, _mm256_loadu_pd(src + i));
+  for (; i < len; ++i) dst[i] = src[i];
+}
+
+// 2 = AVX-512F, 1 = AVX, 0 = neither (ordinary copy), probed once.
+inline int stream_isa() {
+  static const int isa = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx") ? 1 : 0;
+  return isa;
+}
 #endif
+
+template <typename T>
+inline void stream_store(T* dst, const T* src, int64_t len) {
+#if defined(SNN_STREAM_X86)
+  switch (stream_isa()) {
+    case 2: stream_store_avx512(dst, src, len); return;
+    case 1: stream_store_avx(dst, src, len); return;
+    default: break;
+  }
+#endif
+  std::memcpy(dst, src, static_cast<size_t>(len) * sizeof(T));
 }
 
 // Orders this thread's streaming stores before what follows (they are weakly ordered).
 inline void stream_fence() {
-#if defined(__SSE2__)
+#if defined(SNN_STREAM_X86)
   _mm_sfence();
 #endif
 }
