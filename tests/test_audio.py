@@ -68,3 +68,19 @@ def test_spoken_digits_small_set(monkeypatch, tmp_path):
     assert torch.equal(x, x2)  # from the cache
     with pytest.raises(ValueError, match="speed"):
         A.synthesize("one", speed=10)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_phonemes_and_spoken_words(monkeypatch, tmp_path):
+    assert A.phonemes("seven") == ["s", "E", "v", "@", "n"]  # espeak-ng's mnemonics, stress marks removed
+    assert A.phonemes("six")[-2:] == ["k", "s"]
+    with pytest.raises(ValueError, match="non-empty word"):
+        A.phonemes(" ")
+    monkeypatch.setenv("SNN_CACHE", str(tmp_path))
+    x, y, meta = A.load_spoken_words(["sun", "moon"], voices=("en-us",), speeds=(150, 200), pitches=(50,),
+                                     n_bins=10, n_channels=8)
+    assert x.shape == (10, 4, 8) and y.tolist() == [0, 0, 1, 1] and meta["words"] == ["sun", "moon"]
+    assert x.sum() > 0
+    with pytest.raises(ValueError, match="distinct"):
+        A.load_spoken_words(["sun", "sun"])
+    assert not set(A.VOCABULARY) & set(A.DIGIT_WORDS)

@@ -73,3 +73,21 @@ def test_bad_inputs():
         make_readout("svm")
     with pytest.raises(ValueError, match="same length"):
         info_nce(torch.randn(3, 4), torch.randn(5, 4))
+
+
+def test_ridge_primal_moments_in_blocks_equal_normal_equations(monkeypatch):
+    x, y = _blobs(n=90, d=12)
+    x = x + 5.0  # a large mean: the moments must centre exactly
+    monkeypatch.setattr(RidgeReadout, "CHUNK", 7)  # many row blocks
+    r = RidgeReadout(alpha=2.0).fit(x.float(), y)
+    xd = x.double()
+    mu, sd = xd.mean(0), xd.std(0)
+    z = (xd - mu) / sd
+    t = -torch.ones(90, 4, dtype=torch.float64)
+    t[torch.arange(90), y] = 1
+    w = torch.linalg.solve(z.T @ z + 2.0 * torch.eye(12, dtype=torch.float64), z.T @ (t - t.mean(0)))
+    assert torch.allclose(r.scaler.mean, mu) and torch.allclose(r.scaler.std, sd)
+    assert torch.allclose(r.w, w, atol=1e-8) and torch.allclose(r.bias, t.mean(0))
+    assert torch.allclose(r.decision_function(x), z @ w + t.mean(0), atol=1e-8)
+    auto = RidgeReadout().fit(x, y)  # validation split from the same blocks
+    assert auto.alpha_ in RidgeReadout.ALPHAS and auto.score(x, y) > 0.9

@@ -30,3 +30,37 @@ def test_zero_shot_with_shared_latent_structure():
 def test_bad_class_split():
     with pytest.raises(ValueError, match="proper subset"):
         zero_shot_accuracy({}, ())
+
+
+def test_phoneme_code():
+    from snn.lsm.zeroshot import phoneme_code
+
+    c = phoneme_code([["a", "b", "c"], ["c", "b", "a"], ["a", "x"]], ["a", "b", "c"], n_pos=3)
+    assert c.shape == (3, 12)
+    assert torch.allclose(c.norm(dim=1), torch.ones(3, dtype=c.dtype))
+    assert torch.equal(c[0, :3], c[1, :3]) and not torch.equal(c[0], c[1])  # same bag, different order
+    assert c[2].nonzero().flatten().tolist() == [0, 3]  # bag and 'a' in the first part; 'x' is not in the inventory
+
+
+def test_word_zero_shot_transfers_through_shared_phonemes():
+    # words are random strings over 8 "phonemes"; an utterance's features are a fixed random linear map of its
+    # positional phoneme code plus noise. Unseen words share phonemes with seen ones, so the ridge map
+    # transfers; features unrelated to the code stay near chance.
+    from snn.lsm.zeroshot import phoneme_code, word_zero_shot
+
+    g = torch.Generator().manual_seed(0)
+    inv = [chr(97 + i) for i in range(8)]
+    words = [[inv[int(i)] for i in torch.randint(0, 8, (int(torch.randint(3, 6, (1,), generator=g)),), generator=g)]
+             for _ in range(60)]
+    codes = phoneme_code(words, inv)
+    y = torch.arange(60).repeat_interleave(6)
+    a = torch.randn(codes.shape[1], 50, generator=g, dtype=torch.float64)
+    feats = codes[y] @ a + 0.05 * torch.randn(len(y), 50, generator=g, dtype=torch.float64)
+    unseen = list(range(50, 60))
+    r = word_zero_shot(feats, y, codes, unseen)
+    assert r["chance"] == pytest.approx(0.1) and r["n_seen_words"] == 50
+    assert r["zero_shot"] >= 0.6
+    noise = torch.randn(len(y), 50, generator=g, dtype=torch.float64)
+    assert word_zero_shot(noise, y, codes, unseen)["zero_shot"] < 0.3
+    with pytest.raises(ValueError, match="seen words"):
+        word_zero_shot(feats, y, codes, list(range(55)))

@@ -12,9 +12,10 @@ Cochlea model (per utterance, sample rate ``fs`` Hz)
    integer, where the rate ``r = max_rate · e / max(e)`` (Hz; automatic gain control per utterance, so the
    loudest channel-frame fires at ``max_rate``). Spikes are events with ``x = channel``, ``p = 1``.
 
-Spoken digits: the words "zero" … "nine" synthesised by ``espeak-ng`` with several voices, speeds (words per
-minute) and pitches (0-99), cut to their voiced part, converted to spikes and binned to ``[T, channels]``;
-cached in ``$SNN_CACHE`` (default ``~/.cache/snn``) keyed by the settings.
+Spoken words (the digits "zero" … "nine", or any word list): synthesised by ``espeak-ng`` with several voices,
+speeds (words per minute) and pitches (0-99), cut to their voiced part, converted to spikes and binned to
+``[T, channels]``; cached in ``$SNN_CACHE`` (default ``~/.cache/snn``) keyed by the settings.
+:func:`phonemes` gives espeak-ng's phoneme transcription of a word (the text side of the zero-shot task).
 """
 from __future__ import annotations
 
@@ -33,10 +34,27 @@ import torch
 
 from .events import bin_events_channels, make_events
 
-__all__ = ["erb", "erb_space", "gammatone_bank", "cochleagram", "audio_to_events", "synthesize",
-           "EspeakNotFound", "load_spoken_digits", "DIGIT_WORDS", "DEFAULT_VOICES", "cache_dir"]
+__all__ = ["erb", "erb_space", "gammatone_bank", "cochleagram", "audio_to_events", "synthesize", "phonemes",
+           "EspeakNotFound", "load_spoken_words", "load_spoken_digits", "DIGIT_WORDS", "VOCABULARY",
+           "DEFAULT_VOICES", "cache_dir"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# Common English words for the zero-shot word task (snn.lsm.zeroshot): varied phonemes, none of them a digit
+# name, containing one, or sounding like one (checked there against the espeak-ng transcriptions).
+VOCABULARY = ("apple", "baby", "back", "ball", "bear", "bed", "bird", "black", "blue", "boat", "book", "box", "boy",
+              "bread", "bring", "brown", "bus", "cake", "call", "car", "cat", "chair", "cheese", "child", "city", "deer", "ear",
+              "clock", "cloud", "cold", "come", "cook", "cow", "cup", "dance", "dark", "day", "deep", "desk", "dog",
+              "door", "down", "dream", "drink", "duck", "earth", "egg", "face", "farm", "fast", "feather", "fish",
+              "flag", "floor", "fly", "food", "foot", "frog", "fruit", "game", "garden", "girl", "give", "glass",
+              "gold", "good", "grass", "green", "hand", "happy", "hat", "head", "heaven", "hello", "help", "hill",
+              "horse", "house", "ice", "jazz", "jump", "key", "king", "kitchen", "lake", "lamp", "lazy", "leaf",
+              "light", "lion", "little", "long", "love", "measure", "milk", "moon", "mouse", "music", "name",
+              "night", "north", "ocean", "open", "orange", "paper", "park", "pen", "pig", "pink", "plant",
+              "puzzle", "rain", "red", "river", "road", "rock", "room", "rose", "run", "salt", "sand", "school",
+              "sea", "ship", "shoe", "sing", "sister", "sky", "sleep", "small", "snow", "song", "south", "star",
+              "summer", "sun", "table", "teacher", "thank", "thumb", "tiger", "time", "tree", "truck", "under",
+              "village", "vision", "voice", "walk", "water", "weather", "wind", "window", "winter", "wolf",
+              "yellow", "young", "zebra", "zoo")
 DEFAULT_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-us+f2", "en-us+f4", "en-gb+m3",
                   "en-us+m7")
 DEFAULT_SPEEDS = (120, 150, 180, 210)
@@ -142,29 +160,52 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SNN_CACHE", Path.home() / ".cache" / "snn"))
 
 
-def load_spoken_digits(voices=DEFAULT_VOICES, speeds=DEFAULT_SPEEDS, pitches=DEFAULT_PITCHES, n_bins: int = 40,
-                       n_channels: int = 32, duration_s: float = 0.8, max_rate: float = 200.0, cache: bool = True):
-    """Spoken digits as cochlear spikes: ``(spikes [T=n_bins, N, n_channels] float32, labels [N] int64,
-    meta dict)``, one utterance per (digit, voice, speed, pitch). Each utterance is trimmed of silence and
-    binned over its first ``duration_s`` seconds. Raises :class:`EspeakNotFound` without espeak-ng."""
+def load_spoken_words(words, voices=DEFAULT_VOICES, speeds=DEFAULT_SPEEDS, pitches=DEFAULT_PITCHES, n_bins: int = 40,
+                      n_channels: int = 32, duration_s: float = 0.8, max_rate: float = 200.0, cache: bool = True):
+    """Spoken ``words`` as cochlear spikes: ``(spikes [T=n_bins, N, n_channels] float32, labels [N] int64 (index
+    into ``words``), meta dict)``, one utterance per (word, voice, speed, pitch). Each utterance is trimmed of
+    silence and binned over its first ``duration_s`` seconds. Raises :class:`EspeakNotFound` without espeak-ng."""
+    words = [str(w) for w in words]
+    if not words or len(set(words)) != len(words) or not all(w.strip() for w in words):
+        raise ValueError(f"load_spoken_words: need distinct non-empty words, got {words[:5]}...")
     settings = dict(voices=list(voices), speeds=list(speeds), pitches=list(pitches), n_bins=n_bins,
                     n_channels=n_channels, duration_s=duration_s, max_rate=max_rate, version=1)
+    if tuple(words) != DIGIT_WORDS:  # the digits' cache key predates the word list
+        settings["words"] = words
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    path = cache_dir() / f"spoken-digits-{key}.pt"
+    path = cache_dir() / f"spoken-{'digits' if tuple(words) == DIGIT_WORDS else 'words'}-{key}.pt"
     if cache and path.is_file():
         d = torch.load(path)
         return d["x"], d["y"], d["meta"]
     _espeak()  # fail early and clearly
     xs, ys, rows = [], [], []
-    for (label, word), voice, speed, pitch in itertools.product(enumerate(DIGIT_WORDS), voices, speeds, pitches):
+    for (label, word), voice, speed, pitch in itertools.product(enumerate(words), voices, speeds, pitches):
         sig, fs = synthesize(word, voice, speed, pitch)
         ev = audio_to_events(_trim(sig, fs), fs, n_channels, max_rate)
         xs.append(bin_events_channels(ev, n_bins, n_channels, duration=int(duration_s * 1e6)))
         ys.append(label)
         rows.append((voice, speed, pitch))
     x, y = torch.stack(xs, 1), torch.tensor(ys, dtype=torch.int64)
-    meta = dict(settings, utterances=rows)
+    meta = dict(settings, words=words, utterances=rows)
     if cache:
         from ..io import atomic_torch_save
         atomic_torch_save({"x": x, "y": y, "meta": meta}, path)
     return x, y, meta
+
+
+def load_spoken_digits(voices=DEFAULT_VOICES, speeds=DEFAULT_SPEEDS, pitches=DEFAULT_PITCHES, n_bins: int = 40,
+                       n_channels: int = 32, duration_s: float = 0.8, max_rate: float = 200.0, cache: bool = True):
+    """The words "zero" … "nine" through :func:`load_spoken_words` (labels = the digits)."""
+    return load_spoken_words(DIGIT_WORDS, voices, speeds, pitches, n_bins, n_channels, duration_s, max_rate, cache)
+
+
+def phonemes(word: str, voice: str = "en-us") -> list[str]:
+    """The phonemes of ``word`` as espeak-ng transcribes them (``espeak-ng -q -x --sep=_``, its ASCII phoneme
+    mnemonics), stress marks removed: ``phonemes("seven") == ['s', 'E', 'v', '@', 'n']``."""
+    if not isinstance(word, str) or not word.strip():
+        raise ValueError(f"phonemes: expected a non-empty word, got {word!r}")
+    out = subprocess.run([_espeak(), "-q", "-x", "--sep=_", "-v", voice, word], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"espeak-ng failed to transcribe {word!r}: {out.stderr.strip()}")
+    toks = [t.replace("'", "").replace(",", "") for t in out.stdout.replace(" ", "_").split("_")]
+    return [t for t in (t.strip() for t in toks) if t]

@@ -2,7 +2,8 @@ r"""Light readouts on reservoir features: ridge regression, logistic regression,
 
 Ridge (closed form, targets one-hot ±1, features standardised ``z = (x - μ)/σ``)::
 
-    W = (ZᵀZ + α·I)⁻¹ Zᵀ Y        (primal, when F <= n)
+    W = (ZᵀZ + α·I)⁻¹ Zᵀ Y        (primal, when F <= n; ZᵀZ from float64 moments summed over row blocks,
+                                   so n = 60,000 rows of float32 features are never copied whole)
     W = Zᵀ (Z Zᵀ + α·I)⁻¹ Y       (dual, when F > n; the same solution)
 
 Logistic: softmax regression ``p = softmax(Z W + b)`` minimising cross-entropy + ``(λ/2)·||W||²``
@@ -28,7 +29,7 @@ __all__ = ["Standardizer", "RidgeReadout", "LogisticReadout", "ProjectionHead", 
 READOUTS = ("ridge", "logistic")
 
 
-def _check_xy(x, y=None, who="readout"):
+def _check_xy(x, y=None, who="readout", convert=True):
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
         raise ValueError(f"{who}: features must be a 2-D tensor [n, F], got "
                          f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
@@ -39,7 +40,7 @@ def _check_xy(x, y=None, who="readout"):
             raise ValueError(f"{who}: labels must be a 1-D tensor with one label per row of the features")
         if y.dtype.is_floating_point or (len(y) and y.min() < 0):
             raise ValueError(f"{who}: labels must be non-negative integers")
-    return x.double()
+    return x.double() if convert else x
 
 
 class Standardizer:
@@ -85,30 +86,83 @@ class RidgeReadout:
         t[torch.arange(len(y)), y] = 1.0
         return t
 
+    CHUNK = 4096  # rows per block of the primal moments
+
+    def _moments(self, x, y, rows):
+        """``(n, Σx, Σxxᵀ, Σx tᵀ, Σt)`` over ``rows`` in float64, a block of rows at a time (so a large float32
+        ``x`` is never copied whole)."""
+        f, k = x.shape[1], self.n_classes
+        s1, g = torch.zeros(f, dtype=torch.float64), torch.zeros(f, f, dtype=torch.float64)
+        xt, st = torch.zeros(f, k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)
+        for i in range(0, len(rows), self.CHUNK):
+            r = rows[i:i + self.CHUNK]
+            xb, tb = x[r].double(), self._targets(y[r])
+            s1 += xb.sum(0)
+            g += xb.T @ xb
+            xt += xb.T @ tb
+            st += tb.sum(0)
+        return len(rows), s1, g, xt, st
+
+    @staticmethod
+    def _primal(m, alphas):
+        """Standardiser, target mean and ridge weights (each alpha) from moments: with ``μ = Σx/n``,
+        ``σ² = (diag Σxxᵀ - nμ²)/(n-1)``, ``D = diag σ``: ``ZᵀZ = D⁻¹(Σxxᵀ - nμμᵀ)D⁻¹`` and
+        ``Zᵀ(T - t̄) = D⁻¹(ΣxTᵀ - μ·ΣTᵀ)``."""
+        n, s1, g, xt, st = m
+        sc = Standardizer()
+        sc.mean = s1 / n
+        var = (g.diagonal() - n * sc.mean ** 2) / max(n - 1, 1)
+        sc.std = var.clamp_min(0).sqrt().clamp_min(1e-6) if n > 1 else torch.ones_like(sc.mean)
+        zz = (g - n * torch.outer(sc.mean, sc.mean)) / torch.outer(sc.std, sc.std)
+        zt = (xt - torch.outer(sc.mean, st)) / sc.std[:, None]
+        s, v = torch.linalg.eigh(zz)
+        proj = v.T @ zt
+        return sc, st / n, [v @ (proj / (s + a)[:, None]) for a in alphas]
+
+    def _predict_rows(self, sc, w, b, x, rows):
+        return torch.cat([(sc(x[rows[i:i + self.CHUNK]].double()) @ w + b).argmax(1)
+                          for i in range(0, len(rows), self.CHUNK)])
+
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> "RidgeReadout":
-        x = _check_xy(x, y, "RidgeReadout")
+        """Primal (F <= n): from moments accumulated in row blocks; dual (F > n): from the Gram matrix ``Z Zᵀ``."""
+        _check_xy(x, y, "RidgeReadout", convert=False)
         self.n_classes = int(y.max()) + 1
+        primal = x.shape[1] <= len(y)
+        rows_all = torch.arange(len(y))
         if self.alpha == "auto":
             perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.seed))
             n_val = max(1, int(self.val_fraction * len(y)))
             va, tr = perm[:n_val], perm[n_val:]
-            sc = Standardizer().fit(x[tr])
-            t = self._targets(y[tr])
-            b = t.mean(0)
-            ws = self._solutions(sc(x[tr]), t - b, self.alphas)
-            accs = [float(((sc(x[va]) @ w + b).argmax(1) == y[va]).double().mean()) for w in ws]
+            if primal:
+                m_tr, m_va = self._moments(x, y, tr), self._moments(x, y, va)
+                sc, b, ws = self._primal(m_tr, self.alphas)
+                accs = [float((self._predict_rows(sc, w, b, x, va) == y[va]).double().mean()) for w in ws]
+            else:
+                xd = x.double()
+                sc = Standardizer().fit(xd[tr])
+                t = self._targets(y[tr])
+                b = t.mean(0)
+                ws = self._solutions(sc(xd[tr]), t - b, self.alphas)
+                accs = [float(((sc(xd[va]) @ w + b).argmax(1) == y[va]).double().mean()) for w in ws]
             self.alpha_ = self.alphas[max(range(len(accs)), key=accs.__getitem__)]
             self.val_accuracy_ = dict(zip(self.alphas, accs))
         else:
             self.alpha_ = float(self.alpha)
-        self.scaler = Standardizer().fit(x)
-        t = self._targets(y)
-        self.bias = t.mean(0)
-        self.w = self._solutions(self.scaler(x), t - self.bias, [self.alpha_])[0]
+        if primal:
+            m = tuple(a + b for a, b in zip(m_tr, m_va)) if self.alpha == "auto" else self._moments(x, y, rows_all)
+            self.scaler, self.bias, (self.w,) = self._primal(m, [self.alpha_])
+        else:
+            xd = x.double()
+            self.scaler = Standardizer().fit(xd)
+            t = self._targets(y)
+            self.bias = t.mean(0)
+            self.w = self._solutions(self.scaler(xd), t - self.bias, [self.alpha_])[0]
         return self
 
     def decision_function(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scaler(_check_xy(x, None, "RidgeReadout")) @ self.w + self.bias
+        _check_xy(x, None, "RidgeReadout", convert=False)
+        return torch.cat([self.scaler(x[i:i + self.CHUNK].double()) @ self.w + self.bias
+                          for i in range(0, len(x), self.CHUNK)]) if len(x) else torch.zeros(0, len(self.bias))
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.decision_function(x).argmax(1)
