@@ -42,24 +42,30 @@ inline int64_t unaligned_head(T* dst, const T* src, int64_t len) {
   return i;
 }
 
-__attribute__((target("avx512f"))) inline void stream_store_avx512(float* dst, const float* src, int64_t len) {
+// One vector of non-temporal stores: 64 bytes (AVX-512F) or 32 bytes (AVX), float or double.
+__attribute__((target("avx512f"))) inline void nt_vec512(float* d, const float* s) {
+  _mm512_stream_ps(d, _mm512_loadu_ps(s));
+}
+__attribute__((target("avx512f"))) inline void nt_vec512(double* d, const double* s) {
+  _mm512_stream_pd(d, _mm512_loadu_pd(s));
+}
+__attribute__((target("avx"))) inline void nt_vec256(float* d, const float* s) { _mm256_stream_ps(d, _mm256_loadu_ps(s)); }
+__attribute__((target("avx"))) inline void nt_vec256(double* d, const double* s) {
+  _mm256_stream_pd(d, _mm256_loadu_pd(s));
+}
+
+template <typename T>
+__attribute__((target("avx512f"))) inline void stream_store_avx512(T* dst, const T* src, int64_t len) {
+  constexpr int64_t kVec = 64 / sizeof(T);
   int64_t i = unaligned_head<64>(dst, src, len);
-  for (; i + 16 <= len; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+  for (; i + kVec <= len; i += kVec) nt_vec512(dst + i, src + i);
   for (; i < len; ++i) dst[i] = src[i];
 }
-__attribute__((target("avx512f"))) inline void stream_store_avx512(double* dst, const double* src, int64_t len) {
-  int64_t i = unaligned_head<64>(dst, src, len);
-  for (; i + 8 <= len; i += 8) _mm512_stream_pd(dst + i, _mm512_loadu_pd(src + i));
-  for (; i < len; ++i) dst[i] = src[i];
-}
-__attribute__((target("avx"))) inline void stream_store_avx(float* dst, const float* src, int64_t len) {
+template <typename T>
+__attribute__((target("avx"))) inline void stream_store_avx(T* dst, const T* src, int64_t len) {
+  constexpr int64_t kVec = 32 / sizeof(T);
   int64_t i = unaligned_head<32>(dst, src, len);
-  for (; i + 8 <= len; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
-  for (; i < len; ++i) dst[i] = src[i];
-}
-__attribute__((target("avx"))) inline void stream_store_avx(double* dst, const double* src, int64_t len) {
-  int64_t i = unaligned_head<32>(dst, src, len);
-  for (; i + 4 <= len; i += 4) _mm256_stream_pd(dst + i, _mm256_loadu_pd(src + i));
+  for (; i + kVec <= len; i += kVec) nt_vec256(dst + i, src + i);
   for (; i < len; ++i) dst[i] = src[i];
 }
 

@@ -11,9 +11,16 @@ backward runs the reverse time loop in one kernel. The results equal the torch r
   membrane before the reset, in the compute dtype; spikes and the previous ``V`` are
   recomputed from it), ALIF also its threshold state ``B``, CUBALIF only ``V`` before reset;
   PLIF with ``decay_input=True`` keeps a reference to the input for the decay gradient.
-* threads: ``torch.get_num_threads()`` OpenMP threads over blocks of 512 neurons, the time
-  loop inside each block; the PLIF decay gradient is reduced from per-block partial sums in
-  block order (deterministic for any thread count).
+* threads: ``torch.get_num_threads()`` OpenMP threads, one contiguous block of neurons each
+  (fewer for small problems), the time loop inside each block, walked in chunks of 1024
+  neurons; the PLIF decay gradient is reduced from per-chunk partial sums in order
+  (deterministic for any thread count). Outputs of 16 MiB or more are written with
+  non-temporal (streaming) stores, smaller ones with ordinary stores so the next layer finds
+  them in cache (``csrc/cpu/chunks.h``, ``parallel.h``).
+* shared machines: with more runnable threads than cores, OpenMP's spin-waiting threads make
+  every parallel region (ours and torch's) wait for a descheduled thread; set
+  ``OMP_WAIT_POLICY=passive`` before Python starts there (measured: ``snn demo`` under load
+  average 4 on 2 cores, 31.7 s of training with the default policy, 6.6 s passive).
 * page faults: a fresh multi-megabyte output from glibc's default ``malloc`` is a new
   ``mmap`` whose first touch page-faults (about 20 ms per 64 MB here, more than the kernel
   itself). When this backend loads it raises glibc's ``M_MMAP_THRESHOLD`` and
