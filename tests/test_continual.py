@@ -164,14 +164,17 @@ def test_cli_runtime_errors_are_reported(capsys):
 
 
 # --------------------------------------------------------------------------------------------- training methods
+@pytest.mark.parametrize("project", ["gradient", "input"])
 @pytest.mark.parametrize("train_method", ["bptt", "dsr", "ottt"])
-def test_hlop_updates_stay_orthogonal_to_the_protected_subspace_for_every_training_method(train_method):
+def test_hlop_updates_stay_orthogonal_to_the_protected_subspace_for_every_training_method(train_method, project):
     """After task 1, every weight change of task 2 lies in the complement of the consolidated subspace:
-    ΔW Hᵀ = 0 (the old tasks' inputs see unchanged weights), whichever method made the gradients."""
+    ΔW Hᵀ = 0 (the old tasks' inputs see unchanged weights), whichever method made the gradients and whether
+    the gradient or the presynaptic rows (with the output gradients) are projected."""
     torch.manual_seed(0)
     tm = get_method(train_method)
     model = net.mlp(64, (32,), 10, 1, v_threshold=0.5, neuron_kind=tm.neuron_kind)
-    s = baselines.HLOPStrategy(k=baselines.k_schedule([12, 10], [6, 6]), iterations=1, consolidate_batches=1)
+    s = baselines.HLOPStrategy(k=baselines.k_schedule([12, 10], [6, 6]), iterations=1, consolidate_batches=1,
+                               project=project, hebbian_every=2, consolidate_iterations=3)
     tr = trainer.ContinualTrainer(model, s, method=tm, epochs=1, batch_size=32, T=2, log=None)
     ts = tasks.permuted(2, "digits", n_train=96, n_test=32)
     snapshot = {}
@@ -183,8 +186,11 @@ def test_hlop_updates_stay_orthogonal_to_the_protected_subspace_for_every_traini
             snapshot.update({n: p.detach().clone() for n, p in model.named_parameters()})
 
     s.begin_task = begin
+    used, project_inputs = [], s.hlop._project_inputs
+    s.hlop._project_inputs = lambda *a: used.append(project_inputs(*a)) or used[-1]
     r = tr.run(ts)
     assert np.isfinite(r["acc"])
+    assert any(used) == (project == "input")  # the input path ran where asked (never as a silent fallback)
     for name, p in model.named_parameters():  # neuron parameters (DSR thresholds) are frozen after task 1
         if p.dim() == 0:
             assert torch.equal(p, snapshot[name]), name
@@ -199,5 +205,9 @@ def test_hlop_updates_stay_orthogonal_to_the_protected_subspace_for_every_traini
 def test_strategy_options_are_checked():
     with pytest.raises(ValueError, match="consolidate_batches"):
         baselines.HLOPStrategy(consolidate_batches=-1)
+    with pytest.raises(ValueError, match="consolidate_iterations"):
+        baselines.HLOPStrategy(consolidate_iterations=0)
+    with pytest.raises(ValueError, match="hebbian_every"):
+        baselines.HLOPStrategy(hebbian_every=0)
     with pytest.raises(ValueError, match="mode"):
         baselines.Replay(mode="sometimes")

@@ -180,3 +180,96 @@ def test_complement_form_equals_direct_projection_for_large_subspaces():
     g = torch.randn(5, 12)
     assert big._complement() is not None and big._complement().shape == (12, 3)
     assert torch.allclose(big.project(g), project_out(g, big.H), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- input projection
+def _two_projections(make_input, T=3, B=5, n=8, out=6, k=4, seed=0, multi=True):
+    """The same layer, batch and subspace, projected on the gradient and on the inputs: both .grads."""
+    grads = {}
+    for mode in ("gradient", "input", "auto"):
+        torch.manual_seed(seed)
+        lin = nn.Linear(n, out)
+        h = HLOP(nn.Sequential(lin), k=k, project=mode)
+        h.begin_task(0)
+        h.end_task()
+        h.begin_task(1)
+        x = make_input(T, B, n)
+        h.collect(True)
+        if multi:
+            o = lin(x)  # [T, B, out]
+        else:
+            o = torch.stack([lin(x[t]) for t in range(T)])  # one call per step, as online training runs
+        h.collect(False)
+        (o.tanh() * torch.linspace(-1, 1, o.numel()).reshape(o.shape)).sum().backward()
+        h.project_gradients()
+        grads[mode] = (lin.weight.grad.clone(), lin.bias.grad.clone(), h)
+    return grads
+
+
+@pytest.mark.parametrize("repeated", [True, False])
+@pytest.mark.parametrize("multi", [True, False])
+def test_input_projection_equals_gradient_projection_on_a_linear_layer(repeated, multi):
+    def make(T, B, n):
+        g = torch.Generator().manual_seed(3)
+        return torch.rand(B, n, generator=g).expand(T, B, n) if repeated else torch.rand(T, B, n, generator=g)
+    grads = _two_projections(make, multi=multi)
+    wg, bg, hg = grads["gradient"]
+    assert grads["input"][2]._deltas[0] and not hg._deltas[0]  # the input path ran (output gradients captured)
+    for mode in ("input", "auto"):
+        w, b, _ = grads[mode]
+        assert torch.allclose(w, wg, atol=1e-5) and torch.allclose(b, bg, atol=1e-5), mode
+    # and the update is orthogonal to the protected subspace (augmented with the bias column)
+    H = hg.subspaces[0].H[:hg.subspaces[0].n_frozen]
+    assert torch.allclose(torch.cat([wg, bg[:, None]], 1) @ H.t(), torch.zeros(6, 4), atol=1e-5)
+
+
+def test_auto_projects_inputs_only_when_fewer_rows_and_counts_repeated_steps_once():
+    from snn.continual.hlop import _distinct_rows
+    x = torch.rand(5, 8).expand(3, 5, 8).contiguous()
+    d = torch.randn(3, 5, 6)
+    X, D, rep = _distinct_rows([x], [d])
+    assert rep and X.shape == (5, 8) and torch.allclose(D, d.sum(0))
+    assert torch.allclose(D.t() @ X, d.flatten(0, 1).t() @ x.flatten(0, 1), atol=1e-5)  # same gradient
+    x2 = torch.rand(3, 5, 8)
+    X, D, rep = _distinct_rows([x2], [d])
+    assert not rep and X.shape == (15, 8) and D.shape == (15, 6)
+
+
+def test_cached_residual_gives_the_same_hebbian_update():
+    """Input projection hands Oja the batch's projected rates; the subspace learns exactly what it would have
+    learned from the recorded traces (gradient projection recomputes them)."""
+    def make(T, B, n):
+        return torch.rand(B, n, generator=torch.Generator().manual_seed(4)).expand(T, B, n)
+    grads = _two_projections(make)
+    hg, hi = grads["gradient"][2], grads["input"][2]
+    assert hi._residual[0] is not None and hg._residual[0] is None
+    hg.hebbian_update()
+    hi.hebbian_update()
+    assert torch.allclose(hg.subspaces[0].H, hi.subspaces[0].H, atol=1e-6)
+    assert hi._residual[0] is None and not hi._deltas[0]  # forgotten after the update
+
+
+def test_hebbian_step_is_normalised_by_the_residual_energy():
+    torch.manual_seed(0)
+    s = Subspace(10, lr=0.3, momentum=0.0, iterations=1)
+    s.grow(3)
+    s.consolidate()
+    s.grow(2)
+    x = torch.randn(16, 10)
+    H0 = s.H.clone()
+    s.hebbian(x)
+    xr = project_out(x, H0[:3])
+    expected = oja_step(H0.clone(), x, 0.3 / float((xr * xr).sum(1).mean()), n_frozen=3, x_res=xr)
+    assert torch.allclose(s.H, expected, atol=1e-6)
+    # passing the residual gives the same step; iterations can be overridden per call
+    s2 = Subspace(10, lr=0.3, momentum=0.0, iterations=1)
+    s2.H, s2.velocity, s2.n_frozen = H0.clone(), torch.zeros(5, 10), 3
+    s2.hebbian(x, x_res=xr)
+    assert torch.allclose(s2.H, expected, atol=1e-6)
+    s2.hebbian(x, iterations=0)
+    assert torch.allclose(s2.H, expected, atol=1e-6)
+
+
+def test_bad_projection_mode_is_a_clear_error():
+    with pytest.raises(ValueError, match="project must be one of"):
+        HLOP(nn.Sequential(nn.Linear(4, 3)), project="weights")

@@ -192,15 +192,26 @@ class HLOPStrategy(Strategy):
     The lateral neurons learn during training from the traces of each batch; at the end of a task,
     ``consolidate_batches`` more batches of the task run forward only (no weight update) so that the new
     neurons also learn from the final network's activity (the hidden layers' activity drifts while a task is
-    learned, most of all in the first task), then the subspace is consolidated."""
+    learned, most of all in the first task), with ``consolidate_iterations`` Oja updates per batch (default: the
+    training iterations; more here is cheap, as these batches have no backward pass), then the subspace is
+    consolidated. ``hebbian_every``: the Oja update runs on every n-th training batch only (gradients are
+    projected on every batch)."""
 
     name = "hlop"
 
-    def __init__(self, layers: Sequence[str] | None = None, consolidate_batches: int = 0, **hlop_kw):
+    def __init__(self, layers: Sequence[str] | None = None, consolidate_batches: int = 0,
+                 consolidate_iterations: int | None = None, hebbian_every: int = 1, **hlop_kw):
         if consolidate_batches < 0:
             raise ValueError(f"HLOP: consolidate_batches must be >= 0, got {consolidate_batches}")
+        if consolidate_iterations is not None and (int(consolidate_iterations) != consolidate_iterations
+                                                   or consolidate_iterations < 1):
+            raise ValueError(f"HLOP: consolidate_iterations must be a positive integer, got {consolidate_iterations}")
+        if int(hebbian_every) != hebbian_every or hebbian_every < 1:
+            raise ValueError(f"HLOP: hebbian_every must be a positive integer, got {hebbian_every}")
         self.layers, self.hlop_kw = layers, hlop_kw
+        self.hebbian_every, self._batch = int(hebbian_every), 0
         self.consolidate_batches = int(consolidate_batches)
+        self.consolidate_iterations = consolidate_iterations
         self.hlop: HLOP | None = None
 
     def attach(self, model, trainer) -> None:
@@ -213,6 +224,7 @@ class HLOPStrategy(Strategy):
 
     def begin_task(self, t, task) -> None:
         self.hlop.begin_task(t)
+        self._batch = 0
         if t > 0:
             self._freeze_neuron_parameters()
 
@@ -232,7 +244,11 @@ class HLOPStrategy(Strategy):
         self.hlop.project_gradients()
 
     def after_step(self) -> None:
-        self.hlop.hebbian_update()
+        if self._batch % self.hebbian_every == 0:
+            self.hlop.hebbian_update()
+        else:
+            self.hlop.discard()
+        self._batch += 1
 
     @torch.no_grad()
     def _consolidation_pass(self, task) -> None:
@@ -242,7 +258,7 @@ class HLOPStrategy(Strategy):
             self.hlop.collect(True)
             self.trainer.method.logits(self.model, x, task.head, self.trainer.T)
             self.hlop.collect(False)
-            self.hlop.hebbian_update()
+            self.hlop.hebbian_update(self.consolidate_iterations)
 
     def end_task(self, t, task) -> None:
         if self.consolidate_batches:
@@ -250,7 +266,8 @@ class HLOPStrategy(Strategy):
         self.hlop.end_task()
 
     def info(self) -> dict:
-        return {"subspace": self.hlop.sizes() if self.hlop else {}, "consolidate_batches": self.consolidate_batches}
+        return {"subspace": self.hlop.sizes() if self.hlop else {}, "consolidate_batches": self.consolidate_batches,
+                "consolidate_iterations": self.consolidate_iterations, "hebbian_every": self.hebbian_every}
 
 
 class Compose(Strategy):

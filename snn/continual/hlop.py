@@ -18,7 +18,11 @@ projecting the weight gradient itself::
 which is what :class:`HLOP` does after ``backward()``: it works with any training method whose weight
 gradient is (a sum of) outer products of errors and presynaptic traces (BPTT, DSR, OTTT), costs nothing in
 the forward pass, and for ``Conv2d`` (presynaptic vector = an unfolded input patch, weight viewed as
-``[out, C·kh·kw]``) avoids projecting every patch. A layer bias is the weight of a constant input 1: with
+``[out, C·kh·kw]``) avoids projecting every patch. For a ``Linear`` layer that sees fewer distinct input rows
+than it has outputs (the first layer of a direct-encoded network sees the same ``B`` images at all ``T``
+steps) it is cheaper to project the rows themselves, with the output gradients ``D`` (``grad_W = Dᵀ X``)::
+
+    grad_W ← grad_W - Dᵀ (X - X̂),     X̂ = X - (X Hᵀ) H     (B rows instead of ``out``; X̂ is also Oja's residual) A layer bias is the weight of a constant input 1: with
 ``include_bias`` the presynaptic vector is ``[x, 1]`` and the bias gradient is projected with the weight.
 
 Spiking lateral neurons (the neuromorphic variant): the response ``y`` is replaced by a spike count over
@@ -40,9 +44,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["oja_step", "project_out", "quantise_spikes", "orthonormal_rows", "principal_angles", "Subspace",
-           "HLOP", "TRACES"]
+           "HLOP", "TRACES", "PROJECTIONS"]
 
 TRACES = ("rate", "steps")
+PROJECTIONS = ("auto", "gradient", "input")
 
 
 # ---------------------------------------------------------------------------------------------- functional core
@@ -166,19 +171,28 @@ class Subspace(nn.Module):
         self._complement_cache = None
 
     @torch.no_grad()
-    def hebbian(self, x: torch.Tensor) -> None:
-        """``iterations`` Oja updates on presynaptic traces ``x`` (``[N, n]``) of the task being learned."""
+    def hebbian(self, x: torch.Tensor, x_res: torch.Tensor | None = None, iterations: int | None = None) -> None:
+        """``iterations`` Oja updates on presynaptic traces ``x`` (``[N, n]``) of the task being learned.
+
+        ``x_res`` may pass the residual ``x - H_fᵀ H_f x`` over the consolidated neurons when the caller has it
+        already (HLOP's input projection computes it for the weight update). With ``normalise`` the step is
+        ``lr / E‖x_res‖²``: the energy of what the learning neurons see (the residual once neurons are frozen),
+        so later tasks learn their subspace as fast as the first."""
         if x.shape[-1] != self.n:
             raise ValueError(f"Subspace: traces have {x.shape[-1]} features, the subspace expects {self.n}")
         frozen = 0 if self.refine_old else self.n_frozen
         if self.k == frozen or x.shape[0] == 0:
             return
         x = x.to(self.H.dtype)
+        if frozen and x_res is None:
+            x_res = self.project(x)
+        elif not frozen:
+            x_res = None
         lr = self.lr
         if self.normalise:
-            lr = lr / float((x * x).sum(1).mean().clamp_min(1e-12))
-        x_res = self.project(x) if frozen else None
-        for _ in range(self.iterations):
+            seen = x if x_res is None else x_res
+            lr = lr / float((seen * seen).sum(1).mean().clamp_min(1e-12))
+        for _ in range(self.iterations if iterations is None else int(iterations)):
             oja_step(self.H, x, lr, n_frozen=frozen, velocity=self.velocity[frozen:], momentum=self.momentum,
                      quantise=self._quantise(), x_res=x_res)
 
@@ -255,6 +269,36 @@ def _traces(m: nn.Module, calls: list[torch.Tensor], trace: str, max_rows: int |
     return x
 
 
+def _same_over_dim0(x: torch.Tensor) -> bool:
+    """Whether every slice ``x[t]`` equals ``x[0]`` (a stride-0 expand, or equal values)."""
+    return x.shape[0] > 1 and (x.stride(0) == 0 or all(torch.equal(x[0], x[t]) for t in range(1, x.shape[0])))
+
+
+def _distinct_rows(calls: list[torch.Tensor], deltas: list[torch.Tensor], max_rows: int | None = None):
+    """Rows ``X`` (``[N, n]``) and output gradients ``D`` (``[N, out]``) of a Linear layer's recorded calls with
+    ``grad_W = Dᵀ X``. A multi-step input that is the same at every step (direct encoding) gives its ``B``
+    distinct rows with ``D = Σ_t δ[t]`` (exact: ``Σ_t δ[t]ᵀ x = (Σ_t δ[t])ᵀ x``); so do single-step calls that all
+    see the same input. Returns ``(X, D, repeated)``, or ``None`` as soon as there would be ``max_rows`` or more."""
+    if len(calls) > 1 and all(c.shape == calls[0].shape for c in calls) and \
+            _same_over_dim0(torch.stack(calls) if calls[0].dim() < 3 else torch.cat(calls)):
+        # several single-step calls that all saw one input
+        if max_rows is not None and calls[0].numel() // calls[0].shape[-1] >= max_rows:
+            return None
+        d = torch.stack(deltas).sum(0)
+        return calls[0].reshape(-1, calls[0].shape[-1]), d.reshape(-1, d.shape[-1]), True
+    xs, ds, rows = [], [], 0
+    for x, d in zip(calls, deltas):
+        if x.dim() == 3 and _same_over_dim0(x):
+            x, d = x[0], d.sum(0)
+        rows += x.numel() // x.shape[-1]
+        if max_rows is not None and rows >= max_rows:
+            return None
+        xs.append(x.reshape(-1, x.shape[-1]))
+        ds.append(d.reshape(-1, d.shape[-1]))
+    repeated = len(calls) == 1 and calls[0].dim() == 3 and xs[0].shape[0] < calls[0].shape[0] * calls[0].shape[1]
+    return torch.cat(xs), torch.cat(ds), repeated
+
+
 class HLOP(nn.Module):
     """Hebbian orthogonal projection for the ``Linear``/``Conv2d`` layers of a network.
 
@@ -266,6 +310,14 @@ class HLOP(nn.Module):
     trace: ``'rate'`` (firing rate over the time steps of each sample) or ``'steps'`` (every step).
     max_rows: at most this many trace rows per layer and batch enter the Hebbian update (random subset).
     include_bias: protect a layer's bias as the weight of a constant input 1.
+    project: how the weight update is made orthogonal to the subspace (the same update either way):
+      ``'gradient'``: ``grad_W ← grad_W - (grad_W Hᵀ) H`` (``out`` rows projected);
+      ``'input'`` (Linear layers): the presynaptic rows are projected and the part of the update they carried
+      inside the subspace is removed, ``grad_W ← grad_W - Dᵀ (X Hᵀ H)`` with ``D`` the output gradients
+      (captured by a tensor hook), ``N`` rows projected; a direct-encoded input repeated over the ``T`` steps
+      counts its ``B`` distinct rows once (``D = Σ_t δ[t]``), and the projected rows double as the Hebbian
+      residual of the same batch;
+      ``'auto'`` (default): per layer and batch, whichever projects fewer rows.
 
     Use (the :class:`snn.continual.trainer.ContinualTrainer` does this through the ``hlop`` strategy)::
 
@@ -282,8 +334,10 @@ class HLOP(nn.Module):
     def __init__(self, net: nn.Module, layers: Sequence[str] | None = None, k=32, lr: float = 0.05,
                  momentum: float = 0.9, iterations: int = 1, refine_old: bool = False, trace: str = "rate",
                  max_rows: int | None = 1024, include_bias: bool = True, spiking_steps: int | None = None,
-                 spiking_scale: float = 20.0, seed: int = 0):
+                 spiking_scale: float = 20.0, seed: int = 0, project: str = "auto"):
         super().__init__()
+        if project not in PROJECTIONS:
+            raise ValueError(f"HLOP: project must be one of {PROJECTIONS}, got {project!r}")
         if trace not in TRACES:
             raise ValueError(f"HLOP: trace must be one of {TRACES}, got {trace!r}")
         if max_rows is not None and max_rows < 1:
@@ -300,7 +354,7 @@ class HLOP(nn.Module):
             raise ValueError("HLOP: no Linear or Conv2d layer to protect")
         self.names = list(layers)
         self.modules_ = [named[n] for n in self.names]  # not registered: the network owns them
-        self.trace, self.max_rows, self.include_bias = trace, max_rows, bool(include_bias)
+        self.trace, self.max_rows, self.include_bias, self.project = trace, max_rows, bool(include_bias), project
         self.generator = torch.Generator().manual_seed(seed)
         self.subspaces = nn.ModuleList(
             Subspace(_layer_dim(m, include_bias), lr=lr, momentum=momentum, iterations=iterations,
@@ -308,6 +362,8 @@ class HLOP(nn.Module):
                      generator=self.generator) for m in self.modules_)
         self._k = self._k_rule(k)
         self._inputs: list[list[torch.Tensor]] = [[] for _ in self.modules_]
+        self._deltas: list[dict[int, torch.Tensor]] = [{} for _ in self.modules_]  # call index -> dL/d output
+        self._residual: list[tuple | None] = [None] * len(self.modules_)  # (x, x̂) of the batch, for Oja
         self._collecting = False
         self.task = -1
         self._hooks = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(self.modules_)]
@@ -325,9 +381,19 @@ class HLOP(nn.Module):
         return lambda task, i, n: k[i]
 
     def _hook(self, i):
+        m = self.modules_[i]
+        wants_delta = self.project != "gradient" and isinstance(m, nn.Linear)
+
         def hook(module, inputs, output):
             if self._collecting and module.training:
-                self._inputs[i].append(inputs[0].detach())
+                x = inputs[0]
+                self._inputs[i].append(x.detach())
+                # 'auto' projects inputs only if the distinct rows (at least B) can be fewer than the outputs
+                rows_min = x.shape[1] if x.dim() == 3 else x.numel() // max(x.shape[-1], 1)
+                if wants_delta and self.subspaces[i].n_frozen and output.requires_grad and \
+                        (self.project == "input" or rows_min < m.out_features):
+                    call = len(self._inputs[i]) - 1
+                    output.register_hook(lambda g: self._deltas[i].__setitem__(call, g.detach()))
         return hook
 
     def remove(self) -> None:
@@ -348,22 +414,31 @@ class HLOP(nn.Module):
         self._collecting = bool(on)
 
     @torch.no_grad()
-    def hebbian_update(self) -> None:
-        """Oja updates on the recorded traces (then forgets them)."""
+    def hebbian_update(self, iterations: int | None = None) -> None:
+        """Oja updates (``iterations``, default each subspace's own) on the recorded traces, then forgets them."""
         for i, (m, s) in enumerate(zip(self.modules_, self.subspaces)):
-            if self._inputs[i]:
-                s.hebbian(_traces(m, self._inputs[i], self.trace, self.max_rows, self.include_bias, self.generator))
-            self._inputs[i] = []
+            cached = self._residual[i]
+            if cached is not None and self.trace == "rate":  # the rows input projection already projected
+                s.hebbian(cached[0], x_res=cached[1], iterations=iterations)
+            elif self._inputs[i]:
+                s.hebbian(_traces(m, self._inputs[i], self.trace, self.max_rows, self.include_bias, self.generator),
+                          iterations=iterations)
+        self.discard()
 
     def discard(self) -> None:
-        """Forget recorded traces without learning from them."""
+        """Forget recorded traces (and output gradients) without learning from them."""
         self._inputs = [[] for _ in self.modules_]
+        self._deltas = [{} for _ in self.modules_]
+        self._residual = [None] * len(self.modules_)
 
     @torch.no_grad()
     def project_gradients(self) -> None:
-        """``grad ← grad - (grad Hᵀ) H`` for each protected layer's weight (and bias, as one matrix)."""
-        for m, s in zip(self.modules_, self.subspaces):
+        """Remove from each protected layer's weight (and bias) gradient its component in the consolidated
+        subspace: ``grad ← grad - (grad Hᵀ) H``, computed on the gradient or on the inputs (``project``)."""
+        for i, (m, s) in enumerate(zip(self.modules_, self.subspaces)):
             if s.n_frozen == 0 or m.weight.grad is None:
+                continue
+            if self._deltas[i] and self._project_inputs(i, m, s):
                 continue
             g = m.weight.grad.reshape(m.weight.shape[0], -1)
             with_bias = self.include_bias and m.bias is not None
@@ -375,6 +450,33 @@ class HLOP(nn.Module):
                 m.bias.grad = g[:, -1].contiguous()
                 g = g[:, :-1]
             m.weight.grad.copy_(g.reshape(m.weight.shape))
+
+    def _project_inputs(self, i: int, m: nn.Module, s: Subspace) -> bool:
+        """Input projection of layer ``i``: ``grad_W ← grad_W - Dᵀ (X - X̂)``, ``X̂ = X - HᵀHX`` (with the bias
+        column when protected). Returns False (nothing done) when the recorded calls and output gradients do not
+        pair up, or, for ``'auto'``, when projecting the gradient is cheaper (fewer rows)."""
+        calls, deltas = self._inputs[i], self._deltas[i]
+        if len(deltas) != len(calls):
+            return False
+        rows = _distinct_rows(calls, [deltas[c] for c in range(len(calls))],
+                              max_rows=m.weight.shape[0] if self.project == "auto" else None)
+        if rows is None:  # 'auto': projecting the gradient's rows is cheaper
+            return False
+        X, D, repeated = rows
+        with_bias = self.include_bias and m.bias is not None
+        if with_bias:
+            X = torch.cat([X, torch.ones_like(X[:, :1])], 1)
+        X = X.to(s.H.dtype)
+        Xhat = s.project(X)
+        corr = D.to(X.dtype).t().contiguous() @ (X - Xhat)  # the update's component inside the subspace
+        if with_bias:
+            if m.bias.grad is not None:
+                m.bias.grad.sub_(corr[:, -1].to(m.bias.grad.dtype))
+            corr = corr[:, :-1]
+        m.weight.grad.sub_(corr.to(m.weight.grad.dtype))
+        if repeated and self.trace == "rate" and (self.max_rows is None or X.shape[0] <= self.max_rows):
+            self._residual[i] = (X, Xhat)  # the batch's firing rates and their residual, reused by Oja
+        return True
 
     def end_task(self) -> None:
         """Consolidate: every lateral neuron learned so far protects the next tasks."""
