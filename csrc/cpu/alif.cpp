@@ -20,6 +20,7 @@
 
 #include "cpu/cpu_kernels.h"
 #include "cpu/parallel.h"
+#include "cpu/plif_decay.h"
 #include "dispatch.h"
 #include "neuron_math.h"
 
@@ -97,26 +98,6 @@ void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
   });
 }
 
-// Σ gH·∂H/∂d over one chunk (PLIF decay), V[t-1] recomputed from H[t-1] and B[t-2] (or V0).
-template <bool DI, bool HARD, typename T>
-double decay_grad_chunk(const AlifBackward<T>& a, int64_t t, int64_t off, int64_t state_off, const T* gh, int64_t m,
-                        T vth, T vr, T beta) {
-  double acc = 0.0;
-  for (int64_t i = 0; i < m; ++i) {
-    T vp;
-    if (t > 0) {
-      const T hp = a.h_seq[off - a.n + i];
-      const T bp = t > 1 ? a.b_seq[off - 2 * a.n + i] : a.b0[state_off + i];
-      const T th = threshold(vth, beta, bp);
-      vp = lif_reset<HARD>(hp, fire(hp - th), th, vr);
-    } else {
-      vp = a.v0[state_off + i];
-    }
-    acc += double(gh[i] * lif_dh_dd<DI>(vp, DI ? a.x[off + i] : T(0), vr));
-  }
-  return acc;
-}
-
 template <int K, bool DI, bool HARD, typename T>
 void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
   const T d = T(p.lif.decay), vr = T(p.lif.v_reset), vth = T(p.lif.v_threshold), alpha = T(p.lif.alpha);
@@ -145,8 +126,13 @@ void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
         backward_step<K, HARD>(a.h_seq + off, bprev, a.grad_spikes + off, gx.dst(off), gv + c, gb + c, gh, m, vth,
                                vr, alpha, keep, rho, beta, dhdx, one_minus_d);
         gx.flush(off, m);
-        if (a.grad_decay)
-          partial[(i0 + c) / kChunk] += decay_grad_chunk<DI, HARD>(a, t, off, i0 + c, gh, m, vth, vr, beta);
+        if (a.grad_decay) {  // V[t-1] is the reset of H[t-1] at θ(B[t-2]) (B[-1] = b0)
+          const T* h_prev = t > 0 ? a.h_seq + off - a.n : nullptr;
+          const T* b_prev2 = t > 1 ? a.b_seq + off - 2 * a.n : a.b0 + i0 + c;
+          const T* x = DI ? a.x + off : nullptr;
+          auto theta_prev = [&](int64_t i) { return threshold(vth, beta, b_prev2[i]); };
+          partial[(i0 + c) / kChunk] += decay_grad_chunk<DI, HARD>(h_prev, a.v0 + i0 + c, x, gh, m, vr, theta_prev);
+        }
       });
     }
     copy_n(a.grad_v0 + i0, gv, len);

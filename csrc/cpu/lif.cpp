@@ -19,6 +19,7 @@
 #include "cpu/chunks.h"
 #include "cpu/cpu_kernels.h"
 #include "cpu/parallel.h"
+#include "cpu/plif_decay.h"
 #include "dispatch.h"
 #include "neuron_math.h"
 
@@ -80,24 +81,6 @@ void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
   });
 }
 
-// Σ gH·∂H/∂d over one chunk (PLIF), with V[t-1] recomputed from H[t-1] (or V0 at t = 0).
-template <bool DI, bool HARD, typename T>
-double decay_grad_chunk(const LifBackward<T>& a, int64_t t, int64_t off, int64_t state_off, const T* gh, int64_t m,
-                        T vth, T vr) {
-  double acc = 0.0;
-  for (int64_t i = 0; i < m; ++i) {
-    T vp;
-    if (t > 0) {
-      const T hp = a.h_seq[off - a.n + i];
-      vp = lif_reset<HARD>(hp, fire(hp - vth), vth, vr);
-    } else {
-      vp = a.v0[state_off + i];
-    }
-    acc += double(gh[i] * lif_dh_dd<DI>(vp, DI ? a.x[off + i] : T(0), vr));
-  }
-  return acc;
-}
-
 template <int K, bool DI, bool HARD, typename T>
 void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
   const T d = T(p.decay), vr = T(p.v_reset), vth = T(p.v_threshold), alpha = T(p.alpha);
@@ -121,8 +104,12 @@ void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
         backward_step<K, HARD>(a.h_seq + off, a.grad_spikes + off, gx.dst(off), gv + c, gh, m, vth, vr, alpha, keep,
                                dhdx, one_minus_d);
         gx.flush(off, m);
-        if (a.grad_decay)
-          partial[(i0 + c) / kChunk] += decay_grad_chunk<DI, HARD>(a, t, off, i0 + c, gh, m, vth, vr);
+        if (a.grad_decay) {
+          const T* h_prev = t > 0 ? a.h_seq + off - a.n : nullptr;
+          const T* x = DI ? a.x + off : nullptr;
+          partial[(i0 + c) / kChunk] +=
+              decay_grad_chunk<DI, HARD>(h_prev, a.v0 + i0 + c, x, gh, m, vr, [&](int64_t) { return vth; });
+        }
       });
     }
     copy_n(a.grad_v0 + i0, gv, len);
