@@ -2,7 +2,8 @@
 
 1. Linear probe on event Fashion-MNIST for N in {250, 500, 1000, 2000}, ideal weights and the RRAM device model
    at its default noise, against the same readout on the raw binned events (same samples, same time bins).
-2. Zero-shot accuracy on held-out digit classes (event digits vs espeak-ng spoken digits).
+2. Zero-shot accuracy on held-out classes: spoken digit names never heard in training, recognised from their
+   espeak-ng phoneme transcriptions (snn.lsm.zeroshot protocol A), and event digits vs spoken digits (B).
 3. Simulation throughput (neuron-steps/s) of the same reservoir on the same (binarised) inputs, snn vs Brian2.
 
 The defaults are the full configuration; the machine used for RESULTS.md ran a subset (see the flags there):
@@ -41,14 +42,14 @@ def probe_sweep(args) -> list[dict]:
         for n in args.neurons:
             r = linear_probe(data, n, dataset="event-fmnist", readout=args.readout,
                              device_model=make_device_model(dev), n_bins=args.bins, seed=args.seed,
-                             with_raw=raw is None)
-            if raw is None:
-                raw = r["raw_accuracy"]
-            r["raw_accuracy"] = raw
-            r["lsm_minus_raw_points"] = 100 * (r["lsm_accuracy"] - raw)
+                             raw_predictions=raw, with_input=args.with_input, **json.loads(args.lsm_kw))
+            raw = r.pop("raw_predictions")
             rows.append(r)
-            print(f"  N={n:5d} device={dev:5s}: LSM {100 * r['lsm_accuracy']:.2f}%  raw {100 * raw:.2f}%  "
-                  f"rate {r['firing_rate']:.3f}  sim {r['simulate_s']:.0f} s", flush=True)
+            extra = (f"  LSM+input {100 * r['lsm_plus_input_accuracy']:.2f}%" if args.with_input else "")
+            print(f"  N={n:5d} device={dev:5s}: LSM {100 * r['lsm_accuracy']:.2f}%  raw {100 * r['raw_accuracy']:.2f}%  "
+                  f"LSM-raw {r['lsm_minus_raw_points']:+.2f} +- {r['lsm_minus_raw_se_points']:.2f}{extra}  "
+                  f"rate {r['firing_rate']:.3f}  sim {r['simulate_s']:.0f} s  readout {r['readout_s']:.0f} s",
+                  flush=True)
     return rows
 
 
@@ -162,6 +163,9 @@ def main(argv=None) -> int:
     p.add_argument("--device-models", nargs="+", default=["none", "rram"])
     p.add_argument("--readout", default="ridge")
     p.add_argument("--bins", type=int, default=3)
+    p.add_argument("--lsm-kw", default="{}", help="JSON reservoir settings over snn.lsm.probe.VISION_KW")
+    p.add_argument("--with-input", action="store_true",
+                   help="also the readout of [raw events, reservoir features] (ESN-style readout)")
     p.add_argument("--splits", type=int, default=5, help="zero-shot class splits")
     p.add_argument("--zs-neurons", type=int, default=500)
     p.add_argument("--zs-epochs", type=int, default=300)
@@ -183,7 +187,15 @@ def main(argv=None) -> int:
         print(json.dumps(res["throughput"], indent=1), flush=True)
         atomic_write_json(args.json, res)
     if "zeroshot" not in args.skip:
-        from snn.lsm.zeroshot import run_zeroshot
+        from snn.lsm.zeroshot import run_zeroshot, run_zeroshot_words
+        res["zeroshot_words"] = zw = run_zeroshot_words(n_neurons=args.zs_neurons, n_splits=args.splits,
+                                                        seed=args.seed)
+        for name in ("lsm", "raw"):
+            for setting in ("all_voices", "new_voices"):
+                v = zw[name][setting]
+                print(f"zero-shot words ({name}, {setting}): 10-way {100 * v['ten_way']:.1f}% (chance 10%), "
+                      f"3-way {100 * v['splits_mean']:.1f}% +- {100 * v['splits_std']:.1f} (chance 33.3%)", flush=True)
+        atomic_write_json(args.json, res)
         res["zeroshot"] = run_zeroshot(n_neurons=args.zs_neurons, n_splits=args.splits, epochs=args.zs_epochs,
                                        seed=args.seed)
         zs = res["zeroshot"]

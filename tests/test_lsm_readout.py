@@ -91,3 +91,15 @@ def test_ridge_primal_moments_in_blocks_equal_normal_equations(monkeypatch):
     assert torch.allclose(r.decision_function(x), z @ w + t.mean(0), atol=1e-8)
     auto = RidgeReadout().fit(x, y)  # validation split from the same blocks
     assert auto.alpha_ in RidgeReadout.ALPHAS and auto.score(x, y) > 0.9
+
+
+def test_accuracy_standard_errors():
+    from snn.lsm.probe import accuracy_se, paired_difference
+
+    a = torch.tensor([1, 1, 1, 0] * 25)
+    b = torch.tensor([1, 1, 0, 0] * 25)
+    p, se = accuracy_se(a)
+    assert p == 0.75 and se == pytest.approx((0.75 * 0.25 / 100) ** 0.5)
+    d, d_se = paired_difference(a, b)
+    assert d == pytest.approx(0.25) and d_se == pytest.approx(float(torch.tensor([0, 0, 1, 0] * 25).double().std()) / 10)
+    assert paired_difference(a, a) == (0.0, 0.0)

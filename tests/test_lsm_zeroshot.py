@@ -64,3 +64,17 @@ def test_word_zero_shot_transfers_through_shared_phonemes():
     assert word_zero_shot(noise, y, codes, unseen)["zero_shot"] < 0.3
     with pytest.raises(ValueError, match="seen words"):
         word_zero_shot(feats, y, codes, list(range(55)))
+
+
+def test_word_zero_shot_row_masks():
+    from snn.lsm.zeroshot import phoneme_code, word_zero_shot
+
+    g = torch.Generator().manual_seed(1)
+    inv = list("abcdef")
+    words = [[inv[int(i)] for i in torch.randint(0, 6, (4,), generator=g)] for _ in range(30)]
+    codes = phoneme_code(words, inv)
+    y = torch.arange(30).repeat_interleave(4)
+    feats = codes[y] @ torch.randn(codes.shape[1], 20, generator=g, dtype=torch.float64)
+    odd = torch.arange(len(y)) % 2 == 1
+    r = word_zero_shot(feats, y, codes, [27, 28, 29], train_rows=~odd, test_rows=odd)
+    assert r["n_test_utterances"] == 6  # 3 unseen words x 2 odd utterances

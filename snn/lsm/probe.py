@@ -15,7 +15,8 @@ from .device import ResistiveMemory
 from .readout import make_readout
 from .reservoir import LiquidStateMachine
 
-__all__ = ["SENSOR_SHAPES", "reservoir_for", "load_event_split", "raw_features", "linear_probe"]
+__all__ = ["SENSOR_SHAPES", "reservoir_for", "load_event_split", "raw_features", "linear_probe", "accuracy_se",
+           "paired_difference"]
 
 SENSOR_SHAPES = {"event-fmnist": (2, 34, 34), "event-digits": (2, 22, 22)}
 # The reservoir settings used for event vision (chosen on a 2,000/500 event-Fashion-MNIST split, see RESULTS.md).
@@ -55,32 +56,69 @@ def raw_features(x: torch.Tensor, n_bins: int, block: int = 4096) -> torch.Tenso
     return out
 
 
-def _score(readout: str, ftr, ytr, fte, yte) -> tuple[float, float]:
+def _fit_predict(readout: str, ftr, ytr, fte):
+    """``(test predictions, fit seconds, chosen alpha or None)``."""
     t0 = time.perf_counter()
     r = make_readout(readout).fit(ftr, ytr)
-    return r.score(fte, yte), time.perf_counter() - t0
+    return r.predict(fte), time.perf_counter() - t0, getattr(r, "alpha_", None)
+
+
+def accuracy_se(correct: torch.Tensor) -> tuple[float, float]:
+    """Accuracy and its standard error ``sqrt(p(1-p)/n)`` from a 0/1 vector of test outcomes."""
+    p = float(correct.double().mean())
+    return p, (p * (1 - p) / len(correct)) ** 0.5
+
+
+def paired_difference(correct_a: torch.Tensor, correct_b: torch.Tensor) -> tuple[float, float]:
+    """Accuracy difference a - b on the same test samples and its standard error ``std(d)/sqrt(n)`` with
+    ``d_i = a_i - b_i`` (paired: only the samples where the two disagree contribute)."""
+    d = correct_a.double() - correct_b.double()
+    return float(d.mean()), float(d.std() / len(d) ** 0.5) if len(d) > 1 else 0.0
 
 
 def linear_probe(data, n_neurons: int, *, dataset: str = "event-fmnist", readout: str = "ridge",
                  device_model: ResistiveMemory | None = None, n_bins: int = 3, seed: int = 0,
-                 with_raw: bool = True, keep_lsm: bool = False, **lsm_kw) -> dict:
-    """Probe accuracy of an ``n_neurons`` reservoir on ``data = (x_train, y_train, x_test, y_test)``."""
+                 with_raw: bool = True, raw_predictions: torch.Tensor | None = None, with_input: bool = False,
+                 keep_lsm: bool = False, **lsm_kw) -> dict:
+    """Probe accuracy of an ``n_neurons`` reservoir on ``data = (x_train, y_train, x_test, y_test)``.
+
+    ``with_raw``: also the same readout on the raw binned events (or reuse ``raw_predictions`` of an earlier
+    call on the same data); ``with_input``: also the readout on [raw events, reservoir features] (an
+    echo-state-network style readout that sees the input too). Accuracies come with standard errors, and
+    LSM - raw with the paired standard error; ``raw_predictions`` (a tensor) is returned for reuse.
+    """
     xtr, ytr, xte, yte = data
     lsm = reservoir_for(dataset, n_neurons, device_model, seed, **lsm_kw)
     t0 = time.perf_counter()
     ftr, fte = lsm.features(xtr, n_bins), lsm.features(xte, n_bins)
     sim_s = time.perf_counter() - t0
     steps = xtr.shape[0] * (xtr.shape[1] + xte.shape[1])
-    acc, fit_s = _score(readout, ftr, ytr, fte, yte)
+    pred, fit_s, alpha = _fit_predict(readout, ftr, ytr, fte)
+    ok = pred == yte
+    acc, se = accuracy_se(ok)
     out = dict(dataset=dataset, n_neurons=n_neurons, readout=readout, device_model="rram" if device_model else "none",
                n_train=len(ytr), n_test=len(yte), n_bins=n_bins, time_steps=xtr.shape[0], seed=seed,
-               lsm_accuracy=acc, n_features=ftr.shape[1], simulate_s=sim_s, readout_s=fit_s,
-               neuron_steps_per_s=steps * n_neurons / sim_s,
+               lsm_accuracy=acc, lsm_se=se, lsm_alpha=alpha, n_features=ftr.shape[1], simulate_s=sim_s,
+               readout_s=fit_s, neuron_steps_per_s=steps * n_neurons / sim_s,
                firing_rate=float(ftr[:, : n_bins * n_neurons].sum() / (len(ftr) * n_neurons * xtr.shape[0])),
-               reservoir=lsm.stats())
+               reservoir=lsm.stats(), lsm_config=dict(lsm.config))
+    if with_raw or with_input:
+        rtr, rte = raw_features(xtr, n_bins), raw_features(xte, n_bins)
     if with_raw:
-        out["raw_accuracy"], _ = _score(readout, raw_features(xtr, n_bins), ytr, raw_features(xte, n_bins), yte)
-        out["lsm_minus_raw_points"] = 100 * (acc - out["raw_accuracy"])
+        if raw_predictions is None:
+            raw_predictions, out["raw_readout_s"], out["raw_alpha"] = _fit_predict(readout, rtr, ytr, rte)
+        raw_ok = raw_predictions == yte
+        out["raw_accuracy"], out["raw_se"] = accuracy_se(raw_ok)
+        d, d_se = paired_difference(ok, raw_ok)
+        out["lsm_minus_raw_points"], out["lsm_minus_raw_se_points"] = 100 * d, 100 * d_se
+        out["raw_predictions"] = raw_predictions
+    if with_input:
+        both, _, out["lsm_plus_input_alpha"] = _fit_predict(readout, torch.cat([rtr, ftr], 1), ytr,
+                                                            torch.cat([rte, fte], 1))
+        out["lsm_plus_input_accuracy"], out["lsm_plus_input_se"] = accuracy_se(both == yte)
+        if with_raw:
+            d, d_se = paired_difference(both == yte, raw_ok)
+            out["lsm_plus_input_minus_raw_points"], out["lsm_plus_input_minus_raw_se_points"] = 100 * d, 100 * d_se
     if keep_lsm:
         out["lsm"] = lsm
     return out

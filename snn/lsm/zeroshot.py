@@ -9,8 +9,9 @@ A. Spoken words ↔ their phoneme transcriptions (:func:`run_zeroshot_words`; th
    thirds of the word], over the phoneme inventory of the *seen* words only, L2-normalised.
 3. Unseen classes: digit names (all ten, or 3-word splits). Training sees only utterances of the other words
    and their transcriptions: a ridge map ``W`` from standardised reservoir features to the (centred) code,
-   ``W = argmin ||Z W - C||² + α||W||²``. α is chosen by zero-shot accuracy on held-out *seen* words (5 folds
+   ``W = argmin ||Z W - C||² + α||W||²``. α is chosen by zero-shot accuracy on held-out *seen* words (folds
    of the seen vocabulary, grouped by word), so nothing about the unseen words enters the fit or the choice.
+   Speaker-independent variant: two of the eight voices never occur in training; the test uses only them.
 4. Test: an utterance of an unseen word is assigned to the unseen word whose code is nearest (cosine) to
    ``z W``; the test uses the unseen words' transcriptions (text), never their audio in training. Chance is
    ``1 / n_unseen``. Why it can work: words share phonemes, so a map learned on 160 words transfers.
@@ -159,9 +160,14 @@ def _code_accuracy(sc, mu, w, z, y, codes, classes) -> float:
 
 
 def word_zero_shot(feats: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, unseen, alphas=WORD_ALPHAS,
-                   n_folds: int = 5, seed: int = 0) -> dict:
+                   n_folds: int = 5, seed: int = 0, train_rows: torch.Tensor | None = None,
+                   test_rows: torch.Tensor | None = None) -> dict:
     """Zero-shot accuracy on the words ``unseen`` (indices into ``codes``) from utterance features ``feats``
-    with word labels ``y`` (protocol A in the module docstring); alpha by grouped CV over the seen words."""
+    with word labels ``y`` (protocol A in the module docstring); alpha by grouped CV over the seen words.
+    ``train_rows`` / ``test_rows`` (boolean masks over the utterances, default all) restrict which utterances
+    may be fitted and tested, e.g. to hold out speakers."""
+    train_rows = torch.ones(len(y), dtype=torch.bool) if train_rows is None else train_rows
+    test_rows = torch.ones(len(y), dtype=torch.bool) if test_rows is None else test_rows
     unseen = sorted(int(u) for u in unseen)
     seen = [w for w in range(len(codes)) if w not in unseen and bool((y == w).any())]
     if not unseen or len(seen) < 2 * n_folds:
@@ -171,13 +177,13 @@ def word_zero_shot(feats: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, un
     perm = torch.tensor(seen)[torch.randperm(len(seen), generator=torch.Generator().manual_seed(seed))]
     cv = torch.zeros(len(alphas), dtype=torch.float64)
     for fold in perm.tensor_split(n_folds):
-        fit = torch.isin(y, torch.tensor(seen)) & ~torch.isin(y, fold)
-        held = torch.isin(y, fold)
+        fit = torch.isin(y, torch.tensor(seen)) & ~torch.isin(y, fold) & train_rows
+        held = torch.isin(y, fold) & train_rows
         sc, mu, ws = _fit_code_map(feats[fit], codes[y[fit]], alphas)
         cv += torch.tensor([_code_accuracy(sc, mu, w, feats[held], y[held], codes, fold.tolist()) for w in ws])
     best = int(cv.argmax())
-    fit = torch.isin(y, torch.tensor(seen))
-    test = torch.isin(y, torch.tensor(unseen))
+    fit = torch.isin(y, torch.tensor(seen)) & train_rows
+    test = torch.isin(y, torch.tensor(unseen)) & test_rows
     sc, mu, (w,) = _fit_code_map(feats[fit], codes[y[fit]], [alphas[best]])
     return dict(unseen=unseen, n_seen_words=len(seen), alpha=alphas[best],
                 cv_accuracy=dict(zip(alphas, (cv / n_folds).tolist())),
@@ -186,10 +192,12 @@ def word_zero_shot(feats: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, un
 
 
 def run_zeroshot_words(n_neurons: int = 500, n_bins: int = 4, n_pos: int = 3, n_unseen: int = 3, n_splits: int = 5,
-                       seed: int = 0, speeds=(130, 170, 210), pitches=(50,), device_model=None) -> dict:
+                       seed: int = 0, speeds=(130, 170, 210), pitches=(50,), held_out_voices: int = 2,
+                       n_folds: int = 3, device_model=None) -> dict:
     """Protocol A: the ten digit names unseen at once (10-way) and ``n_splits`` splits of ``n_unseen`` digit
     names (the first is seven, eight, nine; the others random), for the reservoir and for the raw binned
-    cochlear spikes with the same readout."""
+    cochlear spikes with the same readout; each (a) with every voice in training (other words) and test, and
+    (b) speaker-independent: the last ``held_out_voices`` voices never in training, the test only theirs."""
     t0 = time.perf_counter()
     words = list(VOCABULARY) + list(DIGIT_WORDS)
     digits = list(range(len(VOCABULARY), len(words)))
@@ -200,30 +208,43 @@ def run_zeroshot_words(n_neurons: int = 500, n_bins: int = 4, n_pos: int = 3, n_
             raise ValueError(f"vocabulary words {same} are transcribed like the digit name {words[d]!r}")
     x, y, meta = load_spoken_words(words, speeds=speeds, pitches=pitches)
     t_data = time.perf_counter() - t0
+    voices = meta["voices"]
+    if not 0 < held_out_voices < len(voices):
+        raise ValueError(f"held_out_voices must lie in [1, {len(voices) - 1}], got {held_out_voices}")
+    test_voices = voices[-held_out_voices:]
+    new_voice = torch.tensor([u[0] in test_voices for u in meta["utterances"]])
     lsm = LiquidStateMachine(x.shape[2], n_neurons, p_in=0.2, tau=3.0, input_scale=1.0, device_model=device_model,
                              seed=seed + 1)
+    t1 = time.perf_counter()
     feats = dict(lsm=lsm.features(x, n_bins), raw=raw_features(x, n_bins))
+    t_sim = time.perf_counter() - t1
     gen = torch.Generator().manual_seed(seed)
     splits = [digits] + [digits[-n_unseen:]]
     while len(splits) < n_splits + 1:
         s = sorted(torch.tensor(digits)[torch.randperm(len(digits), generator=gen)[:n_unseen]].tolist())
         if s not in splits:
             splits.append(s)
-    out = dict(n_neurons=n_neurons, n_bins=n_bins, n_pos=n_pos, n_words=len(words), n_vocabulary=len(VOCABULARY),
-               n_utterances=len(y), voices=meta["voices"], speeds=list(speeds), pitches=list(pitches),
-               data_s=t_data, transcriptions={w: " ".join(t) for w, t in zip(words, trans)})
+    out = dict(n_neurons=n_neurons, n_bins=n_bins, n_pos=n_pos, n_folds=n_folds, n_words=len(words),
+               n_vocabulary=len(VOCABULARY), n_utterances=len(y), voices=voices, held_out_voices=test_voices,
+               speeds=list(speeds), pitches=list(pitches), data_s=t_data, simulate_s=t_sim,
+               reservoir=lsm.stats(), transcriptions={w: " ".join(t) for w, t in zip(words, trans)})
+    settings = {"all_voices": (None, None), "new_voices": (~new_voice, new_voice)}
     for name, f in feats.items():
-        runs = []
-        for s in splits:
-            seen_words = [i for i in range(len(words)) if i not in s]
-            inventory = sorted({p for i in seen_words for p in trans[i]})  # seen words' phonemes only
-            codes = phoneme_code(trans, inventory, n_pos)
-            r = word_zero_shot(f, y, codes, s, seed=seed)
-            r["unseen_words"] = [words[i] for i in s]
-            runs.append(r)
-        three = torch.tensor([r["zero_shot"] for r in runs[1:]])
-        out[name] = dict(features=f.shape[1], ten_way=runs[0]["zero_shot"], ten_way_chance=0.1,
-                         splits_mean=float(three.mean()), splits_std=float(three.std()) if len(three) > 1 else 0.0,
-                         splits_chance=1.0 / n_unseen, runs=runs)
+        out[name] = dict(features=f.shape[1])
+        for setting, (train_rows, test_rows) in settings.items():
+            runs = []
+            for s in splits:
+                seen_words = [i for i in range(len(words)) if i not in s]
+                inventory = sorted({p for i in seen_words for p in trans[i]})  # seen words' phonemes only
+                r = word_zero_shot(f, y, phoneme_code(trans, inventory, n_pos), s, n_folds=n_folds, seed=seed,
+                                   train_rows=train_rows, test_rows=test_rows)
+                r["unseen_words"] = [words[i] for i in s]
+                runs.append(r)
+            three = torch.tensor([r["zero_shot"] for r in runs[1:]])
+            out[name][setting] = dict(ten_way=runs[0]["zero_shot"], ten_way_chance=0.1,
+                                      ten_way_test_utterances=runs[0]["n_test_utterances"],
+                                      splits_mean=float(three.mean()),
+                                      splits_std=float(three.std()) if len(three) > 1 else 0.0,
+                                      splits_chance=1.0 / n_unseen, runs=runs)
     out["total_s"] = time.perf_counter() - t0
     return out
