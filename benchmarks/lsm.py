@@ -14,6 +14,7 @@ The defaults are the full configuration; the machine used for RESULTS.md ran a s
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import sys
@@ -38,18 +39,18 @@ def probe_sweep(args) -> list[dict]:
           flush=True)
     rows = []
     raw = None
-    for dev in args.device_models:
-        for n in args.neurons:
-            r = linear_probe(data, n, dataset="event-fmnist", readout=args.readout,
-                             device_model=make_device_model(dev), n_bins=args.bins, seed=args.seed,
-                             raw_predictions=raw, with_input=args.with_input, **json.loads(args.lsm_kw))
-            raw = r.pop("raw_predictions")
-            rows.append(r)
-            extra = (f"  LSM+input {100 * r['lsm_plus_input_accuracy']:.2f}%" if args.with_input else "")
-            print(f"  N={n:5d} device={dev:5s}: LSM {100 * r['lsm_accuracy']:.2f}%  raw {100 * r['raw_accuracy']:.2f}%  "
-                  f"LSM-raw {r['lsm_minus_raw_points']:+.2f} +- {r['lsm_minus_raw_se_points']:.2f}{extra}  "
-                  f"rate {r['firing_rate']:.3f}  sim {r['simulate_s']:.0f} s  readout {r['readout_s']:.0f} s",
-                  flush=True)
+    settings = json.loads(args.lsm_kw)
+    for kw, dev, n in itertools.product(settings if isinstance(settings, list) else [settings],
+                                        args.device_models, args.neurons):
+        r = linear_probe(data, n, dataset="event-fmnist", readout=args.readout, device_model=make_device_model(dev),
+                         n_bins=args.bins, seed=args.seed, raw_predictions=raw, with_input=args.with_input, **kw)
+        raw = r.pop("raw_predictions")
+        r["lsm_kw"] = kw
+        rows.append(r)
+        extra = f"  LSM+input {100 * r['lsm_plus_input_accuracy']:.2f}%" if args.with_input else ""
+        print(f"  {kw} N={n:5d} device={dev:5s}: LSM {100 * r['lsm_accuracy']:.2f}%  raw {100 * r['raw_accuracy']:.2f}%  "
+              f"LSM-raw {r['lsm_minus_raw_points']:+.2f} +- {r['lsm_minus_raw_se_points']:.2f}{extra}  "
+              f"rate {r['firing_rate']:.3f}  sim {r['simulate_s']:.0f} s  readout {r['readout_s']:.0f} s", flush=True)
     return rows
 
 
@@ -163,7 +164,8 @@ def main(argv=None) -> int:
     p.add_argument("--device-models", nargs="+", default=["none", "rram"])
     p.add_argument("--readout", default="ridge")
     p.add_argument("--bins", type=int, default=3)
-    p.add_argument("--lsm-kw", default="{}", help="JSON reservoir settings over snn.lsm.probe.VISION_KW")
+    p.add_argument("--lsm-kw", default="{}",
+                   help="JSON reservoir settings over snn.lsm.probe.VISION_KW, or a list of them (one probe each)")
     p.add_argument("--with-input", action="store_true",
                    help="also the readout of [raw events, reservoir features] (ESN-style readout)")
     p.add_argument("--splits", type=int, default=5, help="zero-shot class splits")

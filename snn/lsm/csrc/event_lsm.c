@@ -63,6 +63,32 @@ static inline int finite_f(float a) {
 
 static inline int bin_ends(const lsm_args *a, int t) { return t == a->T - 1 || a->bin_of_t[t + 1] != a->bin_of_t[t]; }
 
+/* One input event (i, x[i]): cur += (x[i]·gain)·W_in[i, :]; returns 1 if x[i] is not finite. */
+static inline int input_event(const lsm_args *a, const float *xt, int i, float *cur) {
+    const float c = xt[i] * a->gain;
+    for (int64_t k = a->in_ptr[i]; k < a->in_ptr[i + 1]; ++k) cur[a->in_col[k]] += c * a->in_val[k];
+    return !finite_f(xt[i]);
+}
+
+/* All input events of one sample and step, by ascending input; silent inputs cost a (vector) compare. */
+static inline int add_inputs(const lsm_args *a, const float *xt, float *cur) {
+    const int n_in = a->n_in;
+    int bad = 0;
+#if LSM_AVX512
+    for (int i0 = 0; i0 < n_in; i0 += 16) {
+        __mmask16 lim = n_in - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n_in - i0)) - 1u);
+        __m512 xv = _mm512_maskz_loadu_ps(lim, xt + i0);
+        /* != 0 (unordered): NaN counts as an event, so it is seen and reported */
+        for (unsigned m = _mm512_mask_cmp_ps_mask(lim, xv, _mm512_setzero_ps(), _CMP_NEQ_UQ); m; m &= m - 1)
+            bad += input_event(a, xt, i0 + __builtin_ctz(m), cur);
+    }
+#else
+    for (int i = 0; i < n_in; ++i)
+        if (xt[i] != 0.0f) bad += input_event(a, xt, i, cur);
+#endif
+    return bad;
+}
+
 /* One sample: returns the number of non-finite inputs. */
 static int run_sample(const lsm_args *a, int b, float *buf, int32_t *fired) {
     const int N = a->N, n_in = a->n_in;
@@ -74,24 +100,7 @@ static int run_sample(const lsm_args *a, int b, float *buf, int32_t *fired) {
         const float *xt = a->x + ((int64_t)t * a->B + b) * n_in;
         if (t + 1 < a->T)  /* the next step's input row is B rows away: fetch it while this step runs */
             for (int i = 0; i < n_in; i += 16) __builtin_prefetch(xt + (int64_t)a->B * n_in + i, 0, 0);
-#if LSM_AVX512
-        for (int i0 = 0; i0 < n_in; i0 += 16) {
-            __mmask16 lim = n_in - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n_in - i0)) - 1u);
-            __m512 xv = _mm512_maskz_loadu_ps(lim, xt + i0);
-            unsigned m = _mm512_mask_cmp_ps_mask(lim, xv, _mm512_setzero_ps(), _CMP_NEQ_UQ);  /* NaN: an event */
-            while (m) {
-                int i = i0 + __builtin_ctz(m);
-                m &= m - 1;
-#else
-        for (int i = 0; i < n_in; ++i) {
-            if (xt[i] == 0.0f) continue;  /* silent inputs cost one compare */
-            {
-#endif
-                float c = xt[i] * a->gain;
-                bad += !finite_f(xt[i]);
-                for (int64_t k = a->in_ptr[i]; k < a->in_ptr[i + 1]; ++k) cur[a->in_col[k]] += c * a->in_val[k];
-            }
-        }
+        bad += add_inputs(a, xt, cur);
         uint8_t *sp = a->spikes ? a->spikes + ((int64_t)t * a->B + b) * N : NULL;
         int nf = 0;
 #if LSM_AVX512
