@@ -78,7 +78,7 @@ SNN_HD float exp_nonpositive(float x) {
   return expf(x);
 #else
   constexpr float kMagic = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer in the low bits
-  x = x > -87.3f ? x : -87.3f;
+  x = x < -87.3f ? -87.3f : x;  // (NaN passes through: NaN in, NaN out, as torch)
   const float tm = x * 1.44269504088896341f + kMagic;
   const float fn = tm - kMagic;  // n as a float
   int32_t tm_bits, magic_bits;

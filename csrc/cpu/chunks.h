@@ -31,9 +31,7 @@ inline bool streams(int64_t steps, int64_t n, size_t elem) {
 // for the unaligned head and the tail). Whole 64-byte lines per store on AVX-512 and two
 // stores per line on AVX2: with 16-byte SSE stores the copy-out measured ~40% of a LIF
 // forward on the Zen 5 EPYC. Call stream_fence() before another thread reads dst.
-#if defined(__GNUC__) && defined(__x86_64__)
-#define SNN_STREAM_X86 1
-#include <immintrin.h>
+#if defined(SNN_STREAM_X86)
 
 template <int ALIGN, typename T>
 inline int64_t unaligned_head(T* dst, const T* src, int64_t len) {

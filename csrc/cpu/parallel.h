@@ -43,8 +43,12 @@ inline Blocking plan_blocks(int64_t n, int64_t steps, int threads) {
   Blocking b;
   const int64_t by_work = std::max<int64_t>(1, n * std::max<int64_t>(steps, 1) / kMinWorkPerThread);
   const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(threads, by_work));
+  // per thread: k equal blocks of at most kMaxBlock neurons (k = 1 unless n is huge), so the
+  // static schedule gives every thread the same share
   const int64_t per_thread = (n + nt - 1) / nt;
-  b.size = std::min(kMaxBlock, std::max<int64_t>(kChunk, (per_thread + kChunk - 1) / kChunk * kChunk));
+  const int64_t k = std::max<int64_t>(1, (per_thread + kMaxBlock - 1) / kMaxBlock);
+  const int64_t per_block = (per_thread + k - 1) / k;
+  b.size = std::max<int64_t>(kChunk, (per_block + kChunk - 1) / kChunk * kChunk);
   b.count = (n + b.size - 1) / b.size;
   b.threads = static_cast<int>(std::max<int64_t>(1, std::min(nt, b.count)));
   return b;
