@@ -303,6 +303,19 @@ def test_large_outputs_stream_and_match(family):
             _close(a, b, torch.float32, f"gradient {i}")
 
 
+def test_nan_input_gives_nan_gradient_like_the_reference():
+    """A NaN membrane must not come out of the sigmoid/erf surrogate as a tiny finite number."""
+    x = torch.tensor([[0.2, float("nan"), 0.9], [0.5, 0.1, 0.3]], requires_grad=True)
+    grads = []
+    for backend in (C, R):
+        xb = x.detach().clone().requires_grad_()
+        for sur in (sg.Sigmoid(), sg.Erf()):
+            s, _, _ = backend.lif_multistep(xb, torch.zeros(3), 0.5, v_threshold=0.6, v_reset=None,
+                                            decay_input=True, detach_reset=True, surrogate=sur)
+            grads.append(torch.autograd.grad(s.sum(), xb)[0].isnan())
+    assert grads[0].any() and torch.equal(grads[0], grads[2]) and torch.equal(grads[1], grads[3])
+
+
 # ---------------------------------------------------------------------------------------- misc
 def test_double_backward_is_a_clear_error():
     x, v0 = _inputs((3, 8), torch.float64, 4)
