@@ -107,8 +107,11 @@ def throughput(args) -> dict:
     x = (xtr > 0).float()  # binarised: Brian2's spike generator takes one spike per input and step
     lsm = reservoir_for("event-fmnist", n, seed=args.seed, engine="torch")
     t_steps, b, _ = x.shape
+    from snn.lsm import event_kernel
+
     out = dict(n_neurons=n, samples=b, time_steps=t_steps, torch_threads=torch.get_num_threads(), repeats=args.repeats,
-               connections_rec=int((lsm.w_rec != 0).sum()), connections_in=int((lsm.w_in != 0).sum()))
+               connections_rec=int((lsm.w_rec != 0).sum()), connections_in=int((lsm.w_in != 0).sum()),
+               event_kernel_avx512=event_kernel.simd(), input_events_per_sample_step=float(x.sum()) / (t_steps * b))
     for engine in ("event", "torch"):
         sim = reservoir_for("event-fmnist", n, seed=args.seed, engine=engine)
         sim.run(x[:, :1], n_bins=1, features="counts")  # warm-up (builds the C kernel once)
