@@ -273,3 +273,23 @@ def test_hebbian_step_is_normalised_by_the_residual_energy():
 def test_bad_projection_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="project must be one of"):
         HLOP(nn.Sequential(nn.Linear(4, 3)), project="weights")
+
+
+def test_orthonormalise_keeps_the_learned_span_and_makes_the_projection_exact():
+    torch.manual_seed(0)
+    Q, C, g = _data(n=16)
+    s = Subspace(16, lr=0.5, iterations=1, orthonormalise=True)
+    s.grow(3)
+    s.consolidate()
+    old = s.H.clone()
+    s.grow(2)
+    for _ in range(30):  # a few Oja steps: nearly, not exactly, orthonormal
+        s.hebbian(torch.randn(64, 16, generator=g) @ C.t())
+    before = s.H.clone()
+    assert (before @ before.t() - torch.eye(5)).abs().max() > 1e-4
+    s.consolidate()
+    assert torch.equal(s.H[:3], old)  # the older neurons are untouched
+    assert torch.allclose(s.H @ s.H.t(), torch.eye(5), atol=1e-5)
+    assert principal_angles(s.H[3:], before[3:] - (before[3:] @ old.t()) @ old).max() < 1e-3  # same span
+    v = torch.randn(4, 16)
+    assert torch.allclose(s.project(s.project(v)), s.project(v), atol=1e-5)  # an exact projector

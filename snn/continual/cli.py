@@ -58,6 +58,10 @@ def register(subparsers) -> None:
     p.add_argument("--hlop-iterations", type=_positive_int, default=None, help="Oja updates per batch")
     p.add_argument("--hlop-consolidate-batches", type=int, default=None,
                    help="forward-only batches of Hebbian learning at the end of each task")
+    p.add_argument("--hlop-consolidate-iterations", type=_positive_int, default=None,
+                   help="Oja updates per consolidation batch")
+    p.add_argument("--hlop-hebbian-every", type=_positive_int, default=None,
+                   help="Oja updates on every n-th training batch only")
     p.add_argument("--hlop-spiking-steps", type=_positive_int, default=None,
                    help="spiking lateral neurons: quantise their response to spike counts over this many steps")
     p.add_argument("--ewc-lambda", type=float, default=None)
@@ -79,6 +83,8 @@ def main(args) -> dict:
                      hidden=args.hidden, n_train=args.n_train, n_test=args.n_test, hlop_k_first=args.hlop_k_first,
                      hlop_k_rest=args.hlop_k_rest, hlop_lr=args.hlop_lr, hlop_spiking_steps=args.hlop_spiking_steps,
                      hlop_iterations=args.hlop_iterations, hlop_consolidate_batches=args.hlop_consolidate_batches,
+                     hlop_consolidate_iterations=args.hlop_consolidate_iterations,
+                     hlop_hebbian_every=args.hlop_hebbian_every,
                      ewc_lambda=args.ewc_lambda, replay_per_task=args.replay_per_task, seed=args.seed)
     summary = run(args.benchmark, args.method, args.train_method, log=None if args.quiet else print,
                   data_dir=args.data_dir, **overrides)

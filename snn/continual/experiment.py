@@ -21,7 +21,7 @@ __all__ = ["DEFAULTS", "run", "config"]
 
 _COMMON = dict(T=4, v_threshold=1.0, epochs=1, batch_size=64, lr=0.05, momentum=0.9, n_train=None, n_test=None, seed=0,
                hlop_lr=1.0, hlop_iterations=2, hlop_momentum=0.9, hlop_trace="rate", hlop_spiking_steps=None,
-               hlop_consolidate_batches=50, hlop_consolidate_iterations=None, hlop_hebbian_every=1,
+               hlop_consolidate_batches=50, hlop_consolidate_iterations=None, hlop_hebbian_every=1, hlop_orthonormalise=False,
                ewc_lambda=20.0, ewc_batches=50, replay_per_task=100, replay_batch=32)
 
 DEFAULTS = {
@@ -71,7 +71,7 @@ def run(benchmark: str, method: str, train_method: str = "bptt", log=print, data
         method,
         hlop=dict(k=k_schedule(cfg["hlop_k_first"], cfg["hlop_k_rest"]), lr=cfg["hlop_lr"],
                   iterations=cfg["hlop_iterations"], momentum=cfg["hlop_momentum"], trace=cfg["hlop_trace"],
-                  spiking_steps=cfg["hlop_spiking_steps"], seed=cfg["seed"],
+                  spiking_steps=cfg["hlop_spiking_steps"], seed=cfg["seed"], orthonormalise=cfg["hlop_orthonormalise"],
                   consolidate_batches=cfg["hlop_consolidate_batches"],
                   consolidate_iterations=cfg["hlop_consolidate_iterations"], hebbian_every=cfg["hlop_hebbian_every"]),
         ewc=dict(lam=cfg["ewc_lambda"], fisher_batches=cfg["ewc_batches"]),

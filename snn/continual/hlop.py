@@ -124,7 +124,7 @@ class Subspace(nn.Module):
 
     def __init__(self, n: int, lr: float = 0.05, momentum: float = 0.9, iterations: int = 1,
                  refine_old: bool = False, normalise: bool = True, spiking_steps: int | None = None,
-                 spiking_scale: float = 20.0, generator: torch.Generator | None = None):
+                 spiking_scale: float = 20.0, generator: torch.Generator | None = None, orthonormalise: bool = False):
         super().__init__()
         if n < 1:
             raise ValueError(f"Subspace: n must be >= 1, got {n}")
@@ -137,7 +137,7 @@ class Subspace(nn.Module):
         if spiking_steps is not None and (int(spiking_steps) != spiking_steps or spiking_steps < 1):
             raise ValueError(f"Subspace: spiking_steps must be a positive integer or None, got {spiking_steps}")
         self.n, self.lr, self.momentum, self.iterations = int(n), float(lr), float(momentum), int(iterations)
-        self.refine_old, self.normalise = bool(refine_old), bool(normalise)
+        self.refine_old, self.normalise, self.orthonormalise = bool(refine_old), bool(normalise), bool(orthonormalise)
         self.spiking_steps, self.spiking_scale = spiking_steps, float(spiking_scale)
         self.generator = generator
         self.register_buffer("H", torch.zeros(0, self.n))
@@ -164,8 +164,23 @@ class Subspace(nn.Module):
             self.velocity = torch.cat([self.velocity, torch.zeros_like(new)])
         return k
 
+    @torch.no_grad()
     def consolidate(self) -> None:
-        """Freeze every neuron learned so far: they now define the protected subspace."""
+        """Freeze every neuron learned so far: they now define the protected subspace.
+
+        With ``orthonormalise`` the neurons learned since the last consolidation are first made exactly
+        orthonormal and orthogonal to the older ones (Oja's fixed points are, its iterates only nearly), keeping
+        their span: ``N ← N - (N H_oᵀ) H_o``, then ``N ← (N Nᵀ)^(-1/2) N`` (the nearest orthonormal rows), so that
+        ``g - (g Hᵀ) H`` is the exact orthogonal projection onto the complement of what was learned."""
+        start = 0 if self.refine_old else self.n_frozen
+        if self.orthonormalise and self.k > start:
+            H = self.H.double()
+            old, new = H[:start], H[start:]
+            if start:
+                new = new - (new @ old.t()) @ old
+            evals, V = torch.linalg.eigh(new @ new.t())
+            new = (V * evals.clamp_min(1e-12).rsqrt()) @ V.t() @ new
+            self.H[start:] = new.to(self.H.dtype)
         self.n_frozen = self.k
         self.velocity.zero_()
         self._complement_cache = None
@@ -306,7 +321,7 @@ class HLOP(nn.Module):
     ----------
     net: the network; its layers are found by name (``layers``) or every ``Linear``/``Conv2d`` by default.
     k: lateral neurons added per task: an int, one int per protected layer, or ``k(task, layer_index, n)``.
-    lr, momentum, iterations, refine_old, spiking_steps, spiking_scale: see :class:`Subspace`.
+    lr, momentum, iterations, refine_old, spiking_steps, spiking_scale, orthonormalise: see :class:`Subspace`.
     trace: ``'rate'`` (firing rate over the time steps of each sample) or ``'steps'`` (every step).
     max_rows: at most this many trace rows per layer and batch enter the Hebbian update (random subset).
     include_bias: protect a layer's bias as the weight of a constant input 1.
@@ -334,7 +349,7 @@ class HLOP(nn.Module):
     def __init__(self, net: nn.Module, layers: Sequence[str] | None = None, k=32, lr: float = 0.05,
                  momentum: float = 0.9, iterations: int = 1, refine_old: bool = False, trace: str = "rate",
                  max_rows: int | None = 1024, include_bias: bool = True, spiking_steps: int | None = None,
-                 spiking_scale: float = 20.0, seed: int = 0, project: str = "auto"):
+                 spiking_scale: float = 20.0, seed: int = 0, project: str = "auto", orthonormalise: bool = False):
         super().__init__()
         if project not in PROJECTIONS:
             raise ValueError(f"HLOP: project must be one of {PROJECTIONS}, got {project!r}")
@@ -359,7 +374,7 @@ class HLOP(nn.Module):
         self.subspaces = nn.ModuleList(
             Subspace(_layer_dim(m, include_bias), lr=lr, momentum=momentum, iterations=iterations,
                      refine_old=refine_old, spiking_steps=spiking_steps, spiking_scale=spiking_scale,
-                     generator=self.generator) for m in self.modules_)
+                     generator=self.generator, orthonormalise=orthonormalise) for m in self.modules_)
         self._k = self._k_rule(k)
         self._inputs: list[list[torch.Tensor]] = [[] for _ in self.modules_]
         self._deltas: list[dict[int, torch.Tensor]] = [{} for _ in self.modules_]  # call index -> dL/d output
