@@ -211,3 +211,25 @@ def test_strategy_options_are_checked():
         baselines.HLOPStrategy(hebbian_every=0)
     with pytest.raises(ValueError, match="mode"):
         baselines.Replay(mode="sometimes")
+
+
+def test_cosine_schedule_falls_from_lr_to_zero_within_each_task():
+    class Record(baselines.Strategy):
+        name = "record"
+
+        def __init__(self):
+            self.lrs = []
+
+        def after_step(self):
+            self.lrs.append(self.trainer.opt.param_groups[0]["lr"])
+
+    torch.manual_seed(0)
+    s = Record()
+    tr = trainer.ContinualTrainer(net.mlp(64, (8,), 10, 1), s, epochs=2, lr=0.1, batch_size=32, T=2, log=None,
+                                  lr_schedule="cosine")
+    tr.run(tasks.permuted(2, "digits", n_train=96, n_test=16))
+    n = 2 * 3  # 2 epochs of 3 batches per task
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * i / n)) for i in range(n)]
+    assert s.lrs == pytest.approx(expected * 2)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        trainer.ContinualTrainer(net.mlp(64, (8,), 10, 1), None, lr_schedule="step", log=None)

@@ -19,7 +19,7 @@ from .trainer import ContinualTrainer
 
 __all__ = ["DEFAULTS", "run", "config"]
 
-_COMMON = dict(T=4, v_threshold=1.0, epochs=1, batch_size=64, lr=0.05, momentum=0.9, n_train=None, n_test=None, seed=0,
+_COMMON = dict(T=4, v_threshold=1.0, epochs=1, batch_size=64, lr=0.05, momentum=0.9, lr_schedule="constant", n_train=None, n_test=None, seed=0,
                hlop_lr=1.0, hlop_iterations=2, hlop_momentum=0.9, hlop_trace="rate", hlop_spiking_steps=None,
                hlop_consolidate_batches=50, hlop_consolidate_iterations=None, hlop_hebbian_every=1, hlop_orthonormalise=False,
                ewc_lambda=20.0, ewc_batches=50, replay_per_task=100, replay_batch=32)
@@ -78,7 +78,7 @@ def run(benchmark: str, method: str, train_method: str = "bptt", log=print, data
         replay=dict(per_task=cfg["replay_per_task"], batch_size=cfg["replay_batch"], seed=cfg["seed"]))
     trainer = ContinualTrainer(model, strategy, method=tm, epochs=cfg["epochs"], lr=cfg["lr"],
                                momentum=cfg["momentum"], batch_size=cfg["batch_size"], T=cfg["T"], seed=cfg["seed"],
-                               log=log)
+                               log=log, lr_schedule=cfg["lr_schedule"])
     t0 = time.perf_counter()
     result = trainer.run_multitask(tasks) if method == "multitask" else trainer.run(tasks)
     return {"benchmark": benchmark, "method": method, "train_method": train_method, **result,

@@ -1,6 +1,8 @@
 """``ContinualTrainer``: learn a sequence of tasks one after another and fill the accuracy matrix.
 
-For task ``t`` (a fresh SGD optimiser per task; no weight decay, so HLOP's projection stays exact)::
+For task ``t`` (a fresh SGD optimiser per task; no weight decay, so HLOP's projection stays exact; with
+``lr_schedule='cosine'`` the step size falls from ``lr`` to 0 over the task's batches,
+``lr_i = lr · (1 + cos(π i / n)) / 2``)::
 
     strategy.begin_task(t)
     for epoch, batch:  zero_grad; strategy.before_batch(); method step on the batch (→ .grad);
@@ -27,7 +29,9 @@ from . import metrics
 from .methods import TrainMethod, get_method, mean_logits
 from .tasks import Task
 
-__all__ = ["ContinualTrainer", "evaluate"]
+__all__ = ["ContinualTrainer", "evaluate", "LR_SCHEDULES"]
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @torch.no_grad()
@@ -54,7 +58,7 @@ class ContinualTrainer:
 
     def __init__(self, model, strategy=None, method: str | TrainMethod = "bptt", epochs: int = 1, lr: float = 0.05,
                  momentum: float = 0.9, batch_size: int = 128, T: int = 4, seed: int = 0,
-                 log: Callable[[str], None] | None = print):
+                 log: Callable[[str], None] | None = print, lr_schedule: str = "constant"):
         if int(epochs) != epochs or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs}")
         if int(T) != T or T < 1:
@@ -63,6 +67,9 @@ class ContinualTrainer:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         if not (lr > 0 and math.isfinite(lr)):
             raise ValueError(f"lr must be a positive number, got {lr}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+        self.lr_schedule = lr_schedule
         from .baselines import FineTune
 
         self.model = model
@@ -90,9 +97,13 @@ class ContinualTrainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
 
-    def _train_batches(self, opt, batches, heads_of) -> float:
+    def _train_batches(self, opt, batches, heads_of, n_batches: int = 0, done: int = 0) -> float:
+        """One pass over ``batches``; with the cosine schedule, batch ``done + i`` of ``n_batches`` in all."""
         s, losses = self.strategy, []
-        for x, y in batches:
+        for i, (x, y) in enumerate(batches):
+            if self.lr_schedule == "cosine" and n_batches:
+                for g in opt.param_groups:
+                    g["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * (done + i) / n_batches))
             opt.zero_grad(set_to_none=True)
             s.before_batch()
             losses.append(self.step(x, y, heads_of(x)))
@@ -118,9 +129,11 @@ class ContinualTrainer:
         for t, task in enumerate(tasks):
             t0, c0 = time.perf_counter(), time.process_time()
             self.strategy.begin_task(t, task)
-            opt = self._optimizer()
+            opt = self.opt = self._optimizer()
+            per_epoch = math.ceil(len(task.x_train) / self.batch_size)
             for epoch in range(self.epochs):
-                loss = self._train_batches(opt, self.batches(task.x_train, task.y_train), lambda x: task.head)
+                loss = self._train_batches(opt, self.batches(task.x_train, task.y_train), lambda x: task.head,
+                                           per_epoch * self.epochs, per_epoch * epoch)
             self.strategy.end_task(t, task)
             dt = time.perf_counter() - t0
             train_time += dt
@@ -146,13 +159,14 @@ class ContinualTrainer:
         single = len({t.head for t in tasks}) == 1
         t0, c0 = time.perf_counter(), time.process_time()
         self.model.train()
-        opt = self._optimizer()
+        opt = self.opt = self._optimizer()
         for epoch in range(self.epochs):
             # heads travel with the samples through their indices
             idx_batches = list(snn_data.batches(ids, ids, self.batch_size, True, self.gen))
             batches = ((x[i], y[i]) for i, _ in idx_batches)
             heads = iter([tasks[0].head if single else h[i] for i, _ in idx_batches])
-            loss = self._train_batches(opt, batches, lambda _x: next(heads))
+            loss = self._train_batches(opt, batches, lambda _x: next(heads), len(idx_batches) * self.epochs,
+                                       len(idx_batches) * epoch)
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         R = np.full((p, p), np.nan)
         for j in range(p):
