@@ -64,14 +64,19 @@ static inline int finite_f(float a) {
 static inline int bin_ends(const lsm_args *a, int t) { return t == a->T - 1 || a->bin_of_t[t + 1] != a->bin_of_t[t]; }
 
 /* One input event (i, x[i]): cur += (x[i]·gain)·W_in[i, :]; returns 1 if x[i] is not finite. */
-static inline int input_event(const lsm_args *a, const float *xt, int i, float *cur) {
-    const float c = xt[i] * a->gain;
-    for (int64_t k = a->in_ptr[i]; k < a->in_ptr[i + 1]; ++k) cur[a->in_col[k]] += c * a->in_val[k];
+static inline int input_event(const int64_t *restrict in_ptr, const int32_t *restrict in_col,
+                              const float *restrict in_val, float gain, const float *xt, int i, float *restrict cur) {
+    const float c = xt[i] * gain;
+    for (int64_t k = in_ptr[i]; k < in_ptr[i + 1]; ++k) cur[in_col[k]] += c * in_val[k];
     return !finite_f(xt[i]);
 }
 
 /* All input events of one sample and step, by ascending input; silent inputs cost a (vector) compare. */
-static inline int add_inputs(const lsm_args *a, const float *xt, float *cur) {
+static inline int add_inputs(const lsm_args *a, const float *xt, float *restrict cur) {
+    const int64_t *restrict in_ptr = a->in_ptr;
+    const int32_t *restrict in_col = a->in_col;
+    const float *restrict in_val = a->in_val;
+    const float gain = a->gain;
     const int n_in = a->n_in;
     int bad = 0;
 #if LSM_AVX512
@@ -80,11 +85,11 @@ static inline int add_inputs(const lsm_args *a, const float *xt, float *cur) {
         __m512 xv = _mm512_maskz_loadu_ps(lim, xt + i0);
         /* != 0 (unordered): NaN counts as an event, so it is seen and reported */
         for (unsigned m = _mm512_mask_cmp_ps_mask(lim, xv, _mm512_setzero_ps(), _CMP_NEQ_UQ); m; m &= m - 1)
-            bad += input_event(a, xt, i0 + __builtin_ctz(m), cur);
+            bad += input_event(in_ptr, in_col, in_val, gain, xt, i0 + __builtin_ctz(m), cur);
     }
 #else
     for (int i = 0; i < n_in; ++i)
-        if (xt[i] != 0.0f) bad += input_event(a, xt, i, cur);
+        if (xt[i] != 0.0f) bad += input_event(in_ptr, in_col, in_val, gain, xt, i, cur);
 #endif
     return bad;
 }
@@ -93,6 +98,10 @@ static inline int add_inputs(const lsm_args *a, const float *xt, float *cur) {
 static int run_sample(const lsm_args *a, int b, float *buf, int32_t *fired) {
     const int N = a->N, n_in = a->n_in;
     float *v = buf, *r = buf + N, *cur = buf + 2 * N, *nxt = buf + 3 * N, *acc_c = buf + 4 * N, *acc_r = buf + 5 * N;
+    /* local copies: the compiler then keeps them in registers whatever the caller (OpenMP or not) */
+    const int64_t *restrict rec_ptr = a->rec_ptr;
+    const int32_t *restrict rec_col = a->rec_col;
+    const float *restrict rec_val = a->rec_val;
     int bad = 0;
     memset(buf, 0, sizeof(float) * 6 * N);
     for (int n = 0; n < N; ++n) v[n] = a->v_reset;
@@ -146,7 +155,7 @@ static int run_sample(const lsm_args *a, int b, float *buf, int32_t *fired) {
         }
         for (int f = 0; f < nf; ++f) {
             int32_t j = fired[f];
-            for (int64_t k = a->rec_ptr[j]; k < a->rec_ptr[j + 1]; ++k) nxt[a->rec_col[k]] += a->rec_val[k];
+            for (int64_t k = rec_ptr[j]; k < rec_ptr[j + 1]; ++k) nxt[rec_col[k]] += rec_val[k];
         }
         float *tmp = cur; cur = nxt; nxt = tmp;  /* recurrent input of this step feeds the next */
     }
@@ -161,16 +170,20 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
     const int N = a->N, n_in = a->n_in, L = LANES;
     const int64_t NL = (int64_t)N * L;
     float *v = buf, *r = buf + NL, *cur = buf + 2 * NL, *nxt = buf + 3 * NL, *acc_c = buf + 4 * NL, *acc_r = buf + 5 * NL;
+    const int64_t *restrict in_ptr = a->in_ptr, *restrict rec_ptr = a->rec_ptr;  /* local copies (see run_sample) */
+    const int32_t *restrict in_col = a->in_col, *restrict rec_col = a->rec_col;
+    const float *restrict in_val = a->in_val, *restrict rec_val = a->rec_val, *restrict x = a->x;
+    const int T = a->T, B = a->B;
     int bad = 0;
     memset(buf, 0, sizeof(float) * 6 * NL);
     for (int64_t n = 0; n < NL; ++n) v[n] = a->v_reset;
     const vec kp = V(set1_ps)(a->keep), vrd = V(set1_ps)(a->v_reset_d), th = V(set1_ps)(a->v_th);
     const vec vr = V(set1_ps)(a->v_reset), tk = V(set1_ps)(a->trace_keep), one = V(set1_ps)(1.0f);
     const vec gain = V(set1_ps)(a->gain);
-    for (int t = 0; t < a->T; ++t) {
+    for (int t = 0; t < T; ++t) {
         /* gather the events of the LANES samples: per input, which lanes fire and with which count */
         for (int l = 0; l < L; ++l) {
-            const float *xt = a->x + ((int64_t)t * a->B + b0 + l) * n_in;
+            const float *xt = x + ((int64_t)t * B + b0 + l) * n_in;
             for (int i0 = 0; i0 < n_in; i0 += 16) {
                 __mmask16 lim = n_in - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n_in - i0)) - 1u);
                 __m512 xv = _mm512_maskz_loadu_ps(lim, xt + i0);
@@ -188,9 +201,9 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
             for (uint64_t bits = anyin[w]; bits; bits &= bits - 1) {
                 int i = w * 64 + __builtin_ctzll(bits);
                 vec c = V(maskz_mul_ps)((lmask)lanemask[i], V(loadu_ps)(cval + (int64_t)i * L), gain);  /* 0 off the lanes */
-                for (int64_t k = a->in_ptr[i]; k < a->in_ptr[i + 1]; ++k) {
-                    float *p = cur + (int64_t)a->in_col[k] * L;
-                    V(storeu_ps)(p, V(add_ps)(V(loadu_ps)(p), V(mul_ps)(c, V(set1_ps)(a->in_val[k]))));
+                for (int64_t k = in_ptr[i]; k < in_ptr[i + 1]; ++k) {
+                    float *p = cur + (int64_t)in_col[k] * L;
+                    V(storeu_ps)(p, V(add_ps)(V(loadu_ps)(p), V(mul_ps)(c, V(set1_ps)(in_val[k]))));
                 }
                 lanemask[i] = 0;
             }
@@ -218,10 +231,10 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
         if (a->spikes)
             for (int f = 0; f < nf; ++f)
                 for (unsigned m = fmask[f]; m; m &= m - 1)
-                    a->spikes[((int64_t)t * a->B + b0 + __builtin_ctz(m)) * N + fired[f]] = 1;
+                    a->spikes[((int64_t)t * B + b0 + __builtin_ctz(m)) * N + fired[f]] = 1;
         if (flush) {  /* transpose this bin's sums [N][LANES] into the outputs [bin][b][N] */
             for (int l = 0; l < L; ++l) {
-                int64_t off = ((int64_t)a->bin_of_t[t] * a->B + b0 + l) * N;
+                int64_t off = ((int64_t)a->bin_of_t[t] * B + b0 + l) * N;
                 for (int n = 0; n < N; ++n) {
                     a->counts[off + n] += acc_c[(int64_t)n * L + l];
                     a->traces[off + n] += acc_r[(int64_t)n * L + l];
@@ -234,9 +247,9 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
         for (int f = 0; f < nf; ++f) {
             int32_t j = fired[f];
             lmask m = (lmask)fmask[f];
-            for (int64_t k = a->rec_ptr[j]; k < a->rec_ptr[j + 1]; ++k) {
-                float *p = nxt + (int64_t)a->rec_col[k] * L;
-                V(storeu_ps)(p, V(add_ps)(V(loadu_ps)(p), V(maskz_mov_ps)(m, V(set1_ps)(a->rec_val[k]))));
+            for (int64_t k = rec_ptr[j]; k < rec_ptr[j + 1]; ++k) {
+                float *p = nxt + (int64_t)rec_col[k] * L;
+                V(storeu_ps)(p, V(add_ps)(V(loadu_ps)(p), V(maskz_mov_ps)(m, V(set1_ps)(rec_val[k]))));
             }
         }
         float *tmp = cur; cur = nxt; nxt = tmp;
@@ -244,6 +257,38 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
     return bad;
 }
 #endif
+
+/* Per-thread scratch, allocated on first use. */
+typedef struct {
+    float *buf, *cval;
+    uint16_t *lanemask, *fmask;
+    uint64_t *anyin;
+    int32_t *fired;
+} work_bufs;
+
+static void free_bufs(work_bufs *w) {
+    free(w->buf); free(w->cval); free(w->lanemask); free(w->anyin); free(w->fired); free(w->fmask);
+}
+
+/* Work item it: a LANES-sample block (it < n_blocks) or one of the remaining samples. */
+static int run_item(const lsm_args *a, int n_blocks, int it, work_bufs *w) {
+    const int N = a->N, n_in = a->n_in;
+    if (!w->fired) w->fired = (int32_t *)malloc(sizeof(int32_t) * N);
+#if LSM_AVX512
+    if (it < n_blocks) {
+        if (!w->cval) {
+            w->buf = (float *)realloc(w->buf, sizeof(float) * 6 * (size_t)N * LANES);
+            w->cval = (float *)calloc((size_t)n_in * LANES, sizeof(float));
+            w->lanemask = (uint16_t *)calloc(n_in, sizeof(uint16_t));
+            w->anyin = (uint64_t *)calloc((n_in + 63) / 64, sizeof(uint64_t));
+            w->fmask = (uint16_t *)malloc(sizeof(uint16_t) * N);
+        }
+        return run_block(a, it * LANES, w->buf, w->cval, w->lanemask, w->anyin, w->fired, w->fmask);
+    }
+#endif
+    if (!w->buf) w->buf = (float *)malloc(sizeof(float) * 6 * (size_t)N);
+    return run_sample(a, n_blocks * LANES + (it - n_blocks), w->buf, w->fired);
+}
 
 int lsm_event_run(int T, int B, int N, int n_in,
                   const int64_t *in_ptr, const int32_t *in_col, const float *in_val,
@@ -261,31 +306,18 @@ int lsm_event_run(int T, int B, int N, int n_in,
 #endif
     const int n_items = n_blocks + (B - n_blocks * LANES);  /* LANES-sample blocks, then single samples */
     int bad = 0;
+    if (n_threads <= 1) {  /* no parallel region: one thread ran ~20% slower inside one (GCC 12) */
+        work_bufs w = {0};
+        for (int it = 0; it < n_items; ++it) bad += run_item(&a, n_blocks, it, &w);
+        free_bufs(&w);
+        return bad;
+    }
 #pragma omp parallel num_threads(n_threads) reduction(+ : bad)
     {
-        float *buf = NULL, *cval = NULL;
-        uint16_t *lanemask = NULL, *fmask = NULL;
-        uint64_t *anyin = NULL;
-        int32_t *fired = (int32_t *)malloc(sizeof(int32_t) * N);
+        work_bufs w = {0};
 #pragma omp for schedule(dynamic, 1)
-        for (int it = 0; it < n_items; ++it) {
-#if LSM_AVX512
-            if (it < n_blocks) {
-                if (!cval) {
-                    buf = (float *)realloc(buf, sizeof(float) * 6 * (size_t)N * LANES);
-                    cval = (float *)calloc((size_t)n_in * LANES, sizeof(float));
-                    lanemask = (uint16_t *)calloc(n_in, sizeof(uint16_t));
-                    anyin = (uint64_t *)calloc((n_in + 63) / 64, sizeof(uint64_t));
-                    fmask = (uint16_t *)malloc(sizeof(uint16_t) * N);
-                }
-                bad += run_block(&a, it * LANES, buf, cval, lanemask, anyin, fired, fmask);
-                continue;
-            }
-#endif
-            if (!buf) buf = (float *)malloc(sizeof(float) * 6 * (size_t)N);
-            bad += run_sample(&a, n_blocks * LANES + (it - n_blocks), buf, fired);
-        }
-        free(buf); free(cval); free(lanemask); free(anyin); free(fired); free(fmask);
+        for (int it = 0; it < n_items; ++it) bad += run_item(&a, n_blocks, it, &w);
+        free_bufs(&w);
     }
     return bad;
 }
