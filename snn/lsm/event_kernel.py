@@ -3,7 +3,8 @@
 A spiking reservoir is sparse twice over: each neuron reaches ~p·N others, and only a few percent of neurons
 (and input pixels) are active per step. The C kernel walks the CSR rows of the active inputs and spikes only,
 so a step costs (events + spikes) × fan-out instead of a dense ``B x N x N`` matmul, and it runs the whole
-``[T, B]`` simulation in one call (OpenMP over samples). Same equations as
+``[T, B]`` simulation in one call (on AVX-512, blocks of 8 samples share each CSR row read; OpenMP over blocks
+and samples when more than one thread is asked for). Same equations as
 :meth:`snn.lsm.LiquidStateMachine.run` (float32; summation order differs, so a rare threshold tie may differ).
 
 The shared library is compiled on first use with the system C compiler (``$CC``, default ``cc``) into
