@@ -293,3 +293,22 @@ def test_orthonormalise_keeps_the_learned_span_and_makes_the_projection_exact():
     assert principal_angles(s.H[3:], before[3:] - (before[3:] @ old.t()) @ old).max() < 1e-3  # same span
     v = torch.randn(4, 16)
     assert torch.allclose(s.project(s.project(v)), s.project(v), atol=1e-5)  # an exact projector
+
+
+@pytest.mark.parametrize("T, repeated, expect_input", [(3, True, True), (3, False, True), (5, False, False)])
+def test_auto_picks_the_cheaper_projection(T, repeated, expect_input):
+    """'auto' projects the N input rows when N·(2r + out) < 2·out·r (here out 64, r = k = 8: N < 12.8)."""
+    torch.manual_seed(0)
+    lin = nn.Linear(31, 64)  # n = 32 with the bias column
+    h = HLOP(nn.Sequential(lin), k=8)
+    h.begin_task(0)
+    h.end_task()
+    h.begin_task(1)
+    x = torch.rand(4, 31).expand(T, 4, 31) if repeated else torch.rand(T, 4, 31)
+    h.collect(True)
+    lin(x).square().sum().backward()
+    h.collect(False)
+    g = lin.weight.grad.clone()
+    assert h._project_inputs(0, lin, h.subspaces[0]) == expect_input
+    if not expect_input:  # nothing was touched: project_gradients falls back to the gradient
+        assert torch.equal(lin.weight.grad, g)

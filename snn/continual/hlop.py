@@ -226,6 +226,11 @@ class Subspace(nn.Module):
             y = quantise_spikes(y, self.spiking_scale, self.spiking_steps)
         return g - y @ Hf
 
+    def rank_cost(self) -> int:
+        """Multiply-adds per row and feature of :meth:`project`: ``k`` directly, ``n - k`` through the complement."""
+        uses_complement = self.spiking_steps is None and not self.refine_old and 2 * self.n_frozen > self.n
+        return self.n - self.n_frozen if uses_complement else self.n_frozen
+
     def _complement(self) -> torch.Tensor | None:
         """An orthonormal basis ``C`` (``[n, n - k]``) of the complement of the consolidated subspace, used when
         that subspace fills more than half of the space: ``g - (g Hᵀ) H = (g C) Cᵀ`` for orthonormal ``H``, at
@@ -332,7 +337,8 @@ class HLOP(nn.Module):
       (captured by a tensor hook), ``N`` rows projected; a direct-encoded input repeated over the ``T`` steps
       counts its ``B`` distinct rows once (``D = Σ_t δ[t]``), and the projected rows double as the Hebbian
       residual of the same batch;
-      ``'auto'`` (default): per layer and batch, whichever projects fewer rows.
+      ``'auto'`` (default): per layer and batch, whichever costs fewer multiply-adds: ``N (2r + out)`` for
+      the rows against ``2 out r`` for the gradient (``r``: ``k``, or ``n - k`` through the complement).
 
     Use (the :class:`snn.continual.trainer.ContinualTrainer` does this through the ``hlop`` strategy)::
 
@@ -469,12 +475,14 @@ class HLOP(nn.Module):
     def _project_inputs(self, i: int, m: nn.Module, s: Subspace) -> bool:
         """Input projection of layer ``i``: ``grad_W ← grad_W - Dᵀ (X - X̂)``, ``X̂ = X - HᵀHX`` (with the bias
         column when protected). Returns False (nothing done) when the recorded calls and output gradients do not
-        pair up, or, for ``'auto'``, when projecting the gradient is cheaper (fewer rows)."""
+        pair up, or, for ``'auto'``, when projecting the gradient is cheaper."""
         calls, deltas = self._inputs[i], self._deltas[i]
         if len(deltas) != len(calls):
             return False
+        # 'auto': N rows cost N·n·(2r + out) (projection, then Dᵀ(X - X̂)), the gradient 2·out·n·r (r = rank_cost)
+        out, r = m.weight.shape[0], s.rank_cost()
         rows = _distinct_rows(calls, [deltas[c] for c in range(len(calls))],
-                              max_rows=m.weight.shape[0] if self.project == "auto" else None)
+                              max_rows=math.ceil(2 * out * r / (2 * r + out)) if self.project == "auto" else None)
         if rows is None:  # 'auto': projecting the gradient's rows is cheaper
             return False
         X, D, repeated = rows
