@@ -77,9 +77,8 @@ void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
   const bool stream = streams(a.steps, a.n, sizeof(T));
   for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    Scratch<T> scratch(2, len);
-    T* v = scratch[0];
-    T* bb = scratch[1];
+    T* v = a.v_last + i0;  // the states live in the outputs V[T-1], B[T-1]
+    T* bb = a.b_last + i0;
     Sink<T> s(a.spikes, stream), h(a.h_seq, stream);
     copy_n(v, a.v0 + i0, len);
     copy_n(bb, a.b0 + i0, len);
@@ -93,8 +92,6 @@ void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
         record(a.v_seq, off, v + c, m, stream);
       });
     }
-    copy_n(a.v_last + i0, v, len);
-    copy_n(a.b_last + i0, bb, len);
   });
 }
 
@@ -109,9 +106,8 @@ void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
   std::vector<double> partial(a.grad_decay ? chunk_columns(a.n) : 0, 0.0);  // per chunk column
   for_each_block(plan, a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    Scratch<T> scratch(2, len);
-    T* gv = scratch[0];
-    T* gb = scratch[1];
+    T* gv = a.grad_v0 + i0;  // the carried ∂L/∂V, ∂L/∂B live in the outputs ∂L/∂V0, ∂L/∂B0
+    T* gb = a.grad_b0 + i0;
     Sink<T> gx(a.grad_x, stream);
     alignas(64) T gh[kChunk];
     if (a.grad_v_last) copy_n(gv, a.grad_v_last + i0, len);
@@ -135,8 +131,6 @@ void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
         }
       });
     }
-    copy_n(a.grad_v0 + i0, gv, len);
-    copy_n(a.grad_b0 + i0, gb, len);
   });
   if (a.grad_decay) *a.grad_decay = ordered_sum(partial);
 }

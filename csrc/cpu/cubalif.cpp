@@ -61,9 +61,8 @@ void forward_impl(const CubaForward<T>& a, const CubaParams& p, int threads) {
   const bool stream = streams(a.steps, a.n, sizeof(T));
   for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    Scratch<T> scratch(2, len);
-    T* u = scratch[0];
-    T* v = scratch[1];
+    T* u = a.u_last + i0;  // the states live in the outputs U[T-1], V[T-1]
+    T* v = a.v_last + i0;
     Sink<T> s(a.spikes, stream), pre(a.vpre_seq, stream);
     copy_n(u, a.u0 + i0, len);
     copy_n(v, a.v0 + i0, len);
@@ -76,8 +75,6 @@ void forward_impl(const CubaForward<T>& a, const CubaParams& p, int threads) {
         record(a.v_seq, off, v + c, m, stream);
       });
     }
-    copy_n(a.u_last + i0, u, len);
-    copy_n(a.v_last + i0, v, len);
   });
 }
 
@@ -88,9 +85,8 @@ void backward_impl(const CubaBackward<T>& a, const CubaParams& p, int threads) {
   const bool stream = streams(a.steps, a.n, sizeof(T));
   for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    Scratch<T> scratch(2, len);
-    T* gu = scratch[0];
-    T* gv = scratch[1];
+    T* gu = a.grad_u0 + i0;  // the carried gradients live in the outputs ∂L/∂U0, ∂L/∂V0
+    T* gv = a.grad_v0 + i0;
     Sink<T> gx(a.grad_x, stream);
     if (a.grad_u_last) copy_n(gu, a.grad_u_last + i0, len);
     else std::fill(gu, gu + len, T(0));
@@ -105,8 +101,6 @@ void backward_impl(const CubaBackward<T>& a, const CubaParams& p, int threads) {
         gx.flush(off, m);
       });
     }
-    copy_n(a.grad_u0 + i0, gu, len);
-    copy_n(a.grad_v0 + i0, gv, len);
   });
 }
 

@@ -64,8 +64,7 @@ void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
   const bool stream = streams(a.steps, a.n, sizeof(T));
   for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    Scratch<T> scratch(1, len);
-    T* v = scratch[0];
+    T* v = a.v_last + i0;  // the state lives in the output V[T-1]
     Sink<T> s(a.spikes, stream), h(a.h_seq, stream);
     copy_n(v, a.v0 + i0, len);
     for (int64_t t = 0; t < a.steps; ++t) {
@@ -77,7 +76,6 @@ void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
         record(a.v_seq, off, v + c, m, stream);
       });
     }
-    copy_n(a.v_last + i0, v, len);
   });
 }
 
@@ -91,8 +89,7 @@ void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
   std::vector<double> partial(a.grad_decay ? chunk_columns(a.n) : 0, 0.0);  // per chunk column
   for_each_block(plan, a.n, [&](int64_t, int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
-    Scratch<T> scratch(1, len);
-    T* gv = scratch[0];
+    T* gv = a.grad_v0 + i0;  // the carried ∂L/∂V lives in the output ∂L/∂V0
     Sink<T> gx(a.grad_x, stream);
     alignas(64) T gh[kChunk];
     if (a.grad_v_last) copy_n(gv, a.grad_v_last + i0, len);
@@ -112,7 +109,6 @@ void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
         }
       });
     }
-    copy_n(a.grad_v0 + i0, gv, len);
   });
   if (a.grad_decay) *a.grad_decay = ordered_sum(partial);
 }

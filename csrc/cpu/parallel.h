@@ -1,6 +1,6 @@
 // Blocking over neurons for the CPU kernels: the n neurons are cut into one contiguous block
 // per thread (static schedule); each block runs the whole time loop, chunk by chunk
-// (cpu/chunks.h), with its state in a per-thread scratch array. Blocks are as long as the
+// (cpu/chunks.h), with its state in the output arrays of the last state (V[T-1], ...). Blocks are as long as the
 // thread count allows because every time step of a block is a separate stream in memory and
 // long streams are what the hardware prefetchers and DRAM pages reward: measured on the 2-core
 // EPYC (T=16, N=1M, one thread), a LIF-like step loop took 4.4 ms with 128k-neuron blocks and
@@ -72,23 +72,6 @@ inline void for_each_block(const Blocking& plan, int64_t n, F&& fn) {
     stream_fence();  // this thread's streaming stores land before the join
   }
 }
-
-// `k` scratch arrays of `len` elements for one block, carved from a buffer that belongs to
-// the calling thread and only grows: no allocation per call. (A fresh >= 128 KiB buffer from
-// glibc's malloc is a new mmap whose first touch page-faults; measured, that was a quarter
-// of a 1M-neuron LIF forward.) At most one Scratch<T> per thread may be alive at a time.
-template <typename T>
-struct Scratch {
-  T* base;
-  int64_t len;
-  Scratch(int64_t k, int64_t len_) : len(len_) {
-    thread_local std::vector<T> arena;
-    const size_t need = static_cast<size_t>(k * len_);
-    if (arena.size() < need) arena.resize(need);
-    base = arena.data();
-  }
-  T* operator[](int64_t i) { return base + i * len; }
-};
 
 // Sum of partial sums (one per chunk column) in order: deterministic whatever the thread count.
 inline double ordered_sum(const std::vector<double>& partial) {
