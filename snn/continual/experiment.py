@@ -34,7 +34,7 @@ DEFAULTS = {
     # HLOP's forgetting stays near -2 points whatever k (see benchmarks/RESULTS.md)
     "pfmnist": dict(_COMMON, n_tasks=10, hidden=(512, 512), hlop_k_first=(100, 160, 160), hlop_k_rest=(70, 40, 40)),
     # 5 tasks of 2 classes, a head per task: protect the body only
-    "sfmnist": dict(_COMMON, n_tasks=5, hidden=(256, 256), hlop_k_first=(80, 60), hlop_k_rest=(60, 40)),
+    "sfmnist": dict(_COMMON, n_tasks=5, hidden=(256, 256), hlop_k_first=(60, 40), hlop_k_rest=(40, 20)),
 }
 # 8x8 digits: 64 inputs drive the hidden LIF neurons less, so their threshold is lower
 DEFAULTS["pdigits"] = dict(DEFAULTS["pfmnist"], n_tasks=4, hidden=(128, 128), epochs=5, batch_size=32, v_threshold=0.5,
