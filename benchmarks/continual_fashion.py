@@ -1,8 +1,8 @@
 """Continual learning on Fashion-MNIST: every method side by side (issue 7).
 
 Permuted Fashion-MNIST (10 tasks, shared head) and split Fashion-MNIST (5 tasks of 2 classes, a head per
-task) with a spiking MLP 784-256-256 trained by BPTT (T=4); methods: fine-tune, EWC, replay, HLOP,
-HLOP+replay, multitask. For each (benchmark, method) it writes ``<out>/<benchmark>-<method>.json`` (matrix,
+task) with a spiking MLP (784-512-512 permuted, 784-256-256 split) trained by BPTT (T=4); methods: fine-tune,
+EWC, replay, HLOP, HLOP+replay, multitask. For each (benchmark, method) it writes ``<out>/<benchmark>-<method>.json`` (matrix,
 ACC, BWT, times, settings) and ``.png`` (heatmap), then ``<out>/summary.md`` with the tables and the goals.
 
 The defaults are the full configuration (:data:`snn.continual.experiment.DEFAULTS`: all 60,000 training and
