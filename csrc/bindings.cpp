@@ -11,6 +11,7 @@
 #include <string>
 #include <tuple>
 
+#include "cpu/chunks.h"
 #include "cpu/cpu_kernels.h"
 #include "neuron_math.h"
 #include "neuron_params.h"
@@ -273,6 +274,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("with_cuda") = false;
 #endif
   namespace py = pybind11;
+  m.def(
+      "set_stream_threshold",
+      [](int64_t bytes) {
+        TORCH_CHECK(bytes >= 0, "snn._C.set_stream_threshold: bytes must be >= 0, got ", bytes);
+        const int64_t previous = snn::cpu::stream_threshold();
+        snn::cpu::stream_threshold() = bytes;
+        return previous;
+      },
+      "Outputs of at least this many bytes are written with streaming stores; returns the previous value",
+      py::arg("bytes"));
   m.def("lif_forward", &lif_forward, "IF/LIF/PLIF multi-step forward -> (spikes, v_last, h_seq?, v_seq?)",
         py::arg("x"), py::arg("v0"), py::arg("decay"), py::arg("v_threshold"), py::arg("v_reset"),
         py::arg("hard_reset"), py::arg("decay_input"), py::arg("save_h"), py::arg("record_v"));

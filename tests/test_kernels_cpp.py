@@ -265,16 +265,26 @@ def test_cubalif_gradcheck_and_strict_threshold():
 
 
 # ---------------------------------------------------------------------------------------- large outputs
-# Outputs of >= 16 MiB take the streaming-store path (csrc/cpu/chunks.h); n not a multiple of the
-# chunk or of the vector width, several threads, every saved/recorded sequence and the PLIF decay
-# gradient: still the reference's spikes and gradients.
-LARGE = (2, (1 << 21) + 37)  # 2 x 2,097,189 float32 = 16.8 MB per sequence
+# Outputs above a size threshold (48 MiB by default) take the streaming-store path
+# (csrc/cpu/chunks.h); the test lowers the threshold to 1 MiB. n not a multiple of the chunk or of
+# the vector width, several threads, every saved/recorded sequence and the PLIF decay gradient:
+# still the reference's spikes and gradients.
+LARGE = (2, (1 << 18) + 37)  # 2 x 262,181 float32 = 2.1 MB per sequence
+
+
+@pytest.fixture
+def low_stream_threshold():
+    from snn import _C
+    previous = _C.set_stream_threshold(1 << 20)
+    assert previous == 48 << 20
+    yield
+    _C.set_stream_threshold(previous)
 
 
 @pytest.mark.parametrize("family", ["lif", "alif", "cubalif"])
-def test_large_outputs_stream_and_match(family):
+def test_large_outputs_stream_and_match(family, low_stream_threshold):
     x, v0 = _inputs(LARGE, torch.float32, 21)
-    assert x[0].numel() * x.shape[0] * 4 >= 16 << 20
+    assert x[0].numel() * x.shape[0] * 4 >= 1 << 20
     sur = sg.Sigmoid(3.0)
     if family == "lif":
         d = torch.tensor(0.4, requires_grad=True)
