@@ -274,6 +274,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("with_cuda") = false;
 #endif
   namespace py = pybind11;
+  m.def("streaming_isa", &snn::cpu::streaming_isa,
+        "Streaming (non-temporal) stores in use: 2 AVX-512F, 1 AVX, 0 none (ordinary copies)");
   m.def(
       "set_stream_threshold",
       [](int64_t bytes) {

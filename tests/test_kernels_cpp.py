@@ -281,6 +281,16 @@ def low_stream_threshold():
     _C.set_stream_threshold(previous)
 
 
+def test_streaming_stores_are_compiled_in_where_the_cpu_has_them():
+    """The streaming path silently degrading to plain copies (as it once did) must fail a test."""
+    import platform
+    from snn import _C
+    flags = open("/proc/cpuinfo").read().split() if platform.system() == "Linux" else []
+    if platform.machine() != "x86_64" or "avx" not in flags:
+        pytest.skip("streaming stores are x86 AVX only")
+    assert _C.streaming_isa() == (2 if "avx512f" in flags else 1)
+
+
 @pytest.mark.parametrize("family", ["lif", "alif", "cubalif"])
 def test_large_outputs_stream_and_match(family, low_stream_threshold):
     x, v0 = _inputs(LARGE, torch.float32, 21)
