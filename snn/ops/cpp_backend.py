@@ -174,6 +174,7 @@ class LIFFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, v0, decay_t, cfg):
+        ctx.set_materialize_grads(False)  # unused outputs' gradients stay None: no zero tensors
         c = cfg
         s, v_last, h_seq, v_seq = _C.lif_forward(x, v0, c["decay"], c["v_threshold"], c["v_reset"], c["hard"],
                                                  c["decay_input"], True, c["record_v"])
@@ -231,6 +232,7 @@ class ALIFFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, v0, b0, decay_t, cfg):
+        ctx.set_materialize_grads(False)  # unused outputs' gradients stay None: no zero tensors
         c = cfg
         s, v_last, b_last, h_seq, b_seq, v_seq = _C.alif_forward(
             x, v0, b0, c["decay"], c["rho"], c["beta"], c["v_threshold"], c["v_reset"], c["hard"], c["decay_input"],
@@ -286,6 +288,7 @@ class CUBALIFFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, u0, v0, cfg):
+        ctx.set_materialize_grads(False)  # unused outputs' gradients stay None: no zero tensors
         c = cfg
         s, u_last, v_last, vpre, v_seq = _C.cubalif_forward(x, u0, v0, c["cu"], c["cv"], c["v_threshold"], c["bias"],
                                                             True, c["record_v"])
