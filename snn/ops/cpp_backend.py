@@ -20,7 +20,8 @@ backward runs the reverse time loop in one kernel. The results equal the torch r
 * shared machines: with more runnable threads than cores, OpenMP's spin-waiting threads make
   every parallel region (ours and torch's) wait for a descheduled thread; set
   ``OMP_WAIT_POLICY=passive`` before Python starts there (measured: ``snn demo`` under load
-  average 4 on 2 cores, 31.7 s of training with the default policy, 6.6 s passive).
+  average 4 on 2 cores, 31.7 s of training with the default policy, 6.6 s passive; idle: 1.2 s
+  default, 2.6 s passive).
 * page faults: a fresh multi-megabyte output from glibc's default ``malloc`` is a new
   ``mmap`` whose first touch page-faults (about 20 ms per 64 MB here, more than the kernel
   itself). When this backend loads it raises glibc's ``M_MMAP_THRESHOLD`` and
