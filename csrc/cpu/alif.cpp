@@ -75,7 +75,7 @@ void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
   const T d = T(p.lif.decay), vr = T(p.lif.v_reset), vth = T(p.lif.v_threshold);
   const T rho = T(p.rho), beta = T(p.beta);
   const bool stream = streams(a.steps, a.n, sizeof(T));
-  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     T* v = a.v_last + i0;  // the states live in the outputs V[T-1], B[T-1]
     T* bb = a.b_last + i0;
@@ -102,9 +102,8 @@ void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
   const T keep = p.lif.detach_reset ? T(0) : T(1);
   const T one_minus_d = T(1) - d, dhdx = lif_dh_dx<DI, T>(d);
   const bool stream = streams(a.steps, a.n, sizeof(T));
-  const Blocking plan = plan_blocks(a.n, a.steps, threads);
   std::vector<double> partial(a.grad_decay ? chunk_columns(a.n) : 0, 0.0);  // per chunk column
-  for_each_block(plan, a.n, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     T* gv = a.grad_v0 + i0;  // the carried ∂L/∂V, ∂L/∂B live in the outputs ∂L/∂V0, ∂L/∂B0
     T* gb = a.grad_b0 + i0;

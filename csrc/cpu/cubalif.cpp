@@ -59,7 +59,7 @@ template <typename T>
 void forward_impl(const CubaForward<T>& a, const CubaParams& p, int threads) {
   const T cu = T(p.cu), cv = T(p.cv), vth = T(p.v_threshold), bias = T(p.bias);
   const bool stream = streams(a.steps, a.n, sizeof(T));
-  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     T* u = a.u_last + i0;  // the states live in the outputs U[T-1], V[T-1]
     T* v = a.v_last + i0;
@@ -83,7 +83,7 @@ void backward_impl(const CubaBackward<T>& a, const CubaParams& p, int threads) {
   const T cu = T(p.cu), cv = T(p.cv), vth = T(p.v_threshold), alpha = T(p.alpha);
   const T keep = p.detach_reset ? T(0) : T(1);
   const bool stream = streams(a.steps, a.n, sizeof(T));
-  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     T* gu = a.grad_u0 + i0;  // the carried gradients live in the outputs ∂L/∂U0, ∂L/∂V0
     T* gv = a.grad_v0 + i0;

@@ -62,7 +62,7 @@ template <bool DI, bool HARD, typename T>
 void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
   const T d = T(p.decay), vr = T(p.v_reset), vth = T(p.v_threshold);
   const bool stream = streams(a.steps, a.n, sizeof(T));
-  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     T* v = a.v_last + i0;  // the state lives in the output V[T-1]
     Sink<T> s(a.spikes, stream), h(a.h_seq, stream);
@@ -85,9 +85,8 @@ void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
   const T keep = p.detach_reset ? T(0) : T(1);
   const T one_minus_d = T(1) - d, dhdx = lif_dh_dx<DI, T>(d);
   const bool stream = streams(a.steps, a.n, sizeof(T));
-  const Blocking plan = plan_blocks(a.n, a.steps, threads);
   std::vector<double> partial(a.grad_decay ? chunk_columns(a.n) : 0, 0.0);  // per chunk column
-  for_each_block(plan, a.n, [&](int64_t, int64_t i0, int64_t i1) {
+  for_each_block(plan_blocks(a.n, a.steps, threads), a.n, [&](int64_t i0, int64_t i1) {
     const int64_t len = i1 - i0;
     T* gv = a.grad_v0 + i0;  // the carried ∂L/∂V lives in the output ∂L/∂V0
     Sink<T> gx(a.grad_x, stream);

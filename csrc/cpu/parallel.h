@@ -1,12 +1,13 @@
 // Blocking over neurons for the CPU kernels: the n neurons are cut into one contiguous block
 // per thread (static schedule); each block runs the whole time loop, chunk by chunk
-// (cpu/chunks.h), with its state in the output arrays of the last state (V[T-1], ...). Blocks are as long as the
-// thread count allows because every time step of a block is a separate stream in memory and
-// long streams are what the hardware prefetchers and DRAM pages reward: measured on the 2-core
-// EPYC (T=16, N=1M, one thread), a LIF-like step loop took 4.4 ms with 128k-neuron blocks and
-// 3.0 ms with 512k (16k: 4.9 ms), although the state then lives in L3 rather than L2.
-// Block edges fall on multiples of kChunk, so anything reduced per chunk column (the PLIF
-// decay gradient) is summed in the same order for any thread count.
+// (cpu/chunks.h), with its state in the outputs that return it (V[T-1], ∂L/∂V0, ...).
+// Blocks are as long as the thread count allows because every time step of a block is a
+// separate stream in memory and long streams are what the hardware prefetchers and DRAM
+// pages reward: measured on the 2-core EPYC (T=16, N=1M, one thread), a LIF-like step loop
+// took 4.4 ms with 128k-neuron blocks and 3.0 ms with 512k (16k: 4.9 ms), although the state
+// then lives in L3 rather than L2. Block edges fall on multiples of kChunk, so anything
+// reduced per chunk column (the PLIF decay gradient) is summed in the same order for any
+// thread count.
 #pragma once
 
 #include <algorithm>
@@ -57,18 +58,18 @@ inline Blocking plan_blocks(int64_t n, int64_t steps, int threads) {
 // Number of chunk columns of n neurons: one partial sum each for reductions over neurons.
 inline int64_t chunk_columns(int64_t n) { return (n + kChunk - 1) / kChunk; }
 
-// fn(block_index, begin, end) for every block of the plan.
+// fn(begin, end) for every block of the plan.
 template <typename F>
 inline void for_each_block(const Blocking& plan, int64_t n, F&& fn) {
   const int64_t nb = plan.count, size = plan.size;
   if (plan.threads == 1) {
-    for (int64_t b = 0; b < nb; ++b) fn(b, b * size, std::min(n, (b + 1) * size));
+    for (int64_t b = 0; b < nb; ++b) fn(b * size, std::min(n, (b + 1) * size));
     stream_fence();
     return;
   }
 #pragma omp parallel for num_threads(plan.threads) schedule(static)
   for (int64_t b = 0; b < nb; ++b) {
-    fn(b, b * size, std::min(n, (b + 1) * size));
+    fn(b * size, std::min(n, (b + 1) * size));
     stream_fence();  // this thread's streaming stores land before the join
   }
 }

@@ -14,7 +14,7 @@ backward runs the reverse time loop in one kernel. The results equal the torch r
 * threads: ``torch.get_num_threads()`` OpenMP threads, one contiguous block of neurons each
   (fewer for small problems), the time loop inside each block, walked in chunks of 1024
   neurons; the PLIF decay gradient is reduced from per-chunk partial sums in order
-  (deterministic for any thread count). Outputs of 16 MiB or more are written with
+  (deterministic for any thread count). Outputs of 48 MiB or more (above L3) are written with
   non-temporal (streaming) stores, smaller ones with ordinary stores so the next layer finds
   them in cache (``csrc/cpu/chunks.h``, ``parallel.h``).
 * shared machines: with more runnable threads than cores, OpenMP's spin-waiting threads make
