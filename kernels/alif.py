@@ -19,15 +19,14 @@ reset terms in ``gS`` are dropped with ``detach_reset``)::
     gθ  = -gZ  (soft: - gV·S)
     gB  = ρ·gB + β·gθ;   gX[t] = gH·d or gH;   gd += gH·∂H/∂d;   gV = gH·(1 - d)
 
-The forward with gradients saves ``H`` and ``B`` (input dtype); spikes and ``V[t-1]`` are
-recomputed from them. For 16-bit inputs it saves ``Z = H - θ`` in place of ``H`` (precise near the
-threshold, where σ' is steep) and the spikes are read from the output. ``params`` (float64) =
-``[V_th, V_r, a, c, ρ, β]``.
+The forward with gradients saves ``H`` and ``B`` (input dtype; ``Z = H - θ`` in place of ``H`` for
+16-bit inputs, see :mod:`.steps`); spikes and ``V[t-1]`` are recomputed from them. ``params``
+(float64) = ``[V_th, V_r, a, c, ρ, β]``.
 """
 import triton
 import triton.language as tl
 
-from .lif import _decay_grad_step, _unpack
+from .steps import before, charge, decay_grad_step, load_or_zero, load_saved, program_block, reset, store_saved
 from .surrogate import surrogate_grad
 
 
@@ -36,9 +35,7 @@ def alif_fwd_kernel(x_ptr, v0_ptr, b0_ptr, decay_ptr, params_ptr, s_ptr, vlast_p
                     h_ptr, bseq_ptr, T, N,
                     CDT: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
                     RECORD_V: tl.constexpr, SAVE: tl.constexpr, SAVED_Z: tl.constexpr, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    pid, offs, mask = program_block(N, BLOCK)
     d = tl.load(decay_ptr).to(CDT)
     vth = tl.load(params_ptr).to(CDT)
     vr = tl.load(params_ptr + 1).to(CDT)
@@ -52,28 +49,18 @@ def alif_fwd_kernel(x_ptr, v0_ptr, b0_ptr, decay_ptr, params_ptr, s_ptr, vlast_p
     hp = h_ptr + offs
     bp = bseq_ptr + offs
     # X[t+1] is loaded while step t computes, so one load is always in flight per thread
-    zero = tl.zeros([BLOCK], tl.int32)
-    x_next = tl.load(xp, mask=mask & ((zero + T) > 0), other=0.0)
+    x_next = tl.load(xp, mask=before(mask, 0, T, BLOCK), other=0.0)
     for t in range(T):
         x = x_next.to(CDT)
-        x_next = tl.load(xp + N, mask=mask & ((zero + t + 1) < T), other=0.0)
-        if DECAY_INPUT:
-            h = v + (x - (v - vr)) * d
-        else:
-            h = v - (v - vr) * d + x
+        x_next = tl.load(xp + N, mask=before(mask, t + 1, T, BLOCK), other=0.0)
+        h = charge(v, x, d, vr, DECAY_INPUT)
         theta = vth + beta * b
         s = ((h - theta) >= 0).to(CDT)
-        if HARD:
-            v = h * (1.0 - s) + vr * s
-        else:
-            v = h - theta * s
+        v = reset(h, s, theta, vr, HARD)
         b = rho * b + s
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE:
-            if SAVED_Z:
-                tl.store(hp, (h - theta).to(h_ptr.dtype.element_ty), mask=mask)
-            else:
-                tl.store(hp, h.to(h_ptr.dtype.element_ty), mask=mask)
+            store_saved(hp, h, theta, mask, SAVED_Z)
             tl.store(bp, b.to(bseq_ptr.dtype.element_ty), mask=mask)
             hp += N
             bp += N
@@ -93,9 +80,7 @@ def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, pa
                     DETACH: tl.constexpr, HAS_GS: tl.constexpr, HAS_GVSEQ: tl.constexpr,
                     HAS_GVLAST: tl.constexpr, HAS_GBLAST: tl.constexpr, SAVED_Z: tl.constexpr,
                     GRAD_D: tl.constexpr, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    pid, offs, mask = program_block(N, BLOCK)
     d = tl.load(decay_ptr).to(CDT)
     vth = tl.load(params_ptr).to(CDT)
     vr = tl.load(params_ptr + 1).to(CDT)
@@ -103,14 +88,8 @@ def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, pa
     c = tl.load(params_ptr + 3).to(CDT)
     rho = tl.load(params_ptr + 4).to(CDT)
     beta = tl.load(params_ptr + 5).to(CDT)
-    if HAS_GVLAST:
-        gv = tl.load(gvlast_ptr + offs, mask=mask, other=0.0).to(CDT)
-    else:
-        gv = tl.zeros([BLOCK], CDT)
-    if HAS_GBLAST:
-        gb = tl.load(gblast_ptr + offs, mask=mask, other=0.0).to(CDT)
-    else:
-        gb = tl.zeros([BLOCK], CDT)
+    gv = load_or_zero(gvlast_ptr + offs, mask, HAS_GVLAST, CDT, BLOCK)
+    gb = load_or_zero(gblast_ptr + offs, mask, HAS_GBLAST, CDT, BLOCK)
     b0 = tl.load(b0_ptr + offs, mask=mask, other=0.0).to(CDT)
     if GRAD_D:
         v0 = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(CDT)
@@ -123,25 +102,17 @@ def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, pa
     gsp = gs_ptr + last + offs
     gvp = gvseq_ptr + last + offs
     gxp = gx_ptr + last + offs
-    zero = tl.zeros([BLOCK], tl.int32)
-    m = mask & ((zero + T) > 0)
-    m1 = mask & ((zero + T) > 1)
+    m = before(mask, 0, T, BLOCK)
+    m1 = before(mask, 1, T, BLOCK)
     bprev = tl.where(m1, tl.load(bp, mask=m1, other=0.0).to(CDT), b0)
     theta = vth + beta * bprev
-    h, z = _unpack(tl.load(hp, mask=m, other=0.0).to(CDT), theta, SAVED_Z)
-    if SAVED_Z:
-        s = tl.load(sp, mask=m, other=0.0).to(CDT)
-    else:
-        s = (z >= 0).to(CDT)
+    h, z, s = load_saved(hp, sp, theta, m, SAVED_Z, False, CDT)
     for i in range(T):
         t = T - 1 - i
         sg = surrogate_grad(z, a, c, KIND)
         if HAS_GVSEQ:
             gv += tl.load(gvp, mask=mask, other=0.0).to(CDT)
-        if HAS_GS:
-            gsum = tl.load(gsp, mask=mask, other=0.0).to(CDT) + gb
-        else:
-            gsum = gb
+        gsum = load_or_zero(gsp, mask, HAS_GS, CDT, BLOCK) + gb
         if not DETACH:
             if HARD:
                 gsum += gv * (vr - h)
@@ -161,17 +132,13 @@ def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, pa
             gx = gh
         tl.store(gxp, gx.to(gx_ptr.dtype.element_ty), mask=mask)
         # H[t-1], B[t-2], S[t-1] for the next step (nothing at t = 0; B[-1] = b_init)
-        mprev = mask & ((zero + t) > 0)
-        mprev2 = mask & ((zero + t) > 1)
+        mprev = before(mask, 0, t, BLOCK)
+        mprev2 = before(mask, 1, t, BLOCK)
         bq = tl.where(mprev2, tl.load(bp - N, mask=mprev2, other=0.0).to(CDT), b0)
         thq = vth + beta * bq
-        hq, zq = _unpack(tl.load(hp - N, mask=mprev, other=0.0).to(CDT), thq, SAVED_Z)
-        if SAVED_Z:
-            sq = tl.load(sp - N, mask=mprev, other=0.0).to(CDT)
-        else:
-            sq = (zq >= 0).to(CDT)
+        hq, zq, sq = load_saved(hp - N, sp - N, thq, mprev, SAVED_Z, False, CDT)
         if GRAD_D:
-            gd += _decay_grad_step(gh, hq, sq, thq, vr, v0, xp, mprev, mask, HARD, DECAY_INPUT, CDT)
+            gd += decay_grad_step(gh, hq, sq, thq, vr, v0, xp, mprev, mask, HARD, DECAY_INPUT, CDT)
         gv = gh * (1.0 - d)
         h = hq
         z = zq

@@ -14,15 +14,14 @@ Backward (reverse time; ``gU``, ``gV`` carry ∂L/∂U[t] from step t+1 and ∂L
     gH  = gV·(1 - S) + (gS - gV·H)·σ'
     gU += gH;   gX[t] = gU;   gU = gU·(1 - du);   gV = gH·(1 - dv)
 
-The forward with gradients saves only ``H`` (input dtype); spikes are recomputed from it. For
-16-bit inputs it saves ``Z = H - V_th`` instead (precise near the threshold, where σ' is steep) and
-the spikes are read from the output. ``params`` (float64) = ``[1 - du, 1 - dv, bias, V_th, a, c]``
+The forward with gradients saves only ``H`` (input dtype; ``Z = H - V_th`` for 16-bit inputs, see
+:mod:`.steps`); spikes are recomputed from it. ``params`` (float64) = ``[1 - du, 1 - dv, bias, V_th, a, c]``
 (``1 - du`` formed in double precision on the host, as the reference does).
 """
 import triton
 import triton.language as tl
 
-from .lif import _unpack
+from .steps import before, grad_h, load_or_zero, load_saved, program_block, store_saved
 from .surrogate import surrogate_grad
 
 
@@ -30,9 +29,7 @@ from .surrogate import surrogate_grad
 def cubalif_fwd_kernel(x_ptr, u0_ptr, v0_ptr, params_ptr, s_ptr, ulast_ptr, vlast_ptr, vseq_ptr, h_ptr, T, N,
                        CDT: tl.constexpr, RECORD_V: tl.constexpr, SAVE_H: tl.constexpr, SAVED_Z: tl.constexpr,
                        BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    pid, offs, mask = program_block(N, BLOCK)
     cdu = tl.load(params_ptr).to(CDT)
     cdv = tl.load(params_ptr + 1).to(CDT)
     bias = tl.load(params_ptr + 2).to(CDT)
@@ -44,21 +41,17 @@ def cubalif_fwd_kernel(x_ptr, u0_ptr, v0_ptr, params_ptr, s_ptr, ulast_ptr, vlas
     vp = vseq_ptr + offs
     hp = h_ptr + offs
     # X[t+1] is loaded while step t computes, so one load is always in flight per thread
-    zero = tl.zeros([BLOCK], tl.int32)
-    x_next = tl.load(xp, mask=mask & ((zero + T) > 0), other=0.0)
+    x_next = tl.load(xp, mask=before(mask, 0, T, BLOCK), other=0.0)
     for t in range(T):
         x = x_next.to(CDT)
-        x_next = tl.load(xp + N, mask=mask & ((zero + t + 1) < T), other=0.0)
+        x_next = tl.load(xp + N, mask=before(mask, t + 1, T, BLOCK), other=0.0)
         u = u * cdu + x
         h = v * cdv + u + bias
         s = ((h - vth) > 0).to(CDT)
         v = h * (1.0 - s)
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE_H:
-            if SAVED_Z:
-                tl.store(hp, (h - vth).to(h_ptr.dtype.element_ty), mask=mask)
-            else:
-                tl.store(hp, h.to(h_ptr.dtype.element_ty), mask=mask)
+            store_saved(hp, h, vth, mask, SAVED_Z)
             hp += N
         if RECORD_V:
             tl.store(vp, v.to(vseq_ptr.dtype.element_ty), mask=mask)
@@ -75,22 +68,14 @@ def cubalif_bwd_kernel(h_ptr, s_ptr, params_ptr, gs_ptr, gvseq_ptr, gulast_ptr, 
                        CDT: tl.constexpr, KIND: tl.constexpr, DETACH: tl.constexpr, HAS_GS: tl.constexpr,
                        HAS_GVSEQ: tl.constexpr, HAS_GULAST: tl.constexpr, HAS_GVLAST: tl.constexpr,
                        SAVED_Z: tl.constexpr, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    pid, offs, mask = program_block(N, BLOCK)
     cdu = tl.load(params_ptr).to(CDT)
     cdv = tl.load(params_ptr + 1).to(CDT)
     vth = tl.load(params_ptr + 3).to(CDT)
     a = tl.load(params_ptr + 4).to(CDT)
     c = tl.load(params_ptr + 5).to(CDT)
-    if HAS_GULAST:
-        gu = tl.load(gulast_ptr + offs, mask=mask, other=0.0).to(CDT)
-    else:
-        gu = tl.zeros([BLOCK], CDT)
-    if HAS_GVLAST:
-        gv = tl.load(gvlast_ptr + offs, mask=mask, other=0.0).to(CDT)
-    else:
-        gv = tl.zeros([BLOCK], CDT)
+    gu = load_or_zero(gulast_ptr + offs, mask, HAS_GULAST, CDT, BLOCK)
+    gv = load_or_zero(gvlast_ptr + offs, mask, HAS_GVLAST, CDT, BLOCK)
     # ``last`` = (T-1)·N, passed from the host so it is 64-bit when it must be.
     hp = h_ptr + last + offs
     sp = s_ptr + last + offs
@@ -98,22 +83,12 @@ def cubalif_bwd_kernel(h_ptr, s_ptr, params_ptr, gs_ptr, gvseq_ptr, gulast_ptr, 
     gvp = gvseq_ptr + last + offs
     gxp = gx_ptr + last + offs
     for _i in range(T):
-        h, z = _unpack(tl.load(hp, mask=mask, other=0.0).to(CDT), vth, SAVED_Z)
-        if SAVED_Z:
-            s = tl.load(sp, mask=mask, other=0.0).to(CDT)
-        else:
-            s = (z > 0).to(CDT)
+        h, z, s = load_saved(hp, sp, vth, mask, SAVED_Z, True, CDT)
         sg = surrogate_grad(z, a, c, KIND)
         if HAS_GVSEQ:
             gv += tl.load(gvp, mask=mask, other=0.0).to(CDT)
-        if HAS_GS:
-            gs = tl.load(gsp, mask=mask, other=0.0).to(CDT)
-        else:
-            gs = tl.zeros([BLOCK], CDT)
-        if DETACH:
-            gh = gv * (1.0 - s) + gs * sg
-        else:
-            gh = gv * (1.0 - s) + (gs - gv * h) * sg
+        gs = load_or_zero(gsp, mask, HAS_GS, CDT, BLOCK)
+        gh = grad_h(gv, gs, s, h, sg, vth, 0.0, True, DETACH)  # the hard reset to V_r = 0: gS + gV·(0 - H)
         gu += gh
         tl.store(gxp, gu.to(gx_ptr.dtype.element_ty), mask=mask)
         gu = gu * cdu

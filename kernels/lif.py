@@ -24,17 +24,17 @@ the reset's σ' terms)::
     gV    = gH·(1 - d)                   → ∂L/∂v_init after t = 0
 
 Layout: ``x`` is ``[T, N]`` contiguous; one program owns ``BLOCK`` neurons and loops over time,
-keeping the state in registers. The forward with gradients saves ``H`` (input dtype); spikes and
-``V[t-1]`` are recomputed from it. For 16-bit inputs (``SAVED_Z``) it saves ``Z = H - V_th``
-instead, which 16 bits hold precisely near the threshold where σ' is steep (H would carry an
-absolute error of ~|H|·2⁻⁸ in bfloat16 into σ'), and the spikes are read from the output. The
-decay gradient is one partial sum per program, summed on the host (deterministic).
+keeping the state in registers. The forward with gradients saves ``H`` (input dtype; ``Z = H - V_th``
+for 16-bit inputs, see :mod:`.steps`); spikes and ``V[t-1]`` are recomputed from it. The decay
+gradient is one partial sum per program, summed on the host (deterministic).
 ``params`` (float64) = ``[V_th, V_r, a, c]``, the surrogate constants ``a, c`` as in
 :mod:`snn.kernels.surrogate`; ``decay`` points at one element.
 """
 import triton
 import triton.language as tl
 
+from .steps import (before, charge, decay_grad_step, grad_h, load_or_zero, load_saved, program_block, reset,
+                    store_saved)
 from .surrogate import surrogate_grad
 
 
@@ -43,9 +43,7 @@ def lif_fwd_kernel(x_ptr, v0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, vseq_
                    CDT: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
                    RECORD_V: tl.constexpr, SAVE_H: tl.constexpr, SAVED_Z: tl.constexpr,
                    BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    pid, offs, mask = program_block(N, BLOCK)
     d = tl.load(decay_ptr).to(CDT)
     vth = tl.load(params_ptr).to(CDT)
     vr = tl.load(params_ptr + 1).to(CDT)
@@ -55,26 +53,16 @@ def lif_fwd_kernel(x_ptr, v0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, vseq_
     vp = vseq_ptr + offs
     hp = h_ptr + offs
     # X[t+1] is loaded while step t computes, so one load is always in flight per thread
-    zero = tl.zeros([BLOCK], tl.int32)
-    x_next = tl.load(xp, mask=mask & ((zero + T) > 0), other=0.0)
+    x_next = tl.load(xp, mask=before(mask, 0, T, BLOCK), other=0.0)
     for t in range(T):
         x = x_next.to(CDT)
-        x_next = tl.load(xp + N, mask=mask & ((zero + t + 1) < T), other=0.0)
-        if DECAY_INPUT:
-            h = v + (x - (v - vr)) * d
-        else:
-            h = v - (v - vr) * d + x
+        x_next = tl.load(xp + N, mask=before(mask, t + 1, T, BLOCK), other=0.0)
+        h = charge(v, x, d, vr, DECAY_INPUT)
         s = ((h - vth) >= 0).to(CDT)
-        if HARD:
-            v = h * (1.0 - s) + vr * s
-        else:
-            v = h - vth * s
+        v = reset(h, s, vth, vr, HARD)
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE_H:
-            if SAVED_Z:
-                tl.store(hp, (h - vth).to(h_ptr.dtype.element_ty), mask=mask)
-            else:
-                tl.store(hp, h.to(h_ptr.dtype.element_ty), mask=mask)
+            store_saved(hp, h, vth, mask, SAVED_Z)
             hp += N
         if RECORD_V:
             tl.store(vp, v.to(vseq_ptr.dtype.element_ty), mask=mask)
@@ -85,49 +73,19 @@ def lif_fwd_kernel(x_ptr, v0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, vseq_
 
 
 @triton.jit
-def _decay_grad_step(gh, hq, sq, theta, vr, v0, xp, mprev, mask, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
-                     CDT: tl.constexpr):
-    """gH·∂H/∂d of one step, with V[t-1] recomputed as the reset of H[t-1] (threshold ``theta``), or v_init at
-    t = 0: ``gH·(X - (V[t-1] - V_r))`` (decay_input) or ``-gH·(V[t-1] - V_r)``. Shared by LIF and ALIF."""
-    if HARD:
-        vq = hq * (1.0 - sq) + vr * sq
-    else:
-        vq = hq - theta * sq
-    vprev = tl.where(mprev, vq, v0)
-    if DECAY_INPUT:
-        x = tl.load(xp, mask=mask, other=0.0).to(CDT)
-        return tl.where(mask, gh * (x - (vprev - vr)), 0.0)
-    return tl.where(mask, -(gh * (vprev - vr)), 0.0)
-
-
-@triton.jit
-def _unpack(r, theta, SAVED_Z: tl.constexpr):
-    """(H, Z = H - θ) from a saved value: H itself, or Z for 16-bit inputs."""
-    if SAVED_Z:
-        return r + theta, r
-    else:
-        return r, r - theta
-
-
-@triton.jit
 def lif_bwd_kernel(h_ptr, s_ptr, x_ptr, v0_ptr, decay_ptr, params_ptr, gs_ptr, gvseq_ptr, gvlast_ptr,
                    gx_ptr, gv0_ptr, gd_ptr, T, N, last,
                    CDT: tl.constexpr, KIND: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
                    DETACH: tl.constexpr, HAS_GS: tl.constexpr, HAS_GVSEQ: tl.constexpr,
                    HAS_GVLAST: tl.constexpr, SAVED_Z: tl.constexpr, GRAD_D: tl.constexpr,
                    BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    pid, offs, mask = program_block(N, BLOCK)
     d = tl.load(decay_ptr).to(CDT)
     vth = tl.load(params_ptr).to(CDT)
     vr = tl.load(params_ptr + 1).to(CDT)
     a = tl.load(params_ptr + 2).to(CDT)
     c = tl.load(params_ptr + 3).to(CDT)
-    if HAS_GVLAST:
-        gv = tl.load(gvlast_ptr + offs, mask=mask, other=0.0).to(CDT)
-    else:
-        gv = tl.zeros([BLOCK], CDT)
+    gv = load_or_zero(gvlast_ptr + offs, mask, HAS_GVLAST, CDT, BLOCK)
     if GRAD_D:
         v0 = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(CDT)
         gd = tl.zeros([BLOCK], CDT)
@@ -139,46 +97,25 @@ def lif_bwd_kernel(h_ptr, s_ptr, x_ptr, v0_ptr, decay_ptr, params_ptr, gs_ptr, g
     gsp = gs_ptr + last + offs
     gvp = gvseq_ptr + last + offs
     gxp = gx_ptr + last + offs
-    zero = tl.zeros([BLOCK], tl.int32)
-    m = mask & ((zero + T) > 0)
-    h, z = _unpack(tl.load(hp, mask=m, other=0.0).to(CDT), vth, SAVED_Z)
-    if SAVED_Z:
-        s = tl.load(sp, mask=m, other=0.0).to(CDT)
-    else:
-        s = (z >= 0).to(CDT)
+    m = before(mask, 0, T, BLOCK)
+    h, z, s = load_saved(hp, sp, vth, m, SAVED_Z, False, CDT)
     for i in range(T):
         t = T - 1 - i
         sg = surrogate_grad(z, a, c, KIND)
         if HAS_GVSEQ:
             gv += tl.load(gvp, mask=mask, other=0.0).to(CDT)
-        if HAS_GS:
-            gs = tl.load(gsp, mask=mask, other=0.0).to(CDT)
-        else:
-            gs = tl.zeros([BLOCK], CDT)
-        if HARD:
-            if DETACH:
-                gh = gv * (1.0 - s) + gs * sg
-            else:
-                gh = gv * (1.0 - s) + (gs + gv * (vr - h)) * sg
-        else:
-            if DETACH:
-                gh = gv + gs * sg
-            else:
-                gh = gv + (gs - gv * vth) * sg
+        gs = load_or_zero(gsp, mask, HAS_GS, CDT, BLOCK)
+        gh = grad_h(gv, gs, s, h, sg, vth, vr, HARD, DETACH)
         if DECAY_INPUT:
             gx = gh * d
         else:
             gx = gh
         tl.store(gxp, gx.to(gx_ptr.dtype.element_ty), mask=mask)
         # H[t-1], S[t-1] for the next step (nothing at t = 0)
-        mprev = mask & ((zero + t) > 0)
-        hq, zq = _unpack(tl.load(hp - N, mask=mprev, other=0.0).to(CDT), vth, SAVED_Z)
-        if SAVED_Z:
-            sq = tl.load(sp - N, mask=mprev, other=0.0).to(CDT)
-        else:
-            sq = (zq >= 0).to(CDT)
+        mprev = before(mask, 0, t, BLOCK)
+        hq, zq, sq = load_saved(hp - N, sp - N, vth, mprev, SAVED_Z, False, CDT)
         if GRAD_D:
-            gd += _decay_grad_step(gh, hq, sq, vth, vr, v0, xp, mprev, mask, HARD, DECAY_INPUT, CDT)
+            gd += decay_grad_step(gh, hq, sq, vth, vr, v0, xp, mprev, mask, HARD, DECAY_INPUT, CDT)
         gv = gh * (1.0 - d)
         h = hq
         z = zq
