@@ -113,8 +113,22 @@ class Recurrent(MemoryModule):
 # ----------------------------------------------------------------------------------------------------------------
 # The float Loihi form
 # ----------------------------------------------------------------------------------------------------------------
+class DenseShape:
+    """``n_in``/``n_out`` of a layer whose connection is ``weight [N_out, N_in]`` (float and fixed-point forms)."""
+
+    weight: torch.Tensor
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[0]
+
+
 @dataclass
-class CubaLayer:
+class CubaLayer(DenseShape):
     """One CUBA LIF layer with its input connection, float (Lava ``floating_pt``) form.
 
     ``weight [N_out, N_in]`` and ``bias [N_out]`` are in potential units; ``rec_weight [N_out, N_out]`` or None.
@@ -129,14 +143,6 @@ class CubaLayer:
     rec_weight: torch.Tensor | None = None
     out_shape: tuple = ()
     readout: bool = False
-
-    @property
-    def n_in(self) -> int:
-        return self.weight.shape[1]
-
-    @property
-    def n_out(self) -> int:
-        return self.weight.shape[0]
 
 
 @dataclass

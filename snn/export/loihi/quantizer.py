@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .constants import DECAY_UNITY, RANGES
-from .lowering import CubaLayer, CubaNet
+from .lowering import CubaLayer, CubaNet, DenseShape
 
 VTH_TARGET = 512            # quantizer aims for vth >= this (threshold rounding error <= 0.1%)
 
@@ -24,7 +24,7 @@ class LoihiRangeError(ValueError):
 
 
 @dataclass
-class FixedLayer:
+class FixedLayer(DenseShape):
     """One layer in Loihi fixed point (the values Lava's processes get).
 
     ``weight``: Lava's 8-bit weights as integers (``2 × mantissa``); ``weight_exp`` the shared exponent;
@@ -45,10 +45,6 @@ class FixedLayer:
     rec_weight_exp: int = 0
     out_shape: tuple = ()
     readout: bool = False
-
-    @property
-    def n_out(self) -> int:
-        return self.weight.shape[0]
 
 
 @dataclass
