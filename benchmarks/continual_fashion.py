@@ -7,7 +7,7 @@ ACC, BWT, times, settings) and ``.png`` (heatmap), then ``<out>/summary.md`` wit
 
 The defaults are the full configuration (:data:`snn.continual.experiment.DEFAULTS`: all 60,000 training and
 10,000 test images per task, 1 epoch per task). On a small shared CPU pass ``--n-train``/``--n-test``/
-``--tasks`` to run what fits, and say so. Runs are single-threaded (``torch.set_num_threads(1)``) so that
+``--tasks`` to run what fits, and say so; ``--seed`` repeats a run with other tasks' data order and initial weights. Runs are single-threaded (``torch.set_num_threads(1)``) so that
 two benchmarks can run side by side; ``--resume`` skips runs whose JSON exists.
 
     python benchmarks/continual_fashion.py --benchmarks pfmnist sfmnist --out benchmarks/results/continual
@@ -94,6 +94,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--n-train", type=int, default=None, help="training samples per task (default: all)")
     ap.add_argument("--n-test", type=int, default=None, help="test samples per task (default: all)")
+    ap.add_argument("--seed", type=int, default=None, help="seed of the tasks, the network and the batches (default 0)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/continual")
     ap.add_argument("--resume", action="store_true", help="skip runs whose JSON already exists")
@@ -109,7 +110,7 @@ def main(argv=None) -> int:
                     continue
                 print(f"== {b} {m}", flush=True)
                 r = run(b, m, args.train_method, n_tasks=args.tasks, epochs=args.epochs, n_train=args.n_train,
-                        n_test=args.n_test)
+                        n_test=args.n_test, seed=args.seed)
                 atomic_write_json(path, r)
                 plot_matrix(r["matrix"], path.with_suffix(".png"), title=f"{b} {m}: ACC {100 * r['acc']:.1f}")
                 print(f"   ACC {_fmt(r['acc'])}  BWT {_fmt(r['bwt'])}  train {r['train_time_s']:.0f}s wall, "

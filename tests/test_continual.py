@@ -233,3 +233,29 @@ def test_cosine_schedule_falls_from_lr_to_zero_within_each_task():
     assert s.lrs == pytest.approx(expected * 2)
     with pytest.raises(ValueError, match="lr_schedule"):
         trainer.ContinualTrainer(net.mlp(64, (8,), 10, 1), None, lr_schedule="step", log=None)
+
+
+def test_lr_later_sets_the_step_size_of_the_tasks_after_the_first():
+    class Record(baselines.Strategy):
+        name = "record"
+
+        def __init__(self):
+            self.lrs = []
+
+        def after_step(self):
+            self.lrs.append(self.trainer.opt.param_groups[0]["lr"])
+
+    torch.manual_seed(0)
+    s = Record()
+    tr = trainer.ContinualTrainer(net.mlp(64, (8,), 10, 1), s, epochs=2, lr=0.1, batch_size=32, T=2, log=None,
+                                  lr_schedule="cosine", lr_later=0.02)
+    tr.run(tasks.permuted(3, "digits", n_train=96, n_test=16))
+    n = 2 * 3
+    cos = [0.5 * (1 + math.cos(math.pi * i / n)) for i in range(n)]
+    assert s.lrs == pytest.approx([0.1 * c for c in cos] + [0.02 * c for c in cos] * 2)
+    s2 = Record()
+    trainer.ContinualTrainer(net.mlp(64, (8,), 10, 1), s2, lr=0.1, batch_size=32, T=2, log=None,
+                             lr_later=0.03).run(tasks.permuted(2, "digits", n_train=64, n_test=16))
+    assert s2.lrs == pytest.approx([0.1, 0.1, 0.03, 0.03])
+    with pytest.raises(ValueError, match="lr_later"):
+        trainer.ContinualTrainer(net.mlp(64, (8,), 10, 1), None, lr_later=0.0, log=None)

@@ -312,3 +312,31 @@ def test_auto_picks_the_cheaper_projection(T, repeated, expect_input):
     assert h._project_inputs(0, lin, h.subspaces[0]) == expect_input
     if not expect_input:  # nothing was touched: project_gradients falls back to the gradient
         assert torch.equal(lin.weight.grad, g)
+
+
+def test_step_traces_count_a_repeated_input_once_and_reuse_the_projected_rows():
+    """trace='steps': every step of every sample, but an input that is the same at every step (direct encoding)
+    gives its B rows once (the same subspace, a T-th of the work), and input projection's residual is reused."""
+    from snn.continual.hlop import _traces
+    lin = nn.Linear(8, 6)
+    x = torch.rand(5, 8).expand(3, 5, 8)
+    assert torch.equal(_traces(lin, [x], "steps", None, False), x[0])
+    s = (torch.rand(3, 5, 8) > 0.5).float()
+    assert torch.equal(_traces(lin, [s], "steps", None, True)[:, :-1], s.flatten(0, 1))
+    hs = {}
+    for mode in ("gradient", "input"):
+        torch.manual_seed(0)
+        lin = nn.Linear(8, 6)
+        h = HLOP(nn.Sequential(lin), k=4, project=mode, trace="steps")
+        h.begin_task(0)
+        h.end_task()
+        h.begin_task(1)
+        h.collect(True)
+        o = lin(x)
+        h.collect(False)
+        o.square().sum().backward()
+        h.project_gradients()
+        assert (h._residual[0] is not None) == (mode == "input")
+        h.hebbian_update()
+        hs[mode] = h.subspaces[0].H.clone()
+    assert torch.allclose(hs["gradient"], hs["input"], atol=1e-6)

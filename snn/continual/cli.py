@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--T", type=_positive_int, default=None, help="time steps")
     p.add_argument("--batch-size", type=_positive_int, default=None)
     p.add_argument("--lr", type=float, default=None, help="SGD learning rate")
+    p.add_argument("--lr-later", type=float, default=None,
+                   help="SGD learning rate of the tasks after the first (default per benchmark; none: --lr)")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
                    help="step size within each task: constant, or cosine from --lr down to 0")
     p.add_argument("--hidden", type=_int_list, default=None, help="hidden layer sizes, e.g. 256,256")
@@ -77,12 +79,12 @@ def register(subparsers) -> None:
 
 
 def main(args) -> dict:
-    for name in ("lr", "hlop_lr", "ewc_lambda"):
+    for name in ("lr", "lr_later", "hlop_lr", "ewc_lambda"):
         v = getattr(args, name)
         if v is not None and not v > 0 and not (name == "ewc_lambda" and v == 0):
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {v}")
     overrides = dict(n_tasks=args.tasks, epochs=args.epochs, T=args.T, batch_size=args.batch_size, lr=args.lr,
-                     lr_schedule=args.lr_schedule,
+                     lr_later=args.lr_later, lr_schedule=args.lr_schedule,
                      hidden=args.hidden, n_train=args.n_train, n_test=args.n_test, hlop_k_first=args.hlop_k_first,
                      hlop_k_rest=args.hlop_k_rest, hlop_lr=args.hlop_lr, hlop_spiking_steps=args.hlop_spiking_steps,
                      hlop_iterations=args.hlop_iterations, hlop_consolidate_batches=args.hlop_consolidate_batches,

@@ -19,11 +19,13 @@ from .trainer import ContinualTrainer
 
 __all__ = ["DEFAULTS", "run", "config"]
 
-# Shared settings. SGD steps fall along a cosine within each task (all methods); HLOP: Oja step 4/E‖x_res‖², one
+# Shared settings. SGD steps fall along a cosine within each task (all methods), from lr for the first task and from
+# lr_later (None: lr) for the later ones; HLOP: Oja step 4/E‖x_res‖², one
 # update on every second training batch, then 50 forward-only consolidation batches of 4 updates each, and the new
 # lateral neurons orthonormalised at consolidation (without it, step 4 lets new neurons drift into the old subspace:
 # split Fashion-MNIST measured 89.9 / -4.5 instead of 98.0 / -0.1).
-_COMMON = dict(T=4, v_threshold=1.0, epochs=1, batch_size=64, lr=0.05, momentum=0.9, lr_schedule="cosine", n_train=None,
+_COMMON = dict(T=4, v_threshold=1.0, epochs=1, batch_size=64, lr=0.05, lr_later=None, momentum=0.9, lr_schedule="cosine",
+               n_train=None,
                n_test=None, seed=0, hlop_lr=4.0, hlop_iterations=1, hlop_momentum=0.9, hlop_trace="rate",
                hlop_spiking_steps=None, hlop_consolidate_batches=50, hlop_consolidate_iterations=4, hlop_hebbian_every=2,
                hlop_orthonormalise=True, ewc_lambda=20.0, ewc_batches=50, replay_per_task=100, replay_batch=32)
@@ -32,15 +34,21 @@ DEFAULTS = {
     # 10 permuted tasks, shared 10-way head: protect both hidden layers and the head (inputs 784+1, 512+1, 512+1).
     # 512 hidden neurons: with 256 the later tasks need larger weight changes in the shrinking free space and
     # HLOP's forgetting stays near -2 points whatever k (see benchmarks/RESULTS.md)
-    "pfmnist": dict(_COMMON, n_tasks=10, hidden=(512, 512), hlop_k_first=(100, 160, 160), hlop_k_rest=(70, 40, 40)),
-    # 5 tasks of 2 classes, a head per task: protect the body only
-    "sfmnist": dict(_COMMON, n_tasks=5, hidden=(256, 256), hlop_k_first=(60, 40), hlop_k_rest=(40, 20)),
+    # lr_later 0.025 (every method): HLOP's forgetting comes from the later tasks' weight changes in the free space;
+    # a smaller step after the first task measured BWT -1.70 -> -1.30 (0.0125: -1.12, but ACC 80.6) on seed 0
+    "pfmnist": dict(_COMMON, n_tasks=10, hidden=(512, 512), hlop_k_first=(100, 160, 160), hlop_k_rest=(70, 40, 40),
+                    lr_later=0.025),
+    # 5 tasks of 2 classes, a head per task: protect the body only. lr_later 0.1 (every method): each task brings a
+    # fresh head and HLOP's projected body gradient is weaker, so its later tasks were under-trained (diagonal 99.4 vs
+    # replay's 99.9); 5 seeds: HLOP 98.28 -> 98.52, replay 98.47 -> 98.42 (0.2: replay 97.8)
+    "sfmnist": dict(_COMMON, n_tasks=5, hidden=(256, 256), hlop_k_first=(60, 40), hlop_k_rest=(40, 20), lr_later=0.1),
 }
-# 8x8 digits: 64 inputs drive the hidden LIF neurons less, so their threshold is lower
+# 8x8 digits: 64 inputs drive the hidden LIF neurons less, so their threshold is lower (lr_later not measured
+# there: one step size for every task)
 DEFAULTS["pdigits"] = dict(DEFAULTS["pfmnist"], n_tasks=4, hidden=(128, 128), epochs=5, batch_size=32, v_threshold=0.5,
-                           hlop_k_first=(24, 40, 40), hlop_k_rest=(12, 20, 20))
+                           hlop_k_first=(24, 40, 40), hlop_k_rest=(12, 20, 20), lr_later=None)
 DEFAULTS["sdigits"] = dict(DEFAULTS["sfmnist"], hidden=(128, 128), epochs=10, batch_size=16, v_threshold=0.5,
-                           hlop_k_first=(16, 24), hlop_k_rest=(8, 16))
+                           hlop_k_first=(16, 24), hlop_k_rest=(8, 16), lr_later=None)
 
 
 def config(benchmark: str, **overrides) -> dict:
@@ -84,7 +92,7 @@ def run(benchmark: str, method: str, train_method: str = "bptt", log=print, data
         replay=dict(per_task=cfg["replay_per_task"], batch_size=cfg["replay_batch"], seed=cfg["seed"]))
     trainer = ContinualTrainer(model, strategy, method=tm, epochs=cfg["epochs"], lr=cfg["lr"],
                                momentum=cfg["momentum"], batch_size=cfg["batch_size"], T=cfg["T"], seed=cfg["seed"],
-                               log=log, lr_schedule=cfg["lr_schedule"])
+                               log=log, lr_schedule=cfg["lr_schedule"], lr_later=cfg["lr_later"])
     t0 = time.perf_counter()
     result = trainer.run_multitask(tasks) if method == "multitask" else trainer.run(tasks)
     return {"benchmark": benchmark, "method": method, "train_method": train_method, **result,

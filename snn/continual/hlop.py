@@ -269,7 +269,7 @@ def _traces(m: nn.Module, calls: list[torch.Tensor], trace: str, max_rows: int |
 
     Multi-step inputs ``[T, B, ...]`` (``step_mode='m'``) or several single-step calls (one per time step,
     as in online training) give, for ``trace='rate'``, the firing rate over time per sample; for
-    ``'steps'``, every step of every sample. Conv2d inputs become unfolded patches.
+    ``'steps'``, every step of every sample (an input that is the same at every step: each sample once). Conv2d inputs become unfolded patches.
     """
     multi = calls[0].dim() == (3 if isinstance(m, nn.Linear) else 5)  # [T, B, ...] from step mode 'm'
     if multi:
@@ -277,7 +277,10 @@ def _traces(m: nn.Module, calls: list[torch.Tensor], trace: str, max_rows: int |
     else:
         same = all(c.shape == calls[0].shape for c in calls)
         seq = torch.stack(calls) if same else torch.cat(calls).unsqueeze(0)
-    x = seq.mean(0) if trace == "rate" else seq.flatten(0, 1)
+    if trace == "rate":
+        x = seq.mean(0)
+    else:  # an input that is the same at every step (direct encoding) has its B distinct rows once
+        x = seq[0] if _same_over_dim0(seq) else seq.flatten(0, 1)
     if isinstance(m, nn.Conv2d):
         x = F.unfold(x, m.kernel_size, m.dilation, m.padding, m.stride).transpose(1, 2).flatten(0, 1)
     else:
@@ -439,7 +442,7 @@ class HLOP(nn.Module):
         """Oja updates (``iterations``, default each subspace's own) on the recorded traces, then forgets them."""
         for i, (m, s) in enumerate(zip(self.modules_, self.subspaces)):
             cached = self._residual[i]
-            if cached is not None and self.trace == "rate":  # the rows input projection already projected
+            if cached is not None:  # the rows input projection already projected (the same at every step)
                 s.hebbian(cached[0], x_res=cached[1], iterations=iterations)
             elif self._inputs[i]:
                 s.hebbian(_traces(m, self._inputs[i], self.trace, self.max_rows, self.include_bias, self.generator),
@@ -497,8 +500,9 @@ class HLOP(nn.Module):
                 m.bias.grad.sub_(corr[:, -1].to(m.bias.grad.dtype))
             corr = corr[:, :-1]
         m.weight.grad.sub_(corr.to(m.weight.grad.dtype))
-        if repeated and self.trace == "rate" and (self.max_rows is None or X.shape[0] <= self.max_rows):
-            self._residual[i] = (X, Xhat)  # the batch's firing rates and their residual, reused by Oja
+        if repeated and (self.max_rows is None or X.shape[0] <= self.max_rows):
+            # the batch's traces (rates or steps: the same rows when the input repeats) and their residual, for Oja
+            self._residual[i] = (X, Xhat)
         return True
 
     def end_task(self) -> None:

@@ -2,7 +2,8 @@
 
 For task ``t`` (a fresh SGD optimiser per task; no weight decay, so HLOP's projection stays exact; with
 ``lr_schedule='cosine'`` the step size falls from ``lr`` to 0 over the task's batches,
-``lr_i = lr · (1 + cos(π i / n)) / 2``)::
+``lr_i = lr · (1 + cos(π i / n)) / 2``; ``lr_later``, when given, replaces ``lr`` for every task after the
+first)::
 
     strategy.begin_task(t)
     for epoch, batch:  zero_grad; strategy.before_batch(); method step on the batch (→ .grad);
@@ -58,7 +59,8 @@ class ContinualTrainer:
 
     def __init__(self, model, strategy=None, method: str | TrainMethod = "bptt", epochs: int = 1, lr: float = 0.05,
                  momentum: float = 0.9, batch_size: int = 128, T: int = 4, seed: int = 0,
-                 log: Callable[[str], None] | None = print, lr_schedule: str = "constant"):
+                 log: Callable[[str], None] | None = print, lr_schedule: str = "constant",
+                 lr_later: float | None = None):
         if int(epochs) != epochs or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs}")
         if int(T) != T or T < 1:
@@ -69,7 +71,10 @@ class ContinualTrainer:
             raise ValueError(f"lr must be a positive number, got {lr}")
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+        if lr_later is not None and not (lr_later > 0 and math.isfinite(lr_later)):
+            raise ValueError(f"lr_later must be a positive number or None, got {lr_later}")
         self.lr_schedule = lr_schedule
+        self.lr_later = None if lr_later is None else float(lr_later)
         from .baselines import FineTune
 
         self.model = model
@@ -93,17 +98,19 @@ class ContinualTrainer:
     def accuracy(self, task: Task) -> float:
         return evaluate(self.model, task.x_test, task.y_test, task.head, self.T, logits=self.method.logits)
 
-    def _optimizer(self):
+    def _optimizer(self, lr: float | None = None):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
+        return torch.optim.SGD(params, lr=self.lr if lr is None else lr, momentum=self.momentum)
 
     def _train_batches(self, opt, batches, heads_of, n_batches: int = 0, done: int = 0) -> float:
-        """One pass over ``batches``; with the cosine schedule, batch ``done + i`` of ``n_batches`` in all."""
+        """One pass over ``batches``; with the cosine schedule, batch ``done + i`` of ``n_batches`` in all
+        (from the optimiser's own starting step size)."""
         s, losses = self.strategy, []
+        lr0 = opt.defaults["lr"]
         for i, (x, y) in enumerate(batches):
             if self.lr_schedule == "cosine" and n_batches:
                 for g in opt.param_groups:
-                    g["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * (done + i) / n_batches))
+                    g["lr"] = lr0 * 0.5 * (1.0 + math.cos(math.pi * (done + i) / n_batches))
             opt.zero_grad(set_to_none=True)
             s.before_batch()
             losses.append(self.step(x, y, heads_of(x)))
@@ -129,7 +136,7 @@ class ContinualTrainer:
         for t, task in enumerate(tasks):
             t0, c0 = time.perf_counter(), time.process_time()
             self.strategy.begin_task(t, task)
-            opt = self.opt = self._optimizer()
+            opt = self.opt = self._optimizer(self.lr if t == 0 or self.lr_later is None else self.lr_later)
             per_epoch = math.ceil(len(task.x_train) / self.batch_size)
             for epoch in range(self.epochs):
                 loss = self._train_batches(opt, self.batches(task.x_train, task.y_train), lambda x: task.head,
