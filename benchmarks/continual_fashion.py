@@ -53,7 +53,7 @@ def report(out: Path, benchmarks) -> str:
             continue
         s = next(iter(res.values()))["settings"]
         md += [f"### {b}: {s['n_tasks']} tasks, hidden {s['hidden']}, T={s['T']}, {s['epochs']} epoch(s)/task, "
-               f"batch {s['batch_size']}, lr {s['lr']}, n_train {s['n_train'] or 'all'}/task, "
+               f"batch {s['batch_size']}, lr {s['lr']} (later tasks {s.get('lr_later') or s['lr']}), n_train {s['n_train'] or 'all'}/task, "
                f"n_test {s['n_test'] or 'all'}/task", "",
                "| method | ACC (%) | BWT (points) | train wall (s) | train CPU (s) | CPU vs fine-tune |",
                "|---|---|---|---|---|---|"]
