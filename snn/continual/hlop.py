@@ -269,7 +269,8 @@ def _traces(m: nn.Module, calls: list[torch.Tensor], trace: str, max_rows: int |
 
     Multi-step inputs ``[T, B, ...]`` (``step_mode='m'``) or several single-step calls (one per time step,
     as in online training) give, for ``trace='rate'``, the firing rate over time per sample; for
-    ``'steps'``, every step of every sample (an input that is the same at every step: each sample once). Conv2d inputs become unfolded patches.
+    ``'steps'``, every step of every sample (an input that is the same at every step: each sample once).
+    Conv2d inputs become unfolded patches.
     """
     multi = calls[0].dim() == (3 if isinstance(m, nn.Linear) else 5)  # [T, B, ...] from step mode 'm'
     if multi:
