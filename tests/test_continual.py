@@ -213,18 +213,20 @@ def test_strategy_options_are_checked():
         baselines.Replay(mode="sometimes")
 
 
+class _RecordLR(baselines.Strategy):
+    """Records the optimiser's step size after every training step."""
+    name = "record"
+
+    def __init__(self):
+        self.lrs = []
+
+    def after_step(self):
+        self.lrs.append(self.trainer.opt.param_groups[0]["lr"])
+
+
 def test_cosine_schedule_falls_from_lr_to_zero_within_each_task():
-    class Record(baselines.Strategy):
-        name = "record"
-
-        def __init__(self):
-            self.lrs = []
-
-        def after_step(self):
-            self.lrs.append(self.trainer.opt.param_groups[0]["lr"])
-
     torch.manual_seed(0)
-    s = Record()
+    s = _RecordLR()
     tr = trainer.ContinualTrainer(net.mlp(64, (8,), 10, 1), s, epochs=2, lr=0.1, batch_size=32, T=2, log=None,
                                   lr_schedule="cosine")
     tr.run(tasks.permuted(2, "digits", n_train=96, n_test=16))
@@ -236,24 +238,15 @@ def test_cosine_schedule_falls_from_lr_to_zero_within_each_task():
 
 
 def test_lr_later_sets_the_step_size_of_the_tasks_after_the_first():
-    class Record(baselines.Strategy):
-        name = "record"
-
-        def __init__(self):
-            self.lrs = []
-
-        def after_step(self):
-            self.lrs.append(self.trainer.opt.param_groups[0]["lr"])
-
     torch.manual_seed(0)
-    s = Record()
+    s = _RecordLR()
     tr = trainer.ContinualTrainer(net.mlp(64, (8,), 10, 1), s, epochs=2, lr=0.1, batch_size=32, T=2, log=None,
                                   lr_schedule="cosine", lr_later=0.02)
     tr.run(tasks.permuted(3, "digits", n_train=96, n_test=16))
     n = 2 * 3
     cos = [0.5 * (1 + math.cos(math.pi * i / n)) for i in range(n)]
     assert s.lrs == pytest.approx([0.1 * c for c in cos] + [0.02 * c for c in cos] * 2)
-    s2 = Record()
+    s2 = _RecordLR()
     trainer.ContinualTrainer(net.mlp(64, (8,), 10, 1), s2, lr=0.1, batch_size=32, T=2, log=None,
                              lr_later=0.03).run(tasks.permuted(2, "digits", n_train=64, n_test=16))
     assert s2.lrs == pytest.approx([0.1, 0.1, 0.03, 0.03])
