@@ -7,8 +7,9 @@ ACC, BWT, times, settings) and ``.png`` (heatmap), then ``<out>/summary.md`` wit
 
 The defaults are the full configuration (:data:`snn.continual.experiment.DEFAULTS`: all 60,000 training and
 10,000 test images per task, 1 epoch per task). On a small shared CPU pass ``--n-train``/``--n-test``/
-``--tasks`` to run what fits, and say so; ``--seed`` repeats a run with other tasks' data order and initial weights. Runs are single-threaded (``torch.set_num_threads(1)``) so that
-two benchmarks can run side by side; ``--resume`` skips runs whose JSON exists.
+``--tasks`` to run what fits, and say so; ``--seed`` repeats a run with other tasks' data order and initial
+weights. Runs are single-threaded (``torch.set_num_threads(1)``) so that two benchmarks can run side by side;
+``--resume`` skips runs whose JSON exists.
 
     python benchmarks/continual_fashion.py --benchmarks pfmnist sfmnist --out benchmarks/results/continual
     python benchmarks/continual_fashion.py --report-only --out benchmarks/results/continual
@@ -53,7 +54,8 @@ def report(out: Path, benchmarks) -> str:
             continue
         s = next(iter(res.values()))["settings"]
         md += [f"### {b}: {s['n_tasks']} tasks, hidden {s['hidden']}, T={s['T']}, {s['epochs']} epoch(s)/task, "
-               f"batch {s['batch_size']}, lr {s['lr']} (later tasks {s.get('lr_later') or s['lr']}), n_train {s['n_train'] or 'all'}/task, "
+               f"batch {s['batch_size']}, lr {s['lr']} (later tasks {s.get('lr_later') or s['lr']}), "
+               f"n_train {s['n_train'] or 'all'}/task, "
                f"n_test {s['n_test'] or 'all'}/task", "",
                "| method | ACC (%) | BWT (points) | train wall (s) | train CPU (s) | CPU vs fine-tune |",
                "|---|---|---|---|---|---|"]
