@@ -32,12 +32,10 @@ def _worker(rank, world, port, out):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=TIMEOUT_S))
-    try:
+    with D.leaving_group_at_end():
         trainer = Trainer(_config(out / "run", 16), log=None)
         summary = trainer.fit()
         torch.save({"model": trainer.model.state_dict(), "summary": summary}, out / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_two_processes_match_one_process_with_the_summed_batch(tmp_path):
@@ -84,3 +82,12 @@ def test_torchrun_cli_smoke(tmp_path):
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["world_size"] == 2
     assert res.stdout.count("snn train: summary") == 1  # only rank 0 prints
+
+
+def test_leaving_the_group_alone_is_a_no_op_and_errors_pass_through():
+    with D.leaving_group_at_end():
+        pass
+    with pytest.raises(RuntimeError, match="boom"):
+        with D.leaving_group_at_end():
+            raise RuntimeError("boom")
+    assert not dist.is_initialized()

@@ -66,14 +66,11 @@ def _config(args) -> TrainConfig:
 def train_command(args) -> dict:
     from .trainer import Trainer
 
-    import torch.distributed as dist
+    from . import distributed
 
-    try:
+    with distributed.leaving_group_at_end():  # under torchrun the trainer joins the process group
         trainer = Trainer(_config(args), resume=args.resume)
         summary = trainer.fit()
-    finally:
-        if dist.is_available() and dist.is_initialized():  # joined by the trainer under torchrun
-            dist.destroy_process_group()
     return summary if trainer.ctx.is_main else None  # only rank 0 prints and writes --json
 
 

@@ -11,12 +11,13 @@ and writes checkpoints.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["Context", "setup", "global_batches", "shard", "all_reduce_grads", "all_reduce_sum",
+__all__ = ["Context", "setup", "teardown", "leaving_group_at_end", "global_batches", "shard", "all_reduce_grads", "all_reduce_sum",
            "average_buffers", "broadcast_model"]
 
 
@@ -55,6 +56,29 @@ def setup(device: str | None = None) -> Context:
     else:
         dev = torch.device(device or "cpu")
     return Context(rank, world, dev, backend)
+
+
+def teardown(wait_for_peers: bool = True) -> None:
+    """Leave the process group, if one was joined, and destroy it. ``wait_for_peers`` (the normal end of a
+    run): first wait until every rank got here, so that no rank tears its connections down while rank 0 still
+    writes its checkpoint or a peer is still inside a collective. Pass False when leaving on an error (the
+    peers may never arrive). A no-op when running alone."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait_for_peers and dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+@contextmanager
+def leaving_group_at_end():
+    """Run the body, then :func:`teardown`: waiting for the peers after a normal end, at once on an error."""
+    try:
+        yield
+    except BaseException:
+        teardown(wait_for_peers=False)
+        raise
+    teardown()
 
 
 def global_batches(n: int, batch_size: int, world: int, generator: torch.Generator | None,
