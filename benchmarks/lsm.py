@@ -43,7 +43,8 @@ def probe_sweep(args) -> list[dict]:
     for kw, dev, n in itertools.product(settings if isinstance(settings, list) else [settings],
                                         args.device_models, args.neurons):
         r = linear_probe(data, n, dataset="event-fmnist", readout=args.readout, device_model=make_device_model(dev),
-                         n_bins=args.bins, seed=args.seed, raw_predictions=raw, with_input=args.with_input, **kw)
+                         n_bins=args.bins, seed=args.seed, raw_predictions=raw, with_input=args.with_input,
+                         readout_kw=dict(alphas=tuple(args.alphas)) if args.alphas else None, **kw)
         raw = r.pop("raw_predictions")
         r["lsm_kw"] = kw
         rows.append(r)
@@ -167,6 +168,9 @@ def main(argv=None) -> int:
     p.add_argument("--device-models", nargs="+", default=["none", "rram"])
     p.add_argument("--readout", default="ridge")
     p.add_argument("--bins", type=int, default=3)
+    p.add_argument("--alphas", type=float, nargs="+", default=None,
+                   help="ridge alpha grid searched on the validation part, the same for LSM and raw "
+                        "(default: snn.lsm.readout.RidgeReadout.ALPHAS)")
     p.add_argument("--lsm-kw", default="{}",
                    help="JSON reservoir settings over snn.lsm.probe.VISION_KW, or a list of them (one probe each)")
     p.add_argument("--with-input", action="store_true",

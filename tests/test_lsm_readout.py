@@ -103,3 +103,17 @@ def test_accuracy_standard_errors():
     d, d_se = paired_difference(a, b)
     assert d == pytest.approx(0.25) and d_se == pytest.approx(float(torch.tensor([0, 0, 1, 0] * 25).double().std()) / 10)
     assert paired_difference(a, a) == (0.0, 0.0)
+
+
+def test_linear_probe_readout_kw_reaches_both_sides():
+    """``readout_kw`` (here the ridge alpha grid) is used for the LSM and the raw-event readout alike."""
+    from snn.lsm.probe import linear_probe
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(6, 80, 2 * 22 * 22, generator=g) < 0.05).to(torch.uint8)
+    y = torch.arange(80) % 2
+    data = (x[:, :60], y[:60], x[:, 60:], y[60:])
+    r = linear_probe(data, 30, dataset="event-digits", n_bins=2, readout_kw=dict(alphas=(0.25,)))
+    assert r["lsm_alpha"] == 0.25 and r["raw_alpha"] == 0.25 and r["readout_kw"] == {"alphas": (0.25,)}
+    d = linear_probe(data, 30, dataset="event-digits", n_bins=2)
+    assert d["lsm_alpha"] in RidgeReadout.ALPHAS and d["raw_alpha"] in RidgeReadout.ALPHAS

@@ -56,10 +56,10 @@ def raw_features(x: torch.Tensor, n_bins: int, block: int = 4096) -> torch.Tenso
     return out
 
 
-def _fit_predict(readout: str, ftr, ytr, fte):
+def _fit_predict(readout: str, ftr, ytr, fte, readout_kw: dict | None = None):
     """``(test predictions, fit seconds, chosen alpha or None)``."""
     t0 = time.perf_counter()
-    r = make_readout(readout).fit(ftr, ytr)
+    r = make_readout(readout, **(readout_kw or {})).fit(ftr, ytr)
     return r.predict(fte), time.perf_counter() - t0, getattr(r, "alpha_", None)
 
 
@@ -79,13 +79,15 @@ def paired_difference(correct_a: torch.Tensor, correct_b: torch.Tensor) -> tuple
 def linear_probe(data, n_neurons: int, *, dataset: str = "event-fmnist", readout: str = "ridge",
                  device_model: ResistiveMemory | None = None, n_bins: int = 3, seed: int = 0,
                  with_raw: bool = True, raw_predictions: torch.Tensor | None = None, with_input: bool = False,
-                 keep_lsm: bool = False, **lsm_kw) -> dict:
+                 keep_lsm: bool = False, readout_kw: dict | None = None, **lsm_kw) -> dict:
     """Probe accuracy of an ``n_neurons`` reservoir on ``data = (x_train, y_train, x_test, y_test)``.
 
     ``with_raw``: also the same readout on the raw binned events (or reuse ``raw_predictions`` of an earlier
     call on the same data); ``with_input``: also the readout on [raw events, reservoir features] (an
     echo-state-network style readout that sees the input too). Accuracies come with standard errors, and
     LSM - raw with the paired standard error; ``raw_predictions`` (a tensor) is returned for reuse.
+    ``readout_kw``: keyword arguments of the readout (e.g. ``alphas``, the ridge grid searched on the validation
+    part), the same for every side (reused ``raw_predictions`` must come from the same ``readout_kw``).
     """
     xtr, ytr, xte, yte = data
     lsm = reservoir_for(dataset, n_neurons, device_model, seed, **lsm_kw)
@@ -93,7 +95,7 @@ def linear_probe(data, n_neurons: int, *, dataset: str = "event-fmnist", readout
     ftr, fte = lsm.features(xtr, n_bins), lsm.features(xte, n_bins)
     sim_s = time.perf_counter() - t0
     steps = xtr.shape[0] * (xtr.shape[1] + xte.shape[1])
-    pred, fit_s, alpha = _fit_predict(readout, ftr, ytr, fte)
+    pred, fit_s, alpha = _fit_predict(readout, ftr, ytr, fte, readout_kw)
     ok = pred == yte
     acc, se = accuracy_se(ok)
     out = dict(dataset=dataset, n_neurons=n_neurons, readout=readout, device_model="rram" if device_model else "none",
@@ -101,12 +103,12 @@ def linear_probe(data, n_neurons: int, *, dataset: str = "event-fmnist", readout
                lsm_accuracy=acc, lsm_se=se, lsm_alpha=alpha, n_features=ftr.shape[1], simulate_s=sim_s,
                readout_s=fit_s, neuron_steps_per_s=steps * n_neurons / sim_s,
                firing_rate=float(ftr[:, : n_bins * n_neurons].sum() / (len(ftr) * n_neurons * xtr.shape[0])),
-               reservoir=lsm.stats(), lsm_config=dict(lsm.config))
+               reservoir=lsm.stats(), lsm_config=dict(lsm.config), readout_kw=dict(readout_kw or {}))
     if with_raw or with_input:
         rtr, rte = raw_features(xtr, n_bins), raw_features(xte, n_bins)
     if with_raw:
         if raw_predictions is None:
-            raw_predictions, out["raw_readout_s"], out["raw_alpha"] = _fit_predict(readout, rtr, ytr, rte)
+            raw_predictions, out["raw_readout_s"], out["raw_alpha"] = _fit_predict(readout, rtr, ytr, rte, readout_kw)
         raw_ok = raw_predictions == yte
         out["raw_accuracy"], out["raw_se"] = accuracy_se(raw_ok)
         d, d_se = paired_difference(ok, raw_ok)
@@ -114,7 +116,7 @@ def linear_probe(data, n_neurons: int, *, dataset: str = "event-fmnist", readout
         out["raw_predictions"] = raw_predictions
     if with_input:
         both, _, out["lsm_plus_input_alpha"] = _fit_predict(readout, torch.cat([rtr, ftr], 1), ytr,
-                                                            torch.cat([rte, fte], 1))
+                                                            torch.cat([rte, fte], 1), readout_kw)
         out["lsm_plus_input_accuracy"], out["lsm_plus_input_se"] = accuracy_se(both == yte)
         if with_raw:
             d, d_se = paired_difference(both == yte, raw_ok)
