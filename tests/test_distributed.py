@@ -38,14 +38,18 @@ def _worker(rank, world, port, out):
         torch.save({"model": trainer.model.state_dict(), "summary": summary}, out / f"rank{rank}.pt")
 
 
-def test_two_processes_match_one_process_with_the_summed_batch(tmp_path):
-    ctx = mp.spawn(_worker, args=(2, _free_port(), tmp_path), nprocs=2, join=False)
+def _run_two(worker, *args):
+    ctx = mp.spawn(worker, args=(2, _free_port(), *args), nprocs=2, join=False)
     deadline = time.monotonic() + TIMEOUT_S
     while not ctx.join(timeout=1):
         if time.monotonic() > deadline:
             for p in ctx.processes:
                 p.kill()
-            pytest.fail("distributed training did not finish in time")
+            pytest.fail("the two processes did not finish in time")
+
+
+def test_two_processes_match_one_process_with_the_summed_batch(tmp_path):
+    _run_two(_worker, tmp_path)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     for k in r0["model"]:
         assert torch.equal(r0["model"][k], r1["model"][k]), k
@@ -56,6 +60,29 @@ def test_two_processes_match_one_process_with_the_summed_batch(tmp_path):
     for k, v in single.model.state_dict().items():
         assert torch.allclose(r0["model"][k], v, atol=1e-5), k
     assert r0["summary"]["test_acc"] == pytest.approx(single.history["test_acc"][-1], abs=0.021)
+
+
+def _failing_worker(rank, world, port, out):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=TIMEOUT_S))
+    t0 = time.monotonic()
+    try:
+        with D.leaving_group_at_end():
+            if rank == 1:
+                raise RuntimeError("rank 1 failed")
+            D.all_reduce_sum(torch.ones(3))  # rank 1 never joins this collective
+        outcome = "finished"
+    except RuntimeError as e:
+        outcome = f"raised {type(e).__name__}: {str(e)[:80]}"
+    (out / f"rank{rank}.txt").write_text(f"{time.monotonic() - t0:.3f} {outcome}")
+
+
+def test_a_failing_rank_makes_its_peer_fail_at_once_instead_of_waiting_for_the_timeout(tmp_path):
+    _run_two(_failing_worker, tmp_path)
+    for rank in (0, 1):
+        seconds, outcome = (tmp_path / f"rank{rank}.txt").read_text().split(" ", 1)
+        assert outcome.startswith("raised"), (rank, outcome)
+        assert float(seconds) < TIMEOUT_S / 4, (rank, seconds)  # the peer's closed connection, not the timeout
 
 
 def test_sharding_covers_each_global_batch_once():
