@@ -6,7 +6,8 @@ that every rank computes identically (same seed and epoch), and rank r takes its
 global batch ``g``. Each rank's loss is its sum over its slice divided by the global batch size, and
 gradients are summed across ranks, so one step equals a single-process step on the whole global batch.
 Buffers (BatchNorm running statistics) are averaged across ranks after every epoch; only rank 0 logs
-and writes checkpoints.
+and writes checkpoints. A script of your own that trains under torchrun wraps its run in
+``with leaving_group_at_end():`` so that every rank leaves the group together at the end.
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["Context", "setup", "teardown", "leaving_group_at_end", "global_batches", "shard", "all_reduce_grads", "all_reduce_sum",
-           "average_buffers", "broadcast_model"]
+__all__ = ["Context", "setup", "teardown", "leaving_group_at_end", "global_batches", "shard", "all_reduce_grads",
+           "all_reduce_sum", "average_buffers", "broadcast_model"]
 
 
 @dataclass
