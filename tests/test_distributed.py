@@ -28,10 +28,14 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, out):
-    torch.set_num_threads(1)
+def _join(rank, world, port):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=TIMEOUT_S))
+
+
+def _worker(rank, world, port, out):
+    torch.set_num_threads(1)
+    _join(rank, world, port)
     with D.leaving_group_at_end():
         trainer = Trainer(_config(out / "run", 16), log=None)
         summary = trainer.fit()
@@ -63,8 +67,7 @@ def test_two_processes_match_one_process_with_the_summed_batch(tmp_path):
 
 
 def _failing_worker(rank, world, port, out):
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                            timeout=timedelta(seconds=TIMEOUT_S))
+    _join(rank, world, port)
     t0 = time.monotonic()
     try:
         with D.leaving_group_at_end():
