@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from snn.io import atomic_write_json  # noqa: E402
 from snn.lsm import make_device_model, plots  # noqa: E402
-from snn.lsm.probe import linear_probe, load_event_split, reservoir_for  # noqa: E402
+from snn.lsm.probe import RETINOTOPIC_KW, linear_probe, load_event_split, reservoir_for  # noqa: E402
 
 
 def probe_sweep(args) -> list[dict]:
@@ -42,9 +42,11 @@ def probe_sweep(args) -> list[dict]:
     settings = json.loads(args.lsm_kw)
     for kw, dev, n in itertools.product(settings if isinstance(settings, list) else [settings],
                                         args.device_models, args.neurons):
+        reservoir_kw = dict(kw)
+        reservoir_seed = reservoir_kw.pop("seed", args.seed)  # {"seed": k} in --lsm-kw: another reservoir draw
         r = linear_probe(data, n, dataset="event-fmnist", readout=args.readout, device_model=make_device_model(dev),
-                         n_bins=args.bins, seed=args.seed, raw_predictions=raw, with_input=args.with_input,
-                         readout_kw=dict(alphas=tuple(args.alphas)) if args.alphas else None, **kw)
+                         n_bins=args.bins, seed=reservoir_seed, raw_predictions=raw, with_input=args.with_input,
+                         readout_kw=dict(alphas=tuple(args.alphas)) if args.alphas else None, **reservoir_kw)
         raw = r.pop("raw_predictions")
         r["lsm_kw"] = kw
         rows.append(r)
@@ -106,15 +108,16 @@ def throughput(args) -> dict:
     n = args.throughput_neurons
     xtr, _, _, _ = load_event_split("event-fmnist", args.throughput_samples, 1, args.seed + 7)
     x = (xtr > 0).float()  # binarised: Brian2's spike generator takes one spike per input and step
-    lsm = reservoir_for("event-fmnist", n, seed=args.seed, engine="torch")
+    kw = json.loads(args.throughput_kw)
+    lsm = reservoir_for("event-fmnist", n, seed=args.seed, engine="torch", **kw)
     t_steps, b, _ = x.shape
     from snn.lsm import event_kernel
 
-    out = dict(n_neurons=n, samples=b, time_steps=t_steps, torch_threads=torch.get_num_threads(), repeats=args.repeats,
+    out = dict(reservoir_kw=kw, n_neurons=n, samples=b, time_steps=t_steps, torch_threads=torch.get_num_threads(), repeats=args.repeats,
                connections_rec=int((lsm.w_rec != 0).sum()), connections_in=int((lsm.w_in != 0).sum()),
                event_kernel_avx512=event_kernel.simd(), input_events_per_sample_step=float(x.sum()) / (t_steps * b))
     for engine in ("event", "torch"):
-        sim = reservoir_for("event-fmnist", n, seed=args.seed, engine=engine)
+        sim = reservoir_for("event-fmnist", n, seed=args.seed, engine=engine, **kw)
         sim.run(x[:, :1], n_bins=1, features="counts")  # warm-up (builds the C kernel once)
         for bs in (b, 1):
             secs = float("inf")
@@ -126,7 +129,7 @@ def throughput(args) -> dict:
             out[f"snn_{engine}_batch{bs}_s"] = secs
             out[f"snn_{engine}_batch{bs}_neuron_steps_per_s"] = n * t_steps * b / secs
     # the event kernel's OpenMP over samples, with every core of the machine (Brian2's runtime is one thread)
-    sim = reservoir_for("event-fmnist", n, seed=args.seed, engine="event")
+    sim = reservoir_for("event-fmnist", n, seed=args.seed, engine="event", **kw)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.parallel_threads)
     secs = float("inf")
@@ -172,7 +175,8 @@ def main(argv=None) -> int:
                    help="ridge alpha grid searched on the validation part, the same for LSM and raw "
                         "(default: snn.lsm.readout.RidgeReadout.ALPHAS)")
     p.add_argument("--lsm-kw", default="{}",
-                   help="JSON reservoir settings over snn.lsm.probe.VISION_KW, or a list of them (one probe each)")
+                   help="JSON reservoir settings over snn.lsm.probe.VISION_KW, or a list of them (one probe each); "
+                        "a 'seed' key draws another reservoir on the same data")
     p.add_argument("--with-input", action="store_true",
                    help="also the readout of [raw events, reservoir features] (ESN-style readout)")
     p.add_argument("--splits", type=int, default=5, help="zero-shot class splits")
@@ -180,6 +184,9 @@ def main(argv=None) -> int:
     p.add_argument("--zs-epochs", type=int, default=300)
     p.add_argument("--throughput-neurons", type=int, default=1000)
     p.add_argument("--throughput-samples", type=int, default=64)
+    p.add_argument("--throughput-kw", default=json.dumps(RETINOTOPIC_KW),
+                   help="JSON reservoir settings of the throughput run, over snn.lsm.probe.VISION_KW "
+                        "(default: RETINOTOPIC_KW, the reservoir of the recorded Brian2 comparison; '{}': VISION_KW)")
     p.add_argument("--parallel-threads", type=int, default=2, help="threads of the parallel event-kernel run")
     p.add_argument("--repeats", type=int, default=3, help="timing repeats (the fastest counts: shared machine)")
     p.add_argument("--brian2-target", default="cython", choices=["cython", "numpy"])

@@ -80,6 +80,44 @@ def test_retinotopic_input_is_local():
     assert (lsm.w_in >= 0).all()
 
 
+
+def _neighbour_correlation(w_in: torch.Tensor, shape) -> float:
+    """Mean correlation of the weights of horizontally adjacent pixels, over neurons and channels."""
+    f = w_in.T.reshape(-1, *shape)
+    a, b = f[..., :, :-1].flatten(), f[..., :, 1:].flatten()
+    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+
+def test_smooth_input_fields_are_dense_mixed_sign_unit_norm_and_smooth():
+    shape = (2, 12, 12)
+    w = C.smooth_input_fields(shape, 64, 1.5, torch.Generator().manual_seed(0))
+    assert w.shape == (2 * 12 * 12, 64)
+    assert torch.allclose(w.norm(dim=0), torch.ones(64), atol=1e-5)
+    assert (w > 0).float().mean().item() == pytest.approx(0.5, abs=0.1)  # mixed sign, balanced
+    assert _neighbour_correlation(w, shape) > 0.6  # blurred: neighbouring pixels move together
+    white = C.smooth_input_fields(shape, 64, 0.0, torch.Generator().manual_seed(0))
+    assert abs(_neighbour_correlation(white, shape)) < 0.1
+    with pytest.raises(ValueError, match="smoothing"):
+        C.smooth_input_fields(shape, 4, -1.0, torch.Generator())
+
+
+def test_smooth_input_reservoir():
+    shape = (2, 6, 6)
+    mk = lambda **kw: LiquidStateMachine(72, 40, input_shape=shape, input_fields="smooth", input_scale=4.0,  # noqa: E731
+                                         seed=3, **kw)
+    lsm = mk()
+    assert lsm.stats()["in_density"] == 1.0 and lsm.config["input_fields"] == "smooth"
+    assert torch.allclose(lsm.w_in.norm(dim=0), torch.full((40,), 4.0), atol=1e-4)  # input_scale = field norm
+    assert torch.equal(lsm.w_in, mk().w_in)  # one seed, one reservoir
+    x = (torch.rand(12, 5, 72, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    ev, sp_ev = mk(engine="event").run(x, record=True)
+    to, sp_to = mk(engine="torch").run(x, record=True)
+    assert torch.equal(sp_ev, sp_to) and torch.allclose(ev, to, atol=1e-5) and sp_ev.any()
+    with pytest.raises(ValueError, match="needs input_shape"):
+        LiquidStateMachine(72, 40, input_fields="smooth")
+    with pytest.raises(ValueError, match="input_fields"):
+        LiquidStateMachine(72, 40, input_shape=shape, input_fields="gabor")
+
 def test_rate_calibration():
     x = (torch.rand(20, 8, 20, generator=torch.Generator().manual_seed(2)) < 0.3).float()
     lsm = _lsm()

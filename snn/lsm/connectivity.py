@@ -6,6 +6,9 @@ Everything takes an explicit ``torch.Generator`` so that one seed gives one rese
 * distance-dependent (Maass, Natschläger & Markram 2002): neurons sit on a 3-D integer grid, and
   ``P(i → j) = C[type_i, type_j] · exp(-(D(i, j) / λ)²)`` with ``D`` the Euclidean grid distance and
   ``C = {EE: 0.3, EI: 0.2, IE: 0.4, II: 0.1}``;
+* input fields: random-sparse over all channels, retinotopic (local: a random centre and a radius), or smooth
+  (dense, mixed-sign Gaussian-blurred white noise over the whole sensor: "structured random receptive fields",
+  Pandey et al. 2022, which make better random features of images than white-noise weights);
 * Dale's law: all outgoing weights of an excitatory neuron are >= 0, of an inhibitory one <= 0
   (rows of ``W[pre, post]``).
 """
@@ -16,7 +19,8 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["neuron_types", "grid_positions", "random_mask", "distance_mask", "local_input_mask", "magnitudes", "spectral_radius",
+__all__ = ["neuron_types", "grid_positions", "random_mask", "distance_mask", "local_input_mask", "smooth_input_fields",
+           "magnitudes", "spectral_radius",
            "MAASS_C"]
 
 MAASS_C = {("E", "E"): 0.3, ("E", "I"): 0.2, ("I", "E"): 0.4, ("I", "I"): 0.1}
@@ -111,3 +115,22 @@ def local_input_mask(input_shape: tuple[int, int, int], n_post: int, radius: flo
     near = ((ys.reshape(-1, 1) - cy) ** 2 + (xs.reshape(-1, 1) - cx) ** 2) <= radius ** 2  # [H·W, n_post]
     near = near.repeat(ch, 1)
     return near & (torch.rand(near.shape, generator=gen) < p)
+
+
+def smooth_input_fields(input_shape: tuple[int, int, int], n_post: int, smooth: float,
+                        gen: torch.Generator) -> torch.Tensor:
+    """Dense mixed-sign input fields ``[C·H·W, n_post]``: for each neuron and channel, white noise on the
+    ``H x W`` sensor blurred by a Gaussian of standard deviation ``smooth`` pixels (zero padding), the neuron's
+    whole field (all channels) scaled to unit L2 norm."""
+    ch, h, w = (int(s) for s in input_shape)
+    if not smooth >= 0:
+        raise ValueError(f"input field smoothing must be >= 0 pixels, got {smooth}")
+    f = torch.randn(n_post * ch, 1, h, w, generator=gen)
+    if smooth > 0:
+        r = int(3 * smooth) + 1
+        k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * smooth ** 2))
+        k = k / k.sum()
+        f = torch.nn.functional.conv2d(f, k.view(1, 1, 1, -1), padding=(0, r))
+        f = torch.nn.functional.conv2d(f, k.view(1, 1, -1, 1), padding=(r, 0))
+    f = f.reshape(n_post, ch * h * w)
+    return (f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)).T.contiguous()

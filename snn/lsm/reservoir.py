@@ -45,6 +45,7 @@ __all__ = ["LiquidStateMachine", "FEATURES"]
 
 FEATURES = ("counts", "traces", "both")
 ENGINES = ("auto", "torch", "event")
+INPUT_FIELDS = ("auto", "local", "smooth", "random")
 _CONNECTIVITY = ("random", "distance")
 
 
@@ -57,12 +58,18 @@ class LiquidStateMachine(nn.Module):
     connectivity:    'random' (probability ``p_rec``) or 'distance' (Maass 3-D grid, length ``lam``).
     p_rec, lam, grid_shape: the recurrent connection parameters (``lam`` and grid in grid units).
     p_in:            probability that an input channel connects to a neuron (within its receptive field).
-    input_shape:     (C, H, W) of the input channels for retinotopic input: each neuron sees the pixels within
-                     ``input_radius`` (pixels) of a random centre; None: random-sparse input over all channels.
-    input_frac_exc:  fraction of input synapses that are excitatory (the rest inhibitory: input fibres reach a
-                     neuron directly or through an inhibitory interneuron, so input weights may have either sign).
-    input_scale:     input drive (threshold units) when every input channel carries one event: the mean
-                     input weight is ``input_scale / (mean input fan-in)``; see also :meth:`calibrate`.
+    input_shape:     (C, H, W) of the input channels (needed by the 'local' and 'smooth' input fields).
+    input_fields:    'local' (retinotopic: each neuron sees, with probability ``p_in``, the pixels within
+                     ``input_radius`` pixels of a random centre), 'smooth' (every channel, mixed-sign weights:
+                     white noise blurred over ``input_smooth`` pixels, see
+                     :func:`snn.lsm.connectivity.smooth_input_fields`), 'random' (random-sparse over all channels
+                     with probability ``p_in``), or 'auto' ('local' with an ``input_shape``, else 'random').
+    input_frac_exc:  'local'/'random': fraction of input synapses that are excitatory (the rest inhibitory:
+                     input fibres reach a neuron directly or through an inhibitory interneuron, so input weights
+                     may have either sign).
+    input_scale:     'local'/'random': input drive (threshold units) when every input channel carries one
+                     event, i.e. the mean input weight is ``input_scale / (mean input fan-in)``; 'smooth': the L2
+                     norm of each neuron's input weights (threshold units). See also :meth:`calibrate`.
     inh_gain:        inhibitory / excitatory weight magnitude ratio.
     spectral_radius: target spectral radius of ``W_rec`` (None: mean magnitude 1/fan-in, unscaled).
     tau:             membrane time constant (steps); v_threshold, v_reset as in :class:`snn.neuron.LIF`.
@@ -79,7 +86,8 @@ class LiquidStateMachine(nn.Module):
 
     def __init__(self, n_inputs: int, n_neurons: int = 1000, *, frac_exc: float = 0.8, connectivity: str = "random",
                  p_rec: float = 0.1, lam: float = 2.0, grid_shape=None, p_in: float = 0.1, input_shape=None,
-                 input_radius: float = 3.0, input_frac_exc: float = 1.0, input_scale: float = 3.0,
+                 input_fields: str = "auto", input_radius: float = 3.0, input_smooth: float = 1.5,
+                 input_frac_exc: float = 1.0, input_scale: float = 3.0,
                  inh_gain: float = 2.0, spectral_radius: float | None = 1.0, tau: float = 3.0,
                  v_threshold: float = 1.0, v_reset: float = 0.0, trace_tau: float = 5.0,
                  device_model: ResistiveMemory | None = None, device_weights: str = "program",
@@ -97,6 +105,12 @@ class LiquidStateMachine(nn.Module):
             raise ValueError(f"LiquidStateMachine: backend must be 'inline', 'auto' or one of {ops.BACKENDS}")
         if not tau >= 1 or not trace_tau > 0:
             raise ValueError(f"LiquidStateMachine: need tau >= 1 and trace_tau > 0 (steps), got {tau}, {trace_tau}")
+        if input_fields not in INPUT_FIELDS:
+            raise ValueError(f"LiquidStateMachine: input_fields must be one of {INPUT_FIELDS}, got {input_fields!r}")
+        if input_fields == "auto":
+            input_fields = "random" if input_shape is None else "local"
+        if input_fields != "random" and input_shape is None:
+            raise ValueError(f"LiquidStateMachine: input_fields={input_fields!r} needs input_shape=(C, H, W)")
         if engine not in ENGINES:
             raise ValueError(f"LiquidStateMachine: engine must be one of {ENGINES}, got {engine!r}")
         if device_model is not None and not isinstance(device_model, ResistiveMemory):
@@ -108,7 +122,7 @@ class LiquidStateMachine(nn.Module):
         self.device_model, self.backend, self.seed = device_model, backend, int(seed)
         self.config = dict(n_inputs=self.n_inputs, n_neurons=self.n_neurons, frac_exc=frac_exc,
                            connectivity=connectivity, p_rec=p_rec, lam=lam, p_in=p_in, input_shape=input_shape,
-                           input_radius=input_radius, input_frac_exc=input_frac_exc, input_scale=input_scale,
+                           input_fields=input_fields, input_radius=input_radius, input_smooth=input_smooth, input_frac_exc=input_frac_exc, input_scale=input_scale,
                            inh_gain=inh_gain, spectral_radius=spectral_radius, tau=tau, v_threshold=v_threshold,
                            v_reset=v_reset, trace_tau=trace_tau, device_weights=device_weights, seed=seed,
                            device_model=None if device_model is None else "rram")
@@ -128,16 +142,17 @@ class LiquidStateMachine(nn.Module):
             rho = C.spectral_radius(w_rec)
             if rho > 0:
                 w_rec = w_rec * (float(spectral_radius) / rho)
-        if input_shape is None:
-            in_mask = C.random_mask(self.n_inputs, n, p_in, gen)
+        if input_shape is not None and math.prod(input_shape) != self.n_inputs:
+            raise ValueError(f"LiquidStateMachine: input_shape {tuple(input_shape)} does not hold "
+                             f"n_inputs={self.n_inputs} channels")
+        if input_fields == "smooth":
+            w_in = float(input_scale) * C.smooth_input_fields(input_shape, n, input_smooth, gen)
         else:
-            if math.prod(input_shape) != self.n_inputs:
-                raise ValueError(f"LiquidStateMachine: input_shape {tuple(input_shape)} does not hold "
-                                 f"n_inputs={self.n_inputs} channels")
-            in_mask = C.local_input_mask(input_shape, n, input_radius, p_in, gen)
-        in_fan = max(float(in_mask.sum()) / n, 1.0)
-        in_sign = torch.where(torch.rand(self.n_inputs, n, generator=gen) < input_frac_exc, 1.0, -1.0)
-        w_in = float(input_scale) / in_fan * C.magnitudes((self.n_inputs, n), gen) * in_mask * in_sign
+            in_mask = (C.random_mask(self.n_inputs, n, p_in, gen) if input_fields == "random"
+                       else C.local_input_mask(input_shape, n, input_radius, p_in, gen))
+            in_fan = max(float(in_mask.sum()) / n, 1.0)
+            in_sign = torch.where(torch.rand(self.n_inputs, n, generator=gen) < input_frac_exc, 1.0, -1.0)
+            w_in = float(input_scale) / in_fan * C.magnitudes((self.n_inputs, n), gen) * in_mask * in_sign
 
         self.register_buffer("exc", exc)
         self.register_buffer("mask_rec", mask)
