@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from snn.io import atomic_write_json  # noqa: E402
 from snn.lsm import make_device_model, plots  # noqa: E402
-from snn.lsm.probe import RETINOTOPIC_KW, linear_probe, load_event_split, reservoir_for  # noqa: E402
+from snn.lsm.probe import linear_probe, load_event_split, reservoir_for  # noqa: E402
 
 
 def probe_sweep(args) -> list[dict]:
@@ -176,7 +176,8 @@ def main(argv=None) -> int:
                         "(default: snn.lsm.readout.RidgeReadout.ALPHAS)")
     p.add_argument("--lsm-kw", default="{}",
                    help="JSON reservoir settings over snn.lsm.probe.VISION_KW, or a list of them (one probe each); "
-                        "a 'seed' key draws another reservoir on the same data")
+                        "a 'seed' key draws another reservoir on the same data, 'preset': 'retinotopic' starts "
+                        "from snn.lsm.probe.RETINOTOPIC_KW instead")
     p.add_argument("--with-input", action="store_true",
                    help="also the readout of [raw events, reservoir features] (ESN-style readout)")
     p.add_argument("--splits", type=int, default=5, help="zero-shot class splits")
@@ -184,9 +185,9 @@ def main(argv=None) -> int:
     p.add_argument("--zs-epochs", type=int, default=300)
     p.add_argument("--throughput-neurons", type=int, default=1000)
     p.add_argument("--throughput-samples", type=int, default=64)
-    p.add_argument("--throughput-kw", default=json.dumps(RETINOTOPIC_KW),
-                   help="JSON reservoir settings of the throughput run, over snn.lsm.probe.VISION_KW "
-                        "(default: RETINOTOPIC_KW, the reservoir of the recorded Brian2 comparison; '{}': VISION_KW)")
+    p.add_argument("--throughput-kw", default='{"preset": "retinotopic"}',
+                   help="JSON reservoir settings of the throughput run, as --lsm-kw (default: the retinotopic "
+                        "reservoir of the recorded Brian2 comparison; '{}': the default vision reservoir)")
     p.add_argument("--parallel-threads", type=int, default=2, help="threads of the parallel event-kernel run")
     p.add_argument("--repeats", type=int, default=3, help="timing repeats (the fastest counts: shared machine)")
     p.add_argument("--brian2-target", default="cython", choices=["cython", "numpy"])

@@ -26,11 +26,21 @@ def test_lsm_probe_command(tmp_path, capsys):
     assert "LSM" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("preset, fields", [("vision", "smooth"), ("retinotopic", "local")])
+def test_lsm_probe_preset(tmp_path, preset, fields):
+    out = tmp_path / "s.json"
+    assert main(["lsm", "--neurons", "30", "--samples", "40", "--preset", preset, "--json", str(out)]) == 0
+    cfg = json.loads(out.read_text())["lsm_config"]
+    assert cfg["input_fields"] == fields and cfg["input_shape"] == [2, 22, 22]
+
+
 def test_lsm_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["lsm", "--neurons", "0"])
     with pytest.raises(SystemExit):
         main(["lsm", "--dataset", "event-cifar"])
+    with pytest.raises(SystemExit):
+        main(["lsm", "--preset", "cortex"])
     with pytest.raises(SystemExit) as e:
         main(["lsm", "zeroshot", "--help"])
     assert e.value.code == 0 and "unseen" in capsys.readouterr().out

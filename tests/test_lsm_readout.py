@@ -117,3 +117,14 @@ def test_linear_probe_readout_kw_reaches_both_sides():
     assert r["lsm_alpha"] == 0.25 and r["raw_alpha"] == 0.25 and r["readout_kw"] == {"alphas": (0.25,)}
     d = linear_probe(data, 30, dataset="event-digits", n_bins=2)
     assert d["lsm_alpha"] in RidgeReadout.ALPHAS and d["raw_alpha"] in RidgeReadout.ALPHAS
+
+
+def test_reservoir_presets():
+    """``reservoir_for`` starts from a named preset; keyword arguments override it; a bad name is an error."""
+    from snn.lsm.probe import reservoir_for
+
+    assert reservoir_for("event-digits", 20).config["input_fields"] == "smooth"
+    r = reservoir_for("event-digits", 20, preset="retinotopic", input_radius=2.0)
+    assert (r.config["input_fields"], r.config["tau"], r.config["input_radius"]) == ("local", 3.0, 2.0)
+    with pytest.raises(ValueError, match="preset 'cortex'.*retinotopic"):
+        reservoir_for("event-digits", 20, preset="cortex")

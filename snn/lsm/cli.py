@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .device import DEVICE_MODELS, make_device_model
-from .probe import SENSOR_SHAPES, linear_probe, load_event_split
+from .probe import PRESETS, SENSOR_SHAPES, linear_probe, load_event_split
 from .readout import READOUTS
 
 __all__ = ["register"]
@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--device-model", choices=DEVICE_MODELS, default="none",
                    help="'rram': weights realised by the resistive-memory model at its default noise")
     p.add_argument("--readout", choices=READOUTS, default="ridge")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="vision",
+                   help="reservoir settings: 'vision' (dense smooth random input fields, the default) or "
+                        "'retinotopic' (sparse local fields)")
     p.add_argument("--samples", type=_positive_int, default=1000, help="training samples (test: a quarter)")
     p.add_argument("--bins", type=_positive_int, default=3, help="time bins of the features")
     p.add_argument("--seed", type=int, default=0)
@@ -71,7 +74,7 @@ def run_probe(args) -> dict:
     for n in args.neurons:
         r = linear_probe(data, n, dataset=args.dataset, readout=args.readout,
                          device_model=make_device_model(args.device_model), n_bins=args.bins, seed=args.seed,
-                         raw_predictions=raw, keep_lsm=args.out is not None)
+                         raw_predictions=raw, keep_lsm=args.out is not None, preset=args.preset)
         raw = r.pop("raw_predictions")
         lsm = r.pop("lsm", None)
         if args.out:

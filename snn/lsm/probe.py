@@ -15,7 +15,7 @@ from .device import ResistiveMemory
 from .readout import make_readout
 from .reservoir import LiquidStateMachine
 
-__all__ = ["SENSOR_SHAPES", "VISION_KW", "RETINOTOPIC_KW", "reservoir_for", "load_event_split", "raw_features",
+__all__ = ["SENSOR_SHAPES", "VISION_KW", "RETINOTOPIC_KW", "PRESETS", "reservoir_for", "load_event_split", "raw_features",
            "linear_probe", "accuracy_se", "paired_difference"]
 
 SENSOR_SHAPES = {"event-fmnist": (2, 34, 34), "event-digits": (2, 22, 22)}
@@ -29,13 +29,19 @@ RETINOTOPIC_KW = dict(input_fields="local", p_in=0.5, input_radius=3.0, tau=3.0,
                       spectral_radius=1.0)
 
 
+PRESETS = {"vision": VISION_KW, "retinotopic": RETINOTOPIC_KW}
+
+
 def reservoir_for(dataset: str, n_neurons: int, device_model: ResistiveMemory | None = None, seed: int = 0,
-                  **kw) -> LiquidStateMachine:
-    """A reservoir for an event vision set: ``VISION_KW`` overridden by ``kw`` (e.g. ``**RETINOTOPIC_KW``)."""
+                  preset: str = "vision", **kw) -> LiquidStateMachine:
+    """A reservoir for an event vision set: the settings of ``preset`` (a name in ``PRESETS``) overridden by
+    ``kw``."""
     if dataset not in SENSOR_SHAPES:
         raise ValueError(f"unknown event dataset {dataset!r}; accepted: {tuple(SENSOR_SHAPES)}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown reservoir preset {preset!r}; accepted: {tuple(PRESETS)}")
     shape = SENSOR_SHAPES[dataset]
-    cfg = dict(VISION_KW, **kw)
+    cfg = dict(PRESETS[preset], **kw)
     return LiquidStateMachine(shape[0] * shape[1] * shape[2], n_neurons, input_shape=shape,
                               device_model=device_model, seed=seed, **cfg)
 
