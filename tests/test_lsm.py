@@ -99,6 +99,22 @@ def test_smooth_input_fields_are_dense_mixed_sign_unit_norm_and_smooth():
     assert abs(_neighbour_correlation(white, shape)) < 0.1
     with pytest.raises(ValueError, match="smoothing"):
         C.smooth_input_fields(shape, 4, -1.0, torch.Generator())
+    with pytest.raises(ValueError, match="envelope"):
+        C.smooth_input_fields(shape, 4, 1.0, torch.Generator(), envelope=0.0)
+
+
+def test_smooth_input_field_envelope_is_local():
+    """With an envelope, a field's weight mass sits within a few envelope widths of one centre."""
+    shape = (2, 30, 30)
+    w = C.smooth_input_fields(shape, 50, 1.0, torch.Generator().manual_seed(1), envelope=3.0)
+    mass = w.T.reshape(50, 2, 30, 30).pow(2).sum(1)  # [neuron, H, W], total 1 per neuron
+    ys = torch.arange(30.0)
+    cy = (mass.sum(2) * ys).sum(1)  # centre of mass per neuron
+    cx = (mass.sum(1) * ys).sum(1)
+    d2 = (ys[None, :, None] - cy[:, None, None]) ** 2 + (ys[None, None, :] - cx[:, None, None]) ** 2
+    assert torch.allclose(mass.sum((1, 2)), torch.ones(50), atol=1e-5)
+    assert (mass * (d2 <= 36.0)).sum((1, 2)).min() > 0.9  # > 90 % of each field within 2 envelopes
+    assert ((cy.max() - cy.min()) > 10) and ((cx.max() - cx.min()) > 10)  # centres spread over the sensor
 
 
 def test_smooth_input_reservoir():

@@ -118,13 +118,16 @@ def local_input_mask(input_shape: tuple[int, int, int], n_post: int, radius: flo
 
 
 def smooth_input_fields(input_shape: tuple[int, int, int], n_post: int, smooth: float,
-                        gen: torch.Generator) -> torch.Tensor:
+                        gen: torch.Generator, envelope: float | None = None) -> torch.Tensor:
     """Dense mixed-sign input fields ``[C·H·W, n_post]``: for each neuron and channel, white noise on the
-    ``H x W`` sensor blurred by a Gaussian of standard deviation ``smooth`` pixels (zero padding), the neuron's
-    whole field (all channels) scaled to unit L2 norm."""
+    ``H x W`` sensor blurred by a Gaussian of standard deviation ``smooth`` pixels (zero padding), times
+    ``exp(-d²/(2·envelope²))`` with ``d`` the distance to a random centre when ``envelope`` (pixels) is given;
+    the neuron's whole field (all channels) scaled to unit L2 norm."""
     ch, h, w = (int(s) for s in input_shape)
     if not smooth >= 0:
         raise ValueError(f"input field smoothing must be >= 0 pixels, got {smooth}")
+    if envelope is not None and not envelope > 0:
+        raise ValueError(f"input field envelope must be > 0 pixels or None, got {envelope}")
     f = torch.randn(n_post * ch, 1, h, w, generator=gen)
     if smooth > 0:
         r = int(3 * smooth) + 1
@@ -132,5 +135,12 @@ def smooth_input_fields(input_shape: tuple[int, int, int], n_post: int, smooth: 
         k = k / k.sum()
         f = torch.nn.functional.conv2d(f, k.view(1, 1, 1, -1), padding=(0, r))
         f = torch.nn.functional.conv2d(f, k.view(1, 1, -1, 1), padding=(r, 0))
+    f = f.reshape(n_post, ch, h, w)
+    if envelope is not None:
+        cy = torch.rand(n_post, generator=gen) * (h - 1)
+        cx = torch.rand(n_post, generator=gen) * (w - 1)
+        ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
+        d2 = (ys[None, :, None] - cy[:, None, None]) ** 2 + (xs[None, None, :] - cx[:, None, None]) ** 2
+        f = f * torch.exp(-d2 / (2 * envelope ** 2))[:, None]
     f = f.reshape(n_post, ch * h * w)
     return (f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)).T.contiguous()

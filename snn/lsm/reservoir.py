@@ -61,7 +61,8 @@ class LiquidStateMachine(nn.Module):
     input_shape:     (C, H, W) of the input channels (needed by the 'local' and 'smooth' input fields).
     input_fields:    'local' (retinotopic: each neuron sees, with probability ``p_in``, the pixels within
                      ``input_radius`` pixels of a random centre), 'smooth' (every channel, mixed-sign weights:
-                     white noise blurred over ``input_smooth`` pixels, see
+                     white noise blurred over ``input_smooth`` pixels, times a Gaussian window of
+                     ``input_envelope`` pixels around a random centre when that is not None; see
                      :func:`snn.lsm.connectivity.smooth_input_fields`), 'random' (random-sparse over all channels
                      with probability ``p_in``), or 'auto' ('local' with an ``input_shape``, else 'random').
     input_frac_exc:  'local'/'random': fraction of input synapses that are excitatory (the rest inhibitory:
@@ -87,6 +88,7 @@ class LiquidStateMachine(nn.Module):
     def __init__(self, n_inputs: int, n_neurons: int = 1000, *, frac_exc: float = 0.8, connectivity: str = "random",
                  p_rec: float = 0.1, lam: float = 2.0, grid_shape=None, p_in: float = 0.1, input_shape=None,
                  input_fields: str = "auto", input_radius: float = 3.0, input_smooth: float = 1.5,
+                 input_envelope: float | None = None,
                  input_frac_exc: float = 1.0, input_scale: float = 3.0,
                  inh_gain: float = 2.0, spectral_radius: float | None = 1.0, tau: float = 3.0,
                  v_threshold: float = 1.0, v_reset: float = 0.0, trace_tau: float = 5.0,
@@ -122,7 +124,8 @@ class LiquidStateMachine(nn.Module):
         self.device_model, self.backend, self.seed = device_model, backend, int(seed)
         self.config = dict(n_inputs=self.n_inputs, n_neurons=self.n_neurons, frac_exc=frac_exc,
                            connectivity=connectivity, p_rec=p_rec, lam=lam, p_in=p_in, input_shape=input_shape,
-                           input_fields=input_fields, input_radius=input_radius, input_smooth=input_smooth, input_frac_exc=input_frac_exc, input_scale=input_scale,
+                           input_fields=input_fields, input_radius=input_radius, input_smooth=input_smooth,
+                           input_envelope=input_envelope, input_frac_exc=input_frac_exc, input_scale=input_scale,
                            inh_gain=inh_gain, spectral_radius=spectral_radius, tau=tau, v_threshold=v_threshold,
                            v_reset=v_reset, trace_tau=trace_tau, device_weights=device_weights, seed=seed,
                            device_model=None if device_model is None else "rram")
@@ -146,7 +149,7 @@ class LiquidStateMachine(nn.Module):
             raise ValueError(f"LiquidStateMachine: input_shape {tuple(input_shape)} does not hold "
                              f"n_inputs={self.n_inputs} channels")
         if input_fields == "smooth":
-            w_in = float(input_scale) * C.smooth_input_fields(input_shape, n, input_smooth, gen)
+            w_in = float(input_scale) * C.smooth_input_fields(input_shape, n, input_smooth, gen, input_envelope)
         else:
             in_mask = (C.random_mask(self.n_inputs, n, p_in, gen) if input_fields == "random"
                        else C.local_input_mask(input_shape, n, input_radius, p_in, gen))
