@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from snn.io import atomic_write_json  # noqa: E402
-from snn.lsm import make_device_model, plots  # noqa: E402
+from snn.lsm import FEATURES, make_device_model, plots  # noqa: E402
 from snn.lsm.probe import linear_probe, load_event_split, reservoir_for  # noqa: E402
 
 
@@ -46,6 +46,7 @@ def probe_sweep(args) -> list[dict]:
         reservoir_seed = reservoir_kw.pop("seed", args.seed)  # {"seed": k} in --lsm-kw: another reservoir draw
         r = linear_probe(data, n, dataset="event-fmnist", readout=args.readout, device_model=make_device_model(dev),
                          n_bins=args.bins, seed=reservoir_seed, raw_predictions=raw, with_input=args.with_input,
+                         features=args.features,
                          readout_kw=dict(alphas=tuple(args.alphas)) if args.alphas else None, **reservoir_kw)
         raw = r.pop("raw_predictions")
         r["lsm_kw"] = kw
@@ -171,6 +172,9 @@ def main(argv=None) -> int:
     p.add_argument("--device-models", nargs="+", default=["none", "rram"])
     p.add_argument("--readout", default="ridge")
     p.add_argument("--bins", type=int, default=3)
+    p.add_argument("--features", default="both", choices=FEATURES,
+                   help="reservoir features: 'both' = spike counts and traces per bin, 'all' adds the membrane "
+                        "potential at each bin's end (torch engine)")
     p.add_argument("--alphas", type=float, nargs="+", default=None,
                    help="ridge alpha grid searched on the validation part, the same for LSM and raw "
                         "(default: snn.lsm.readout.RidgeReadout.ALPHAS)")

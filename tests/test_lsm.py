@@ -71,6 +71,26 @@ def test_simulation_shapes_features_and_paths():
     assert lsm.features(x, batch_size=2).shape == (3, 1200)
 
 
+
+def test_all_features_add_the_membrane_potential_at_each_bin_end():
+    x = (torch.rand(15, 3, 20, generator=torch.Generator().manual_seed(1)) < 0.4).float()
+    lsm = _lsm(input_scale=6.0, tau=5.0)
+    assert lsm.engine == "event"  # 'all' falls back to the torch engine
+    both, spikes = lsm.run(x, n_bins=3, features="both", record=True)
+    feats = lsm.run(x, n_bins=3, features="all")[0]
+    assert feats.shape == (3, 3 * 3 * 200) and torch.allclose(feats[:, :1200], both, atol=1e-5)
+    # the equations of the module docstring, step by step
+    v, s, ends = torch.zeros(3, 200), torch.zeros(3, 200), []
+    for t in range(15):
+        h = v - v / lsm.tau + x[t] @ lsm.w_in + s @ lsm.w_rec
+        s = (h >= lsm.v_threshold).float()
+        v = h * (1 - s)
+        if t in (4, 9, 14):
+            ends.append(v)
+    assert torch.equal(s.to(torch.uint8), spikes[-1])
+    expected = torch.stack(ends, 1).reshape(3, -1)  # [B, bin·N]
+    assert torch.allclose(feats[:, 1200:], expected, atol=1e-4) and expected.abs().sum() > 0
+
 def test_retinotopic_input_is_local():
     lsm = LiquidStateMachine(2 * 10 * 10, 50, input_shape=(2, 10, 10), input_radius=2.0, p_in=1.0, seed=0)
     conn = (lsm.w_in != 0).reshape(2, 10, 10, 50)

@@ -15,8 +15,8 @@ from .device import ResistiveMemory
 from .readout import make_readout
 from .reservoir import LiquidStateMachine
 
-__all__ = ["SENSOR_SHAPES", "VISION_KW", "RETINOTOPIC_KW", "PRESETS", "reservoir_for", "load_event_split", "raw_features",
-           "linear_probe", "accuracy_se", "paired_difference"]
+__all__ = ["SENSOR_SHAPES", "VISION_KW", "RETINOTOPIC_KW", "PRESETS", "reservoir_for", "load_event_split",
+           "raw_features", "linear_probe", "accuracy_se", "paired_difference"]
 
 SENSOR_SHAPES = {"event-fmnist": (2, 34, 34), "event-digits": (2, 22, 22)}
 # Reservoir settings for event vision (see benchmarks/RESULTS.md, issue 6). VISION_KW, the default: dense
@@ -91,7 +91,7 @@ def paired_difference(correct_a: torch.Tensor, correct_b: torch.Tensor) -> tuple
 def linear_probe(data, n_neurons: int, *, dataset: str = "event-fmnist", readout: str = "ridge",
                  device_model: ResistiveMemory | None = None, n_bins: int = 3, seed: int = 0,
                  with_raw: bool = True, raw_predictions: torch.Tensor | None = None, with_input: bool = False,
-                 keep_lsm: bool = False, readout_kw: dict | None = None, **lsm_kw) -> dict:
+                 keep_lsm: bool = False, readout_kw: dict | None = None, features: str = "both", **lsm_kw) -> dict:
     """Probe accuracy of an ``n_neurons`` reservoir on ``data = (x_train, y_train, x_test, y_test)``.
 
     ``with_raw``: also the same readout on the raw binned events (or reuse ``raw_predictions`` of an earlier
@@ -100,18 +100,19 @@ def linear_probe(data, n_neurons: int, *, dataset: str = "event-fmnist", readout
     LSM - raw with the paired standard error; ``raw_predictions`` (a tensor) is returned for reuse.
     ``readout_kw``: keyword arguments of the readout (e.g. ``alphas``, the ridge grid searched on the validation
     part), the same for every side (reused ``raw_predictions`` must come from the same ``readout_kw``).
+    ``features``: the reservoir features (:data:`snn.lsm.FEATURES`; 'all' adds membrane potentials).
     """
     xtr, ytr, xte, yte = data
     lsm = reservoir_for(dataset, n_neurons, device_model, seed, **lsm_kw)
     t0 = time.perf_counter()
-    ftr, fte = lsm.features(xtr, n_bins), lsm.features(xte, n_bins)
+    ftr, fte = lsm.features(xtr, n_bins, features), lsm.features(xte, n_bins, features)
     sim_s = time.perf_counter() - t0
     steps = xtr.shape[0] * (xtr.shape[1] + xte.shape[1])
     pred, fit_s, alpha = _fit_predict(readout, ftr, ytr, fte, readout_kw)
     ok = pred == yte
     acc, se = accuracy_se(ok)
     out = dict(dataset=dataset, n_neurons=n_neurons, readout=readout, device_model="rram" if device_model else "none",
-               n_train=len(ytr), n_test=len(yte), n_bins=n_bins, time_steps=xtr.shape[0], seed=seed,
+               n_train=len(ytr), n_test=len(yte), n_bins=n_bins, features=features, time_steps=xtr.shape[0], seed=seed,
                lsm_accuracy=acc, lsm_se=se, lsm_alpha=alpha, n_features=ftr.shape[1], simulate_s=sim_s,
                readout_s=fit_s, neuron_steps_per_s=steps * n_neurons / sim_s,
                firing_rate=float(ftr[:, : n_bins * n_neurons].sum() / (len(ftr) * n_neurons * xtr.shape[0])),

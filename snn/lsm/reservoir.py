@@ -21,7 +21,9 @@ read noise. Unconnected synapses have no device (weight exactly 0).
 Features (:meth:`LiquidStateMachine.features`), with ``T`` split into ``n_bins`` equal bins:
 
 * ``counts``: spikes of each neuron in each bin;
-* ``traces``: mean over each bin of the low-pass trace ``r[t] = r[t-1]·exp(-1/trace_tau) + s[t]``.
+* ``traces``: mean over each bin of the low-pass trace ``r[t] = r[t-1]·exp(-1/trace_tau) + s[t]``;
+* ``all``: counts, traces and the membrane potential ``V`` at the last step of each bin (the sub-threshold
+  state; computed by the torch engine, since the event kernel has no voltage output).
 
 Input and recurrent steps are dense or sparse (CSR) matmuls, whichever is faster for the size and density
 (:class:`snn.lsm.synapses.SynapseMatrix`; ``recurrent='auto'``).
@@ -43,7 +45,7 @@ from .synapses import SynapseMatrix
 
 __all__ = ["LiquidStateMachine", "FEATURES"]
 
-FEATURES = ("counts", "traces", "both")
+FEATURES = ("counts", "traces", "both", "all")
 ENGINES = ("auto", "torch", "event")
 INPUT_FIELDS = ("auto", "local", "smooth", "random")
 _CONNECTIVITY = ("random", "distance")
@@ -251,7 +253,8 @@ class LiquidStateMachine(nn.Module):
     def run(self, x: torch.Tensor, n_bins: int = 3, features: str = "both", record: bool = False):
         """Simulate ``x [T, B, n_inputs]``; returns ``(features [B, F], spikes [T, B, N] uint8 or None)``.
 
-        ``F = n_bins·N`` for 'counts' or 'traces', ``2·n_bins·N`` for 'both' (counts first).
+        ``F = n_bins·N`` for 'counts' or 'traces', ``2·n_bins·N`` for 'both' (counts first), ``3·n_bins·N``
+        for 'all' (counts, traces, membrane potentials; always the torch engine).
         """
         x = self._check_input(x, finite=self.engine != "event")  # the event kernel checks while it reads x
         if features not in FEATURES:
@@ -260,13 +263,14 @@ class LiquidStateMachine(nn.Module):
         if not 1 <= n_bins <= t_steps:
             raise ValueError(f"n_bins must lie in [1, T={t_steps}], got {n_bins}")
         edges = [round(k * t_steps / n_bins) for k in range(n_bins + 1)]
-        if self.engine == "event":
-            counts, traces, out = self._run_event(x, edges, n_bins, record)
+        if self.engine == "event" and features != "all":
+            (counts, traces, out), volts = self._run_event(x, edges, n_bins, record), None
         else:
-            counts, traces, out = self._run_torch(x, edges, n_bins, record)
+            counts, traces, volts, out = self._run_torch(x, edges, n_bins, record)
         widths = torch.tensor([edges[j + 1] - edges[j] for j in range(n_bins)], dtype=torch.float32)[:, None, None]
         traces /= widths
-        parts = {"counts": [counts], "traces": [traces], "both": [counts, traces]}[features]
+        parts = {"counts": [counts], "traces": [traces], "both": [counts, traces],
+                 "all": [counts, traces, volts]}[features]
         feats = torch.cat([p.permute(1, 0, 2).reshape(b, -1) for p in parts], 1)
         return feats, out
 
@@ -277,6 +281,7 @@ class LiquidStateMachine(nn.Module):
         i_in = self.syn_in(x.reshape(t_steps * b, -1) * self.input_gain).reshape(t_steps, b, n)
         counts = torch.zeros(n_bins, b, n)
         traces = torch.zeros(n_bins, b, n)
+        volts = torch.zeros(n_bins, b, n)
         v = torch.full((b, n), self.v_reset)
         s = torch.zeros(b, n)
         r = torch.zeros(b, n)
@@ -290,9 +295,11 @@ class LiquidStateMachine(nn.Module):
             r.mul_(keep).add_(s)
             counts[k] += s
             traces[k] += r
+            if t == edges[k + 1] - 1:
+                volts[k] = v
             if record:
                 out[t] = s.to(torch.uint8)
-        return counts, traces, out
+        return counts, traces, volts, out
 
     def _run_event(self, x, edges, n_bins, record):
         """The event-driven C kernel (:mod:`snn.lsm.event_kernel`)."""
