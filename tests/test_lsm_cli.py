@@ -17,10 +17,11 @@ def _one_thread():
 def test_lsm_probe_command(tmp_path, capsys):
     out = tmp_path / "s.json"
     rc = main(["lsm", "--dataset", "event-digits", "--neurons", "60", "--samples", "40", "--device-model", "rram",
-               "--json", str(out), "--out", str(tmp_path / "plots")])
+               "--features", "all", "--json", str(out), "--out", str(tmp_path / "plots")])
     assert rc == 0
     s = json.loads(out.read_text())
     assert s["n_neurons"] == 60 and s["device_model"] == "rram" and 0 <= s["lsm_accuracy"] <= 1
+    assert s["features"] == "all" and s["n_features"] == 3 * 3 * 60  # counts, traces, potentials x 3 bins
     assert "raw_accuracy" in s and (tmp_path / "plots" / "raster_N60.png").is_file()
     assert (tmp_path / "plots" / "accuracy_vs_size.png").is_file()
     assert "LSM" in capsys.readouterr().out

@@ -15,6 +15,7 @@ import torch
 from .device import DEVICE_MODELS, make_device_model
 from .probe import PRESETS, SENSOR_SHAPES, linear_probe, load_event_split
 from .readout import READOUTS
+from .reservoir import FEATURES
 
 __all__ = ["register"]
 
@@ -43,6 +44,8 @@ def register(subparsers) -> None:
                         "'retinotopic' (sparse local fields)")
     p.add_argument("--samples", type=_positive_int, default=1000, help="training samples (test: a quarter)")
     p.add_argument("--bins", type=_positive_int, default=3, help="time bins of the features")
+    p.add_argument("--features", choices=FEATURES, default="both",
+                   help="'both': spike counts and traces per bin; 'all' adds the membrane potential at each bin's end")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=None, metavar="DIR", help="write a raster and accuracy-vs-size plot here")
@@ -74,7 +77,8 @@ def run_probe(args) -> dict:
     for n in args.neurons:
         r = linear_probe(data, n, dataset=args.dataset, readout=args.readout,
                          device_model=make_device_model(args.device_model), n_bins=args.bins, seed=args.seed,
-                         raw_predictions=raw, keep_lsm=args.out is not None, preset=args.preset)
+                         raw_predictions=raw, keep_lsm=args.out is not None, preset=args.preset,
+                         features=args.features)
         raw = r.pop("raw_predictions")
         lsm = r.pop("lsm", None)
         if args.out:
