@@ -1,6 +1,8 @@
 """Liquid state machine: Dale's law, sparsity, seeding, scaling, calibration, simulation paths, bad inputs."""
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from snn.lsm import LiquidStateMachine, ResistiveMemory
 from snn.lsm import connectivity as C
@@ -75,9 +77,11 @@ def test_simulation_shapes_features_and_paths():
 def test_all_features_add_the_membrane_potential_at_each_bin_end():
     x = (torch.rand(15, 3, 20, generator=torch.Generator().manual_seed(1)) < 0.4).float()
     lsm = _lsm(input_scale=6.0, tau=5.0)
-    assert lsm.engine == "event"  # 'all' falls back to the torch engine
+    assert lsm.engine == "event"
     both, spikes = lsm.run(x, n_bins=3, features="both", record=True)
     feats = lsm.run(x, n_bins=3, features="all")[0]
+    torch_feats = _lsm(input_scale=6.0, tau=5.0, engine="torch").run(x, n_bins=3, features="all")[0]
+    assert torch.allclose(feats, torch_feats, atol=1e-5)  # the event kernel's voltage output = the torch engine's
     assert feats.shape == (3, 3 * 3 * 200) and torch.allclose(feats[:, :1200], both, atol=1e-5)
     # the equations of the module docstring, step by step
     v, s, ends = torch.zeros(3, 200), torch.zeros(3, 200), []
@@ -220,27 +224,66 @@ def test_event_kernel_without_compiler(monkeypatch, tmp_path):
 
 
 def test_event_kernel_paths_agree():
-    # the AVX-512 paths (where this CPU has them) and the portable scalar path give the torch engine's spikes,
-    # for event counts > 1 and sizes that are not multiples of the 16-lane vectors; NaN input is an error
+    # the AVX-512 paths (where this CPU has them) and the portable scalar path, with W_in as CSR rows or as a
+    # dense matrix, give the torch engine's spikes and membrane potentials, for event counts > 1 and sizes that
+    # are not multiples of the 16-lane vectors; NaN input is an error
     import numpy as np
 
     from snn.lsm import event_kernel as K
 
     lsm = _lsm(n_inputs=37, n_neurons=203, input_scale=6.0, engine="torch")
-    # 19 samples: two 8-sample lane blocks and 3 single samples on the AVX-512 path
-    x = torch.poisson(torch.full((11, 19, 37), 0.3), generator=torch.Generator().manual_seed(2))
-    _, ref = lsm.run(x, n_bins=2, record=True)
-    csr = (K.to_csr(lsm.w_in), K.to_csr(lsm.w_rec))
+    # 35 samples: two 16-sample lane blocks and 3 single samples on the AVX-512 path; the input rate grows over
+    # time, so the lane blocks both scatter (few neurons fired) and gather (most fired) their recurrent input
+    rate = (0.5 * torch.linspace(0.0, 1.0, 11) ** 3)[:, None, None].expand(11, 35, 37)
+    x = torch.poisson(rate, generator=torch.Generator().manual_seed(2))
+    feats, ref = lsm.run(x, n_bins=2, features="all", record=True)
+    ref_volts = feats[:, 4 * 203:].reshape(35, 2, 203).transpose(0, 1)
+    layouts = {"csr": K.to_csr(lsm.w_in), "dense": K.to_tiles(lsm.w_in)}  # 203 neurons: 4 tiles, padded
     bins = np.repeat([0, 1], [6, 5])
+    run = lambda xx, w_in, variant, **kw: K.run_event(  # noqa: E731
+        xx, w_in, K.to_csr(lsm.w_rec), tau=lsm.tau, v_threshold=1.0, v_reset=0.0, gain=1.0, trace_tau=5.0,
+        bin_of_t=bins, n_bins=2, variant=variant, **kw)
     for variant in ("native", "portable"):
-        counts, _, sp = K.run_event(x, *csr, tau=lsm.tau, v_threshold=1.0, v_reset=0.0, gain=1.0, trace_tau=5.0,
-                                    bin_of_t=bins, n_bins=2, record=True, variant=variant)
-        assert torch.equal(sp, ref) and ref.sum() > 0
-        assert torch.equal(counts.sum(0), ref.float().sum(0))
-        x_bad = x.clone()
-        x_bad[3, 2, 5] = float("inf")
-        with pytest.raises(ValueError, match="NaN or Inf"):
-            K.run_event(x_bad, *csr, tau=lsm.tau, v_threshold=1.0, v_reset=0.0, gain=1.0, trace_tau=5.0,
-                        bin_of_t=bins, n_bins=2, variant=variant)
+        for layout, w_in in layouts.items():
+            counts, _, volts, sp = run(x, w_in, variant, record=True, volts=True)
+            assert torch.equal(sp, ref) and ref.sum() > 0, (variant, layout)
+            assert torch.equal(counts.sum(0), ref.float().sum(0))
+            assert torch.allclose(volts, ref_volts, atol=1e-5) and volts.abs().sum() > 0
+            if variant == "native" and K.simd():
+                steps = K.recurrent_steps()
+                assert steps["gathered"] > 0 and steps["scattered"] > 0, steps
+            assert run(x, w_in, variant)[2] is None  # no voltage output unless asked
+            x_bad = x.clone()
+            x_bad[3, 2, 5] = float("inf")
+            with pytest.raises(ValueError, match="NaN or Inf"):
+                run(x_bad, w_in, variant)
+    with pytest.raises(ValueError, match="dense w_in"):
+        run(x, lsm.w_in.numpy().copy(), "native")  # row-major, not tiles
     with pytest.raises(ValueError, match="variant"):
         K.load("fastest")
+
+
+def test_event_kernel_takes_dense_input_rows_for_dense_fields():
+    from snn.lsm import event_kernel as K
+
+    sparse = _lsm(p_in=0.1, engine="event")
+    dense = LiquidStateMachine(72, 40, input_shape=(2, 6, 6), input_fields="smooth", engine="event", seed=3)
+    assert isinstance(K.input_layout(sparse.w_in), tuple)  # CSR triple
+    tiles = K.input_layout(dense.w_in)
+    assert tiles.shape == (1, 72, 64) and (tiles[0, :, :40] == dense.w_in.numpy()).all() and not tiles[0, :, 40:].any()
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(n_in=st.integers(1, 80), n=st.integers(1, 150), b=st.integers(1, 40), t=st.integers(1, 12),
+       p_in=st.sampled_from([0.05, 0.3, 1.0]), tau=st.floats(1.0, 40.0), scale=st.floats(0.5, 12.0),
+       rate=st.floats(0.05, 0.8), seed=st.integers(0, 2**16))
+def test_event_kernel_matches_the_torch_reference(n_in, n, b, t, p_in, tau, scale, rate, seed):
+    """Random sizes (lane blocks and single samples, sizes off the vector widths), sparse (CSR) and dense
+    (tiled) input layouts: the event kernel's spikes and features are the torch engine's."""
+    kw = dict(n_inputs=n_in, n_neurons=n, p_in=p_in, tau=tau, input_scale=scale, seed=seed)
+    x = torch.poisson(torch.full((t, b, n_in), rate), generator=torch.Generator().manual_seed(seed))
+    n_bins = 1 + seed % t
+    ref_feats, ref_spikes = _lsm(engine="torch", **kw).run(x, n_bins=n_bins, features="all", record=True)
+    feats, spikes = _lsm(engine="event", **kw).run(x, n_bins=n_bins, features="all", record=True)
+    assert torch.equal(spikes, ref_spikes)
+    assert torch.allclose(feats, ref_feats, atol=1e-4)

@@ -3,8 +3,12 @@
 A spiking reservoir is sparse twice over: each neuron reaches ~p·N others, and only a few percent of neurons
 (and input pixels) are active per step. The C kernel walks the CSR rows of the active inputs and spikes only,
 so a step costs (events + spikes) × fan-out instead of a dense ``B x N x N`` matmul, and it runs the whole
-``[T, B]`` simulation in one call (on AVX-512, blocks of 8 samples share each CSR row read; OpenMP over blocks
-and samples when more than one thread is asked for). Same equations as
+``[T, B]`` simulation in one call (on AVX-512, blocks of 16 samples share each row read, and a step where most
+neurons fired in some sample gathers each neuron's recurrent input instead of scattering the rows of the
+neurons that fired; OpenMP over blocks and samples when more than one thread is asked for). Where most input
+synapses exist (dense input fields), :func:`run_event` takes ``W_in`` as dense tiles instead
+(:func:`to_tiles`, :data:`DENSE_INPUT_DENSITY`): an input event then adds one contiguous row per tile,
+vectorised over neurons, computed ahead for 16 steps at a time. Same equations as
 :meth:`snn.lsm.LiquidStateMachine.run` (float32; summation order differs, so a rare threshold tie may differ).
 
 The shared library is compiled on first use with the system C compiler (``$CC``, default ``cc``) into
@@ -26,7 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["available", "load", "simd", "to_csr", "run_event"]
+__all__ = ["available", "load", "simd", "to_csr", "to_tiles", "input_layout", "run_event", "recurrent_steps", "DENSE_INPUT_DENSITY"]
+
+# W_in with at least this fraction of non-zero weights is passed dense: a CSR row then costs an index and a
+# scattered add per synapse (and, in the 8-sample lane blocks, an 8-wide add where ~1 lane has the event), a
+# dense row one contiguous vector add per 16 neurons. On the smooth-field reservoir (density 1) the dense rows
+# ran the whole simulation several times faster (benchmarks/RESULTS.md, issue 6).
+DENSE_INPUT_DENSITY = 0.25
 
 _SRC = Path(__file__).with_name("csrc") / "event_lsm.c"
 _libs: dict = {}
@@ -101,9 +111,12 @@ def load(variant: str = "native"):
     p = ctypes.c_void_p
     f = ctypes.c_float
     i = ctypes.c_int
-    lib.lsm_event_run.argtypes = [i, i, i, i, p, p, p, p, p, p, p, f, f, f, f, f, f, p, p, p, p, i]
+    lib.lsm_event_run.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, f, f, f, f, f, f, p, p, p, p, p, i]
     lib.lsm_event_run.restype = ctypes.c_int
     lib.lsm_event_simd.restype = ctypes.c_int
+    lib.lsm_event_ntile.restype = ctypes.c_int
+    lib.lsm_event_steps_gathered.restype = ctypes.c_long
+    lib.lsm_event_steps_scattered.restype = ctypes.c_long
     _libs[variant] = lib
     return lib
 
@@ -111,6 +124,13 @@ def load(variant: str = "native"):
 def simd(variant: str = "native") -> bool:
     """Whether the loaded kernel runs the AVX-512 path."""
     return bool(load(variant).lsm_event_simd())
+
+
+def recurrent_steps(variant: str = "native") -> dict:
+    """How the last :func:`run_event` call's lane blocks summed their recurrent input: ``{'gathered': steps,
+    'scattered': steps}`` (steps with a spike; see ``csrc/event_lsm.c``)."""
+    lib = load(variant)
+    return dict(gathered=lib.lsm_event_steps_gathered(), scattered=lib.lsm_event_steps_scattered())
 
 
 def available(variant: str = "native") -> bool:
@@ -128,30 +148,62 @@ def to_csr(w: torch.Tensor):
             np.ascontiguousarray(csr.values().numpy(), dtype=np.float32))
 
 
-def _ptr(a: np.ndarray):
-    return a.ctypes.data_as(ctypes.c_void_p)
+def to_tiles(w: torch.Tensor, variant: str = "native") -> np.ndarray:
+    """A dense ``[rows, cols]`` matrix tile-major, as the kernel's dense input reads it: float32
+    ``[ceil(cols/tile), rows, tile]`` with the last tile zero-padded (``tile`` = the kernel's NTILE, 64)."""
+    tile = load(variant).lsm_event_ntile()
+    rows, cols = w.shape
+    n_tiles = -(-cols // tile)
+    out = np.zeros((rows, n_tiles * tile), dtype=np.float32)
+    out[:, :cols] = w.detach().float().cpu().numpy()
+    return np.ascontiguousarray(out.reshape(rows, n_tiles, tile).transpose(1, 0, 2))
 
 
-def run_event(x: torch.Tensor, w_in_csr, w_rec_csr, *, tau: float, v_threshold: float, v_reset: float,
+def input_layout(w_in: torch.Tensor, variant: str = "native"):
+    """What :func:`run_event` takes as ``w_in``: the tiles of :func:`to_tiles` when at least
+    :data:`DENSE_INPUT_DENSITY` of the weights are non-zero, else the CSR triple of :func:`to_csr`."""
+    if float((w_in != 0).float().mean()) >= DENSE_INPUT_DENSITY:
+        return to_tiles(w_in, variant)
+    return to_csr(w_in)
+
+
+def _ptr(a: np.ndarray | None):
+    return None if a is None else a.ctypes.data_as(ctypes.c_void_p)
+
+
+def run_event(x: torch.Tensor, w_in, w_rec_csr, *, tau: float, v_threshold: float, v_reset: float,
               gain: float, trace_tau: float, bin_of_t: np.ndarray, n_bins: int, record: bool = False,
-              n_threads: int | None = None, variant: str = "native"):
-    """Simulate ``x [T, B, n_in]``; returns ``(counts [n_bins, B, N], trace sums [n_bins, B, N], spikes or None)``.
+              volts: bool = False, n_threads: int | None = None, variant: str = "native"):
+    """Simulate ``x [T, B, n_in]``; returns ``(counts [n_bins, B, N], trace sums [n_bins, B, N],
+    V at each bin's last step [n_bins, B, N] or None, spikes [T, B, N] uint8 or None)``.
 
-    A NaN/Inf in ``x`` raises ValueError (the kernel counts them while it scans the input)."""
+    ``w_in``: the CSR triple of :func:`to_csr` or the dense tiles of :func:`to_tiles` (see
+    :func:`input_layout`); ``volts``: also return the membrane potentials. A NaN/Inf in ``x`` raises ValueError
+    (the kernel counts them while it scans the input)."""
     lib = load(variant)
     t_steps, b, n_in = x.shape
     n = len(w_rec_csr[0]) - 1
+    if isinstance(w_in, np.ndarray):
+        tile = lib.lsm_event_ntile()
+        want = (-(-n // tile), n_in, tile)
+        if w_in.shape != want or w_in.dtype != np.float32 or not w_in.flags.c_contiguous:
+            raise ValueError(f"run_event: a dense w_in must be the C-contiguous float32 tiles {list(want)} of "
+                             f"to_tiles(W_in [{n_in}, {n}]), got {w_in.dtype} {list(w_in.shape)}")
+        in_csr, in_dense = (None, None, None), w_in
+    else:
+        in_csr, in_dense = w_in, None
     xs = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
     counts = np.zeros((n_bins, b, n), dtype=np.float32)
     traces = np.zeros((n_bins, b, n), dtype=np.float32)
+    vs = np.zeros((n_bins, b, n), dtype=np.float32) if volts else None
     spikes = np.zeros((t_steps, b, n), dtype=np.uint8) if record else None
     bins = np.ascontiguousarray(bin_of_t, dtype=np.int32)
     d = 1.0 / tau
-    bad = lib.lsm_event_run(t_steps, b, n, n_in, *(_ptr(a) for a in w_in_csr), *(_ptr(a) for a in w_rec_csr),
-                      _ptr(xs), 1.0 - d, v_reset * d, v_threshold, v_reset, gain,
-                      float(np.exp(-1.0 / trace_tau)), _ptr(bins), _ptr(counts), _ptr(traces),
-                      _ptr(spikes) if record else None, int(n_threads or torch.get_num_threads()))
+    bad = lib.lsm_event_run(t_steps, b, n, n_in, *(_ptr(a) for a in in_csr), _ptr(in_dense),
+                            *(_ptr(a) for a in w_rec_csr), _ptr(xs), 1.0 - d, v_reset * d, v_threshold, v_reset,
+                            gain, float(np.exp(-1.0 / trace_tau)), _ptr(bins), _ptr(counts), _ptr(traces),
+                            _ptr(vs), _ptr(spikes), int(n_threads or torch.get_num_threads()))
     if bad:
         raise ValueError(f"LiquidStateMachine: input contains NaN or Inf ({bad} values)")
-    return (torch.from_numpy(counts), torch.from_numpy(traces),
-            torch.from_numpy(spikes) if record else None)
+    as_tensor = lambda a: None if a is None else torch.from_numpy(a)  # noqa: E731
+    return as_tensor(counts), as_tensor(traces), as_tensor(vs), as_tensor(spikes)

@@ -23,7 +23,7 @@ Features (:meth:`LiquidStateMachine.features`), with ``T`` split into ``n_bins``
 * ``counts``: spikes of each neuron in each bin;
 * ``traces``: mean over each bin of the low-pass trace ``r[t] = r[t-1]·exp(-1/trace_tau) + s[t]``;
 * ``all``: counts, traces and the membrane potential ``V`` at the last step of each bin (the sub-threshold
-  state; computed by the torch engine, since the event kernel has no voltage output).
+  state).
 
 Input and recurrent steps are dense or sparse (CSR) matmuls, whichever is faster for the size and density
 (:class:`snn.lsm.synapses.SynapseMatrix`; ``recurrent='auto'``).
@@ -169,7 +169,7 @@ class LiquidStateMachine(nn.Module):
         self.syn_rec = SynapseMatrix(self.w_rec, self.w_rec_var, device_model, recurrent)
         self.recurrent = self.syn_rec.mode
         self.engine = self._resolve_engine(engine)
-        self._csr = None
+        self._kernel_weights = None
 
     # -- weights -----------------------------------------------------------------------------------
     def _realise(self, device_weights: str, gen: torch.Generator) -> None:
@@ -254,7 +254,7 @@ class LiquidStateMachine(nn.Module):
         """Simulate ``x [T, B, n_inputs]``; returns ``(features [B, F], spikes [T, B, N] uint8 or None)``.
 
         ``F = n_bins·N`` for 'counts' or 'traces', ``2·n_bins·N`` for 'both' (counts first), ``3·n_bins·N``
-        for 'all' (counts, traces, membrane potentials; always the torch engine).
+        for 'all' (counts, traces, membrane potentials).
         """
         x = self._check_input(x, finite=self.engine != "event")  # the event kernel checks while it reads x
         if features not in FEATURES:
@@ -263,8 +263,8 @@ class LiquidStateMachine(nn.Module):
         if not 1 <= n_bins <= t_steps:
             raise ValueError(f"n_bins must lie in [1, T={t_steps}], got {n_bins}")
         edges = [round(k * t_steps / n_bins) for k in range(n_bins + 1)]
-        if self.engine == "event" and features != "all":
-            (counts, traces, out), volts = self._run_event(x, edges, n_bins, record), None
+        if self.engine == "event":
+            counts, traces, volts, out = self._run_event(x, edges, n_bins, record, volts=features == "all")
         else:
             counts, traces, volts, out = self._run_torch(x, edges, n_bins, record)
         widths = torch.tensor([edges[j + 1] - edges[j] for j in range(n_bins)], dtype=torch.float32)[:, None, None]
@@ -301,14 +301,14 @@ class LiquidStateMachine(nn.Module):
                 out[t] = s.to(torch.uint8)
         return counts, traces, volts, out
 
-    def _run_event(self, x, edges, n_bins, record):
-        """The event-driven C kernel (:mod:`snn.lsm.event_kernel`)."""
-        if self._csr is None:
-            self._csr = (event_kernel.to_csr(self.w_in), event_kernel.to_csr(self.w_rec))
+    def _run_event(self, x, edges, n_bins, record, volts=False):
+        """The event-driven C kernel (:mod:`snn.lsm.event_kernel`; dense or CSR input rows by density)."""
+        if self._kernel_weights is None:
+            self._kernel_weights = (event_kernel.input_layout(self.w_in), event_kernel.to_csr(self.w_rec))
         bin_of_t = np.searchsorted(np.asarray(edges[1:]), np.arange(x.shape[0]), side="right")
-        return event_kernel.run_event(x, *self._csr, tau=self.tau, v_threshold=self.v_threshold,
+        return event_kernel.run_event(x, *self._kernel_weights, tau=self.tau, v_threshold=self.v_threshold,
                                       v_reset=self.v_reset, gain=self.input_gain, trace_tau=self.trace_tau,
-                                      bin_of_t=bin_of_t, n_bins=n_bins, record=record)
+                                      bin_of_t=bin_of_t, n_bins=n_bins, record=record, volts=volts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes ``[T, B, N]`` (float) for input ``[T, B, n_inputs]``."""

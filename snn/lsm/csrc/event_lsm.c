@@ -7,10 +7,28 @@
  * x is the dense input [T, B, n_in] (event counts); weights are CSR by presynaptic row, so a step costs
  * n_in compares + (input events + spikes) x fan-out, not N^2. Each neuron's input sum is accumulated in the
  * same order on every path (inputs by ascending index, then spikes by ascending neuron), so all paths, and
- * the torch engine, give the same spikes. Bin k of the features accumulates S (counts) and r (traces).
+ * the torch engine, give the same spikes. Bin k of the features accumulates S (counts) and r (traces), and
+ * (when asked) keeps V at the bin's last step (volts).
+ *
+ * Dense input (in_dense != NULL; the caller picks it when most input synapses exist): the input current does
+ * not depend on the reservoir's state, so it is computed ahead, TCHUNK steps of a sample (or lane block) at a
+ * time: I_in[t, b, :] = sum_i (c_i*gain)*W_in[i, :] by ascending i, from 0, tile by tile of NTILE neurons. W_in
+ * comes tile-major, [ceil(N/NTILE)][n_in][NTILE] (zero-padded), so one tile is a contiguous 590 KB (2,312 inputs)
+ * that stays in L2 and in the TLB while every event of the chunk reads it; row-major rows of 1,000 floats put
+ * each input on its own 4 KiB page, and the page walks made the same sums 2x slower. The step then adds
+ * R + I_in. CSR input rows of a dense matrix would cost an index per synapse and, in the lane blocks, an 8-wide
+ * add for ~1 lane with an event.
+ *
+ * Recurrent input in the lane blocks, two ways with the same sums (by ascending presynaptic neuron; an off lane
+ * adds +0 or nothing, and a sum of non-zero weights is never -0): scatter the rows of the neurons that fired in
+ * any lane (work ~ spikes x fan-out), or, when at least half the neurons fired in some lane, gather: each
+ * neuron sums the weights of its presynaptic neurons under their spike masks (work ~ synapses, no
+ * read-modify-write of scattered targets; ~4 uops a synapse instead of ~8). The gather reads W_rec by
+ * postsynaptic neuron in groups of GROUP neurons (ELL layout, padded to the group's largest fan-in) so that
+ * GROUP independent sums hide the add latency.
  *
  * Paths:
- *  - lanes (AVX-512, when the compiler targets it: -march=native): LANES (8) samples of the batch at once,
+ *  - lanes (AVX-512, when the compiler targets it: -march=native): LANES (16) samples of the batch at once,
  *    the state stored [N][LANES]. An input or neuron that is active in any of the LANES samples has its CSR row read
  *    once, and each synapse is one LANES-wide add of the weight in the lanes whose sample has the event or spike
  *    and of 0 in the others (x + 0 = x: the same sums; a masked store would be slow on AMD cores).
@@ -33,7 +51,8 @@
 #define LSM_AVX512 0
 #endif
 #ifndef LANES
-#define LANES 8  /* samples per block: 8 keeps each [N][LANES] state array in L1 for N = 1000 (16 did not) */
+#define LANES 16  /* samples per block (8 with 256-bit vectors kept the state in L1 for N = 1000, but with the
+                     gather a 16-wide add serves twice the samples for the same uops: 1.3x faster overall) */
 #endif
 #if LSM_AVX512 && LANES == 16
 typedef __m512 vec; typedef __mmask16 lmask;
@@ -45,16 +64,73 @@ typedef __m256 vec; typedef __mmask8 lmask;  /* 256-bit vectors with AVX-512VL m
 
 int lsm_event_simd(void) { return LSM_AVX512; }
 
+/* Lane-block steps of the last call whose recurrent input was gathered / scattered (with at least one spike):
+ * what the tests read to know that both ways ran. */
+static long steps_gathered, steps_scattered;
+long lsm_event_steps_gathered(void) { return steps_gathered; }
+long lsm_event_steps_scattered(void) { return steps_scattered; }
+
 typedef struct {
     int T, B, N, n_in;
     const int64_t *in_ptr; const int32_t *in_col; const float *in_val;
+    const float *in_dense;  /* tile-major [ceil(N/NTILE)][n_in][NTILE], or NULL (CSR input) */
     const int64_t *rec_ptr; const int32_t *rec_col; const float *rec_val;
     const float *x;
     float keep, v_reset_d, v_th, v_reset, gain, trace_keep;
     const int32_t *bin_of_t;
-    float *counts, *traces;
+    float *counts, *traces, *volts;  /* volts may be NULL */
     uint8_t *spikes;
+    const struct ell *by_post;  /* W_rec by postsynaptic neuron for the gather (lane blocks), or NULL */
 } lsm_args;
+
+#ifndef GROUP
+#define GROUP 8  /* postsynaptic neurons summed together by the gather */
+#endif
+
+/* W_rec by postsynaptic neuron, GROUP neurons at a time: group g holds off[g+1]-off[g] rows of GROUP entries;
+ * entry (k, q) is the k-th presynaptic neuron of neuron g*GROUP+q by ascending index and its weight, or the
+ * padding (0, 0.0f) past that neuron's fan-in. */
+typedef struct ell {
+    int n_groups;
+    int64_t *off;
+    int32_t *pre;
+    float *w;
+} ell_t;
+
+/* The ELL layout of the CSR W_rec (rows = presynaptic); NULL when out of memory. */
+static ell_t *ell_from_csr(int N, const int64_t *ptr, const int32_t *col, const float *val) {
+    ell_t *e = (ell_t *)calloc(1, sizeof(ell_t));
+    int64_t *fill = (int64_t *)calloc((size_t)N + GROUP, sizeof(int64_t));  /* fan-in, then write cursor */
+    if (!e || !fill) { free(e); free(fill); return NULL; }
+    e->n_groups = (N + GROUP - 1) / GROUP;
+    e->off = (int64_t *)malloc(sizeof(int64_t) * (e->n_groups + 1));
+    if (!e->off) { free(e); free(fill); return NULL; }
+    for (int64_t k = 0; k < ptr[N]; ++k) fill[col[k]]++;
+    e->off[0] = 0;
+    for (int g = 0; g < e->n_groups; ++g) {
+        int64_t most = 0;
+        for (int q = 0; q < GROUP; ++q) most = fill[g * GROUP + q] > most ? fill[g * GROUP + q] : most;
+        e->off[g + 1] = e->off[g] + most;
+    }
+    const int64_t rows = e->off[e->n_groups];
+    e->pre = (int32_t *)calloc((size_t)rows * GROUP + 1, sizeof(int32_t));
+    e->w = (float *)calloc((size_t)rows * GROUP + 1, sizeof(float));
+    if (!e->pre || !e->w) { free(e->off); free(e->pre); free(e->w); free(e); free(fill); return NULL; }
+    for (int n = 0; n < N; ++n) fill[n] = e->off[n / GROUP] * GROUP + n % GROUP;  /* entry (0, q) of its group */
+    for (int j = 0; j < N; ++j)  /* rows ascending: every neuron's list comes out by ascending presynaptic j */
+        for (int64_t k = ptr[j]; k < ptr[j + 1]; ++k) {
+            const int n = col[k];
+            e->pre[fill[n]] = j;
+            e->w[fill[n]] = val[k];
+            fill[n] += GROUP;
+        }
+    free(fill);
+    return e;
+}
+
+static void ell_free(ell_t *e) {
+    if (e) { free(e->off); free(e->pre); free(e->w); free(e); }
+}
 
 static inline int finite_f(float a) {
     uint32_t u;
@@ -72,6 +148,116 @@ static inline int input_event(const int64_t *restrict in_ptr, const int32_t *res
     return !finite_f(xt[i]);
 }
 
+/* The event inputs i of one sample and step, ascending, as a bit scan (vector compares where there is AVX-512);
+ * NaN counts as an event (!= 0 unordered), so it is seen and reported. Runs EVENT(i) for each. */
+#if LSM_AVX512
+#define FOR_EACH_EVENT(xt, n_in, i, EVENT)                                                                        \
+    for (int i0_ = 0; i0_ < (n_in); i0_ += 16) {                                                                   \
+        __mmask16 lim_ = (n_in) - i0_ >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << ((n_in) - i0_)) - 1u);        \
+        __m512 xv_ = _mm512_maskz_loadu_ps(lim_, (xt) + i0_);                                                      \
+        for (unsigned m_ = _mm512_mask_cmp_ps_mask(lim_, xv_, _mm512_setzero_ps(), _CMP_NEQ_UQ); m_; m_ &= m_ - 1) { \
+            const int i = i0_ + __builtin_ctz(m_);                                                                 \
+            EVENT;                                                                                                 \
+        }                                                                                                          \
+    }
+#else
+#define FOR_EACH_EVENT(xt, n_in, i, EVENT) \
+    for (int i = 0; i < (n_in); ++i)      \
+        if ((xt)[i] != 0.0f) { EVENT; }
+#endif
+
+#ifndef TCHUNK
+#define TCHUNK 16  /* steps of dense input current computed ahead */
+#endif
+#ifndef NTILE
+#define NTILE 64   /* neurons per tile of the dense input: a 2,312 x 64 slice of W_in is 590 KB (L2) */
+#endif
+
+/* Scratch of the dense-input path: the events of a chunk and their currents [TCHUNK][nl][N]. */
+typedef struct {
+    int32_t *idx, *off;  /* events of slot s = (t - t0)*nl + l: idx[off[s] .. off[s+1]) */
+    float *c;            /* their x·gain */
+    int64_t cap;         /* room in idx and c (grown on demand: the worst case is every input every step) */
+    float *cur;          /* input currents [TCHUNK*nl][N] */
+} dense_bufs;
+
+/* Room for n more events after the first ne. */
+static void reserve_events(dense_bufs *d, int64_t ne, int n) {
+    if (ne + n <= d->cap) return;
+    d->cap = 2 * (ne + n);
+    d->idx = (int32_t *)realloc(d->idx, sizeof(int32_t) * d->cap);
+    d->c = (float *)realloc(d->c, sizeof(float) * d->cap);
+}
+
+/* The input events of nl samples b0.. at steps t0 .. t0+tc-1, by slot and ascending input; returns the number of
+ * non-finite inputs. */
+static int gather_events(const lsm_args *a, int t0, int tc, int b0, int nl, dense_bufs *d) {
+    int bad = 0, ne = 0;
+    for (int t = t0; t < t0 + tc; ++t)
+        for (int l = 0; l < nl; ++l) {
+            const float *xt = a->x + ((int64_t)t * a->B + b0 + l) * a->n_in;
+            d->off[(t - t0) * nl + l] = ne;
+            reserve_events(d, ne, a->n_in);
+            FOR_EACH_EVENT(xt, a->n_in, i, {
+                d->idx[ne] = i;
+                d->c[ne++] = xt[i] * a->gain;
+                bad += !finite_f(xt[i]);
+            })
+        }
+    d->off[tc * nl] = ne;
+    return bad;
+}
+
+int lsm_event_ntile(void) { return NTILE; }
+
+/* d->cur[s][n] = sum over the events e of slot s (ascending) of c_e·W_in[idx_e, n], for n_slots slots. */
+static void dense_currents(const lsm_args *a, int n_slots, dense_bufs *d) {
+    const int N = a->N;
+    for (int n0 = 0; n0 < N; n0 += NTILE) {
+        const int nt = N - n0 < NTILE ? N - n0 : NTILE;
+        const float *restrict w = a->in_dense + (int64_t)(n0 / NTILE) * a->n_in * NTILE;  /* this tile */
+        for (int s = 0; s < n_slots; ++s) {
+            float *out = d->cur + (int64_t)s * N + n0;
+            const int e0 = d->off[s], e1 = d->off[s + 1];
+#if LSM_AVX512 && NTILE == 64
+            if (nt == NTILE) {  /* the tile's sums stay in four registers */
+                __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+                for (int e = e0; e < e1; ++e) {
+                    const float *row = w + (int64_t)d->idx[e] * NTILE;
+                    const __m512 c = _mm512_set1_ps(d->c[e]);
+                    s0 = _mm512_add_ps(s0, _mm512_mul_ps(c, _mm512_loadu_ps(row)));
+                    s1 = _mm512_add_ps(s1, _mm512_mul_ps(c, _mm512_loadu_ps(row + 16)));
+                    s2 = _mm512_add_ps(s2, _mm512_mul_ps(c, _mm512_loadu_ps(row + 32)));
+                    s3 = _mm512_add_ps(s3, _mm512_mul_ps(c, _mm512_loadu_ps(row + 48)));
+                }
+                _mm512_storeu_ps(out, s0);
+                _mm512_storeu_ps(out + 16, s1);
+                _mm512_storeu_ps(out + 32, s2);
+                _mm512_storeu_ps(out + 48, s3);
+                continue;
+            }
+#endif
+            float acc[NTILE];
+            memset(acc, 0, sizeof(float) * nt);
+            for (int e = e0; e < e1; ++e) {
+                const float *row = w + (int64_t)d->idx[e] * NTILE;
+                const float c = d->c[e];
+                for (int j = 0; j < nt; ++j) acc[j] += c * row[j];
+            }
+            memcpy(out, acc, sizeof(float) * nt);
+        }
+    }
+}
+
+/* The input currents of the TCHUNK-step chunk that starts at t (when t starts one) into d->cur. */
+static int dense_chunk(const lsm_args *a, int t, int b0, int nl, dense_bufs *d) {
+    if (t % TCHUNK) return 0;
+    const int tc = a->T - t < TCHUNK ? a->T - t : TCHUNK;
+    const int bad = gather_events(a, t, tc, b0, nl, d);
+    dense_currents(a, tc * nl, d);
+    return bad;
+}
+
 /* All input events of one sample and step, by ascending input; silent inputs cost a (vector) compare. */
 static inline int add_inputs(const lsm_args *a, const float *xt, float *restrict cur) {
     const int64_t *restrict in_ptr = a->in_ptr;
@@ -80,23 +266,12 @@ static inline int add_inputs(const lsm_args *a, const float *xt, float *restrict
     const float gain = a->gain;
     const int n_in = a->n_in;
     int bad = 0;
-#if LSM_AVX512
-    for (int i0 = 0; i0 < n_in; i0 += 16) {
-        __mmask16 lim = n_in - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n_in - i0)) - 1u);
-        __m512 xv = _mm512_maskz_loadu_ps(lim, xt + i0);
-        /* != 0 (unordered): NaN counts as an event, so it is seen and reported */
-        for (unsigned m = _mm512_mask_cmp_ps_mask(lim, xv, _mm512_setzero_ps(), _CMP_NEQ_UQ); m; m &= m - 1)
-            bad += input_event(in_ptr, in_col, in_val, gain, xt, i0 + __builtin_ctz(m), cur);
-    }
-#else
-    for (int i = 0; i < n_in; ++i)
-        if (xt[i] != 0.0f) bad += input_event(in_ptr, in_col, in_val, gain, xt, i, cur);
-#endif
+    FOR_EACH_EVENT(xt, n_in, i, bad += input_event(in_ptr, in_col, in_val, gain, xt, i, cur))
     return bad;
 }
 
 /* One sample: returns the number of non-finite inputs. */
-static int run_sample(const lsm_args *a, int b, float *buf, int32_t *fired) {
+static int run_sample(const lsm_args *a, int b, float *buf, int32_t *fired, dense_bufs *dense) {
     const int N = a->N, n_in = a->n_in;
     float *v = buf, *r = buf + N, *cur = buf + 2 * N, *nxt = buf + 3 * N, *acc_c = buf + 4 * N, *acc_r = buf + 5 * N;
     /* local copies: the compiler then keeps them in registers whatever the caller (OpenMP or not) */
@@ -108,9 +283,15 @@ static int run_sample(const lsm_args *a, int b, float *buf, int32_t *fired) {
     for (int n = 0; n < N; ++n) v[n] = a->v_reset;
     for (int t = 0; t < a->T; ++t) {
         const float *xt = a->x + ((int64_t)t * a->B + b) * n_in;
-        if (t + 1 < a->T)  /* the next step's input row is B rows away: fetch it while this step runs */
-            for (int i = 0; i < n_in; i += 16) __builtin_prefetch(xt + (int64_t)a->B * n_in + i, 0, 0);
-        bad += add_inputs(a, xt, cur);
+        if (a->in_dense) {
+            bad += dense_chunk(a, t, b, 1, dense);
+            const float *inb = dense->cur + (int64_t)(t % TCHUNK) * N;
+            for (int n = 0; n < N; ++n) cur[n] += inb[n];
+        } else {
+            if (t + 1 < a->T)  /* the next step's input row is B rows away: fetch it while this step runs */
+                for (int i = 0; i < n_in; i += 16) __builtin_prefetch(xt + (int64_t)a->B * n_in + i, 0, 0);
+            bad += add_inputs(a, xt, cur);
+        }
         uint8_t *sp = a->spikes ? a->spikes + ((int64_t)t * a->B + b) * N : NULL;
         int nf = 0;
 #if LSM_AVX512
@@ -153,6 +334,7 @@ static int run_sample(const lsm_args *a, int b, float *buf, int32_t *fired) {
                 acc_c[n] = 0.0f;
                 acc_r[n] = 0.0f;
             }
+            if (a->volts) memcpy(a->volts + off, v, sizeof(float) * N);
         }
         for (int f = 0; f < nf; ++f) {
             int32_t j = fired[f];
@@ -164,10 +346,29 @@ static int run_sample(const lsm_args *a, int b, float *buf, int32_t *fired) {
 }
 
 #if LSM_AVX512
+/* nxt[n][lanes] = sum over the presynaptic j of neuron n (ascending) of W[j, n] in the lanes where j fired
+ * (smask[j]); nxt is overwritten. */
+static void gather_recurrent(const ell_t *e, int N, const uint16_t *restrict smask, float *restrict nxt) {
+    const int L = LANES;
+    for (int g = 0; g < e->n_groups; ++g) {
+        vec acc[GROUP];
+        for (int q = 0; q < GROUP; ++q) acc[q] = V(setzero_ps)();
+        const int32_t *restrict pre = e->pre + e->off[g] * GROUP;
+        const float *restrict w = e->w + e->off[g] * GROUP;
+        for (int64_t k = e->off[g]; k < e->off[g + 1]; ++k, pre += GROUP, w += GROUP) {
+#pragma GCC unroll 16
+            for (int q = 0; q < GROUP; ++q)
+                acc[q] = V(mask_add_ps)(acc[q], (lmask)smask[pre[q]], acc[q], V(set1_ps)(w[q]));
+        }
+        const int nq = N - g * GROUP < GROUP ? N - g * GROUP : GROUP;
+        for (int q = 0; q < nq; ++q) V(storeu_ps)(nxt + (int64_t)(g * GROUP + q) * L, acc[q]);
+    }
+}
+
 /* LANES samples b0 .. b0+LANES-1, state [N][LANES]. buf: 6*N*LANES floats; cval: n_in*LANES floats; lanemask: n_in
- * uint16; anyin: ceil(n_in/64) uint64 (zeroed); fired: N int32; fmask: N uint16. */
+ * uint16; anyin: ceil(n_in/64) uint64 (zeroed); fired: N int32; fmask, smask: N uint16; dense: with a dense W_in. */
 static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_t *lanemask, uint64_t *anyin,
-                     int32_t *fired, uint16_t *fmask) {
+                     int32_t *fired, uint16_t *fmask, uint16_t *smask, dense_bufs *dense) {
     const int N = a->N, n_in = a->n_in, L = LANES;
     const int64_t NL = (int64_t)N * L;
     float *v = buf, *r = buf + NL, *cur = buf + 2 * NL, *nxt = buf + 3 * NL, *acc_c = buf + 4 * NL, *acc_r = buf + 5 * NL;
@@ -182,6 +383,13 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
     const vec vr = V(set1_ps)(a->v_reset), tk = V(set1_ps)(a->trace_keep), one = V(set1_ps)(1.0f);
     const vec gain = V(set1_ps)(a->gain);
     for (int t = 0; t < T; ++t) {
+        if (a->in_dense) {  /* cur [N][L] += this step's input currents [L][N] */
+            bad += dense_chunk(a, t, b0, L, dense);
+            const float *inb = dense->cur + (int64_t)(t % TCHUNK) * L * N;
+            for (int n = 0; n < N; ++n)
+                for (int l = 0; l < L; ++l) cur[(int64_t)n * L + l] += inb[(int64_t)l * N + n];
+            goto update;
+        }
         /* gather the events of the LANES samples: per input, which lanes fire and with which count */
         for (int l = 0; l < L; ++l) {
             const float *xt = x + ((int64_t)t * B + b0 + l) * n_in;
@@ -212,6 +420,7 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
             }
             anyin[w] = 0;
         }
+    update:;
         /* neuron update, one vector = one neuron in the LANES samples */
         int nf = 0;
         const int flush = bin_ends(a, t);
@@ -229,6 +438,7 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
             V(storeu_ps)(par, V(add_ps)(V(loadu_ps)(par), rv));
             fired[nf] = n;  /* branch-free append of the neurons that fired in any lane */
             fmask[nf] = s;
+            smask[n] = s;
             nf += s != 0;
         }
         if (a->spikes)
@@ -242,15 +452,28 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
                     a->counts[off + n] += acc_c[(int64_t)n * L + l];
                     a->traces[off + n] += acc_r[(int64_t)n * L + l];
                 }
+                if (a->volts)
+                    for (int n = 0; n < N; ++n) a->volts[off + n] = v[(int64_t)n * L + l];
             }
             memset(acc_c, 0, sizeof(float) * NL);
             memset(acc_r, 0, sizeof(float) * NL);
         }
-        /* recurrent: the rows of neurons that fired in any lane, added to the lanes where they fired */
+        /* recurrent: gather when most neurons fired in some lane, else scatter the rows of the neurons that fired
+         * in any lane, added to the lanes where they fired */
+        if (a->by_post && 2 * nf >= N) {
+            gather_recurrent(a->by_post, N, smask, nxt);
+            nf = 0;
+#pragma omp atomic
+            steps_gathered++;
+        } else if (nf) {
+#pragma omp atomic
+            steps_scattered++;
+        }
         for (int f = 0; f < nf; ++f) {
-            int32_t j = fired[f];
-            lmask m = (lmask)fmask[f];
-            for (int64_t k = rec_ptr[j]; k < rec_ptr[j + 1]; ++k) {
+            const int32_t j = fired[f];
+            const lmask m = (lmask)fmask[f];
+            const int64_t k1 = rec_ptr[j + 1];  /* read once: the stores to nxt cannot change it */
+            for (int64_t k = rec_ptr[j]; k < k1; ++k) {
                 float *p = nxt + (int64_t)rec_col[k] * L;
                 V(storeu_ps)(p, V(add_ps)(V(loadu_ps)(p), V(maskz_mov_ps)(m, V(set1_ps)(rec_val[k]))));
             }
@@ -264,55 +487,73 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
 /* Per-thread scratch, allocated on first use. */
 typedef struct {
     float *buf, *cval;
-    uint16_t *lanemask, *fmask;
+    uint16_t *lanemask, *fmask, *smask;
     uint64_t *anyin;
     int32_t *fired;
+    dense_bufs dense;  /* sized for nl = LANES samples, so a lane block and a single sample can share it */
 } work_bufs;
 
 static void free_bufs(work_bufs *w) {
-    free(w->buf); free(w->cval); free(w->lanemask); free(w->anyin); free(w->fired); free(w->fmask);
+    free(w->buf); free(w->cval); free(w->lanemask); free(w->anyin); free(w->fired); free(w->fmask); free(w->smask);
+    free(w->dense.idx); free(w->dense.off); free(w->dense.c); free(w->dense.cur);
+}
+
+static void alloc_dense(const lsm_args *a, dense_bufs *d) {
+    const size_t slots = (size_t)TCHUNK * LANES, N = (size_t)a->N;
+    d->off = (int32_t *)malloc(sizeof(int32_t) * (slots + 1));
+    d->cur = (float *)malloc(sizeof(float) * slots * N);
 }
 
 /* Work item it: a LANES-sample block (it < n_blocks) or one of the remaining samples. */
 static int run_item(const lsm_args *a, int n_blocks, int it, work_bufs *w) {
-    const int N = a->N, n_in = a->n_in;
+    const int N = a->N;
     if (!w->fired) w->fired = (int32_t *)malloc(sizeof(int32_t) * N);
+    if (a->in_dense && !w->dense.cur) alloc_dense(a, &w->dense);
 #if LSM_AVX512
     if (it < n_blocks) {
         if (!w->cval) {
+            const int n_in = a->n_in;
             w->buf = (float *)realloc(w->buf, sizeof(float) * 6 * (size_t)N * LANES);
             w->cval = (float *)calloc((size_t)n_in * LANES, sizeof(float));
             w->lanemask = (uint16_t *)calloc(n_in, sizeof(uint16_t));
             w->anyin = (uint64_t *)calloc((n_in + 63) / 64, sizeof(uint64_t));
             w->fmask = (uint16_t *)malloc(sizeof(uint16_t) * N);
+            w->smask = (uint16_t *)malloc(sizeof(uint16_t) * N);
         }
-        return run_block(a, it * LANES, w->buf, w->cval, w->lanemask, w->anyin, w->fired, w->fmask);
+        return run_block(a, it * LANES, w->buf, w->cval, w->lanemask, w->anyin, w->fired, w->fmask, w->smask, &w->dense);
     }
 #endif
     if (!w->buf) w->buf = (float *)malloc(sizeof(float) * 6 * (size_t)N);
-    return run_sample(a, n_blocks * LANES + (it - n_blocks), w->buf, w->fired);
+    return run_sample(a, n_blocks * LANES + (it - n_blocks), w->buf, w->fired, &w->dense);
 }
 
 int lsm_event_run(int T, int B, int N, int n_in,
-                  const int64_t *in_ptr, const int32_t *in_col, const float *in_val,
+                  const int64_t *in_ptr, const int32_t *in_col, const float *in_val, const float *in_dense,
                   const int64_t *rec_ptr, const int32_t *rec_col, const float *rec_val,
                   const float *x,
                   float keep, float v_reset_d, float v_th, float v_reset, float gain, float trace_keep,
-                  const int32_t *bin_of_t, float *counts, float *traces, uint8_t *spikes, int n_threads)
+                  const int32_t *bin_of_t, float *counts, float *traces, float *volts, uint8_t *spikes,
+                  int n_threads)
 {
-    lsm_args a = {T, B, N, n_in, in_ptr, in_col, in_val, rec_ptr, rec_col, rec_val, x,
-                  keep, v_reset_d, v_th, v_reset, gain, trace_keep, bin_of_t, counts, traces, spikes};
+    lsm_args a = {T, B, N, n_in, in_ptr, in_col, in_val, in_dense, rec_ptr, rec_col, rec_val, x,
+                  keep, v_reset_d, v_th, v_reset, gain, trace_keep, bin_of_t, counts, traces, volts, spikes, NULL};
 #if LSM_AVX512 && !defined(LSM_NO_LANES)
     const int n_blocks = B / LANES;
 #else
     const int n_blocks = 0;
 #endif
     const int n_items = n_blocks + (B - n_blocks * LANES);  /* LANES-sample blocks, then single samples */
+    ell_t *by_post = NULL;
+    steps_gathered = steps_scattered = 0;
+#if !defined(LSM_NO_GATHER)
+    if (n_blocks > 0) a.by_post = by_post = ell_from_csr(N, rec_ptr, rec_col, rec_val);  /* NULL: scatter only */
+#endif
     int bad = 0;
     if (n_threads <= 1) {  /* no parallel region: one thread ran ~20% slower inside one (GCC 12) */
         work_bufs w = {0};
         for (int it = 0; it < n_items; ++it) bad += run_item(&a, n_blocks, it, &w);
         free_bufs(&w);
+        ell_free(by_post);
         return bad;
     }
 #pragma omp parallel num_threads(n_threads) reduction(+ : bad)
@@ -322,5 +563,6 @@ int lsm_event_run(int T, int B, int N, int n_in,
         for (int it = 0; it < n_items; ++it) bad += run_item(&a, n_blocks, it, &w);
         free_bufs(&w);
     }
+    ell_free(by_post);
     return bad;
 }
