@@ -172,9 +172,9 @@ def main(argv=None) -> int:
     p.add_argument("--device-models", nargs="+", default=["none", "rram"])
     p.add_argument("--readout", default="ridge")
     p.add_argument("--bins", type=int, default=3)
-    p.add_argument("--features", default="both", choices=FEATURES,
-                   help="reservoir features: 'both' = spike counts and traces per bin, 'all' adds the membrane "
-                        "potential at each bin's end (torch engine)")
+    p.add_argument("--features", default="all", choices=FEATURES,
+                   help="reservoir features: 'all' (default) = spike counts, traces and the membrane potential at "
+                        "each bin's end; 'both' = counts and traces")
     p.add_argument("--alphas", type=float, nargs="+", default=None,
                    help="ridge alpha grid searched on the validation part, the same for LSM and raw "
                         "(default: snn.lsm.readout.RidgeReadout.ALPHAS)")

@@ -44,8 +44,9 @@ def register(subparsers) -> None:
                         "'retinotopic' (sparse local fields)")
     p.add_argument("--samples", type=_positive_int, default=1000, help="training samples (test: a quarter)")
     p.add_argument("--bins", type=_positive_int, default=3, help="time bins of the features")
-    p.add_argument("--features", choices=FEATURES, default="both",
-                   help="'both': spike counts and traces per bin; 'all' adds the membrane potential at each bin's end")
+    p.add_argument("--features", choices=FEATURES, default="all",
+                   help="'all' (default): spike counts, traces and the membrane potential at each bin's end; "
+                        "'both': counts and traces")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=None, metavar="DIR", help="write a raster and accuracy-vs-size plot here")

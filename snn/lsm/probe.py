@@ -1,8 +1,8 @@
 """Linear probing of a liquid state machine on an event data set, against the same readout on raw events.
 
 Both sides see the same samples and the same ``n_bins`` time bins: the raw baseline reads the event counts
-``[n_bins, 2, H, W]`` of each sample (flattened), the LSM side reads the reservoir features (spike counts
-and traces per bin). Readout hyper-parameters are chosen on a validation part of the training set.
+``[n_bins, 2, H, W]`` of each sample (flattened), the LSM side reads the reservoir features (spike counts,
+traces and the membrane potential per bin by default). Readout hyper-parameters are chosen on a validation part of the training set.
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def paired_difference(correct_a: torch.Tensor, correct_b: torch.Tensor) -> tuple
 def linear_probe(data, n_neurons: int, *, dataset: str = "event-fmnist", readout: str = "ridge",
                  device_model: ResistiveMemory | None = None, n_bins: int = 3, seed: int = 0,
                  with_raw: bool = True, raw_predictions: torch.Tensor | None = None, with_input: bool = False,
-                 keep_lsm: bool = False, readout_kw: dict | None = None, features: str = "both", **lsm_kw) -> dict:
+                 keep_lsm: bool = False, readout_kw: dict | None = None, features: str = "all", **lsm_kw) -> dict:
     """Probe accuracy of an ``n_neurons`` reservoir on ``data = (x_train, y_train, x_test, y_test)``.
 
     ``with_raw``: also the same readout on the raw binned events (or reuse ``raw_predictions`` of an earlier
@@ -100,7 +100,8 @@ def linear_probe(data, n_neurons: int, *, dataset: str = "event-fmnist", readout
     LSM - raw with the paired standard error; ``raw_predictions`` (a tensor) is returned for reuse.
     ``readout_kw``: keyword arguments of the readout (e.g. ``alphas``, the ridge grid searched on the validation
     part), the same for every side (reused ``raw_predictions`` must come from the same ``readout_kw``).
-    ``features``: the reservoir features (:data:`snn.lsm.FEATURES`; 'all' adds membrane potentials).
+    ``features``: the reservoir features (:data:`snn.lsm.FEATURES`); the default 'all' (spike counts, traces and
+    the membrane potential at each bin's end) read out best on a split of the training set (RESULTS, issue 6).
     """
     xtr, ytr, xte, yte = data
     lsm = reservoir_for(dataset, n_neurons, device_model, seed, **lsm_kw)
