@@ -287,3 +287,34 @@ def test_event_kernel_matches_the_torch_reference(n_in, n, b, t, p_in, tau, scal
     feats, spikes = _lsm(engine="event", **kw).run(x, n_bins=n_bins, features="all", record=True)
     assert torch.equal(spikes, ref_spikes)
     assert torch.allclose(feats, ref_feats, atol=1e-4)
+
+
+_OOM_SCRIPT = r"""
+import resource, sys
+import numpy as np, torch
+from snn.lsm import event_kernel as K
+n, n_in, b, t = 400_000, 3, 16, 2
+w_in = K.to_tiles(torch.ones(n_in, n))                        # dense tiles: 4.8 MB
+rec = (np.zeros(n + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))  # no recurrence
+x = torch.ones(t, b, n_in)
+K.run_event(x[:, :1], w_in, rec, tau=2.0, v_threshold=1.0, v_reset=0.0, gain=1.0, trace_tau=5.0,
+            bin_of_t=np.zeros(t, np.int32), n_bins=1, n_threads=1)  # built and loaded before the limit
+size = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (size + (200 << 20), resource.RLIM_INFINITY))  # 200 MB more at most
+try:  # the outputs fit (3 x 25.6 MB), the dense-input scratch (16 steps x 16 lanes x N floats = 410 MB) does not
+    K.run_event(x, w_in, rec, tau=2.0, v_threshold=1.0, v_reset=0.0, gain=1.0, trace_tau=5.0,
+                bin_of_t=np.zeros(t, np.int32), n_bins=1, n_threads=1)
+except MemoryError as e:
+    print("MemoryError:", e)
+    sys.exit(0)
+sys.exit(3)
+"""
+
+
+def test_event_kernel_out_of_memory_is_an_error_not_a_crash():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _OOM_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "out of memory" in r.stdout and "fewer samples" in r.stdout

@@ -203,6 +203,9 @@ def run_event(x: torch.Tensor, w_in, w_rec_csr, *, tau: float, v_threshold: floa
                             *(_ptr(a) for a in w_rec_csr), _ptr(xs), 1.0 - d, v_reset * d, v_threshold, v_reset,
                             gain, float(np.exp(-1.0 / trace_tau)), _ptr(bins), _ptr(counts), _ptr(traces),
                             _ptr(vs), _ptr(spikes), int(n_threads or torch.get_num_threads()))
+    if bad < 0:
+        raise MemoryError(f"event-driven LSM kernel: out of memory for its scratch buffers (N={n}, n_in={n_in}, "
+                          f"B={b}); simulate fewer samples at a time")
     if bad:
         raise ValueError(f"LiquidStateMachine: input contains NaN or Inf ({bad} values)")
     as_tensor = lambda a: None if a is None else torch.from_numpy(a)  # noqa: E731

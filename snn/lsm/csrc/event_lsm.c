@@ -38,7 +38,8 @@
  *    once and emits the fired list from the spike mask; CSR rows are added with scalar code.
  *  - per sample, portable C (any compiler, or -DLSM_PORTABLE).
  * Fused multiply-add is disabled at build time (-ffp-contract=off) so every path rounds like the torch engine.
- * Returns the number of non-finite input values seen (the caller raises), so x needs no separate scan.
+ * Returns the number of non-finite input values seen (the caller raises), so x needs no separate scan, or -1
+ * when a scratch buffer could not be allocated.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -67,6 +68,13 @@ int lsm_event_simd(void) { return LSM_AVX512; }
 /* Lane-block steps of the last call whose recurrent input was gathered / scattered (with at least one spike):
  * what the tests read to know that both ways ran. */
 static long steps_gathered, steps_scattered;
+/* Set when a scratch allocation failed: the call then returns -1 (its outputs are not valid). */
+static int out_of_memory;
+
+static void fail_alloc(void) {
+#pragma omp atomic write
+    out_of_memory = 1;
+}
 long lsm_event_steps_gathered(void) { return steps_gathered; }
 long lsm_event_steps_scattered(void) { return steps_scattered; }
 
@@ -181,12 +189,17 @@ typedef struct {
     float *cur;          /* input currents [TCHUNK*nl][N] */
 } dense_bufs;
 
-/* Room for n more events after the first ne. */
-static void reserve_events(dense_bufs *d, int64_t ne, int n) {
-    if (ne + n <= d->cap) return;
-    d->cap = 2 * (ne + n);
-    d->idx = (int32_t *)realloc(d->idx, sizeof(int32_t) * d->cap);
-    d->c = (float *)realloc(d->c, sizeof(float) * d->cap);
+/* Room for n more events after the first ne; 0 when it cannot be had (fail_alloc() was called). */
+static int reserve_events(dense_bufs *d, int64_t ne, int n) {
+    if (ne + n <= d->cap) return 1;
+    const int64_t cap = 2 * (ne + n);
+    int32_t *idx = (int32_t *)realloc(d->idx, sizeof(int32_t) * cap);
+    if (idx) d->idx = idx;
+    float *c = idx ? (float *)realloc(d->c, sizeof(float) * cap) : NULL;
+    if (c) d->c = c;
+    if (!idx || !c) { fail_alloc(); return 0; }
+    d->cap = cap;
+    return 1;
 }
 
 /* The input events of nl samples b0.. at steps t0 .. t0+tc-1, by slot and ascending input; returns the number of
@@ -197,7 +210,10 @@ static int gather_events(const lsm_args *a, int t0, int tc, int b0, int nl, dens
         for (int l = 0; l < nl; ++l) {
             const float *xt = a->x + ((int64_t)t * a->B + b0 + l) * a->n_in;
             d->off[(t - t0) * nl + l] = ne;
-            reserve_events(d, ne, a->n_in);
+            if (!reserve_events(d, ne, a->n_in)) {  /* the call fails: leave the rest of the chunk empty */
+                for (int r = (t - t0) * nl + l; r <= tc * nl; ++r) d->off[r] = ne;
+                return bad;
+            }
             FOR_EACH_EVENT(xt, a->n_in, i, {
                 d->idx[ne] = i;
                 d->c[ne++] = xt[i] * a->gain;
@@ -498,32 +514,40 @@ static void free_bufs(work_bufs *w) {
     free(w->dense.idx); free(w->dense.off); free(w->dense.c); free(w->dense.cur);
 }
 
-static void alloc_dense(const lsm_args *a, dense_bufs *d) {
+static int alloc_dense(const lsm_args *a, dense_bufs *d) {
     const size_t slots = (size_t)TCHUNK * LANES, N = (size_t)a->N;
     d->off = (int32_t *)malloc(sizeof(int32_t) * (slots + 1));
     d->cur = (float *)malloc(sizeof(float) * slots * N);
+    return d->off && d->cur;
 }
 
 /* Work item it: a LANES-sample block (it < n_blocks) or one of the remaining samples. */
 static int run_item(const lsm_args *a, int n_blocks, int it, work_bufs *w) {
     const int N = a->N;
+    if (out_of_memory) return 0;  /* the call fails anyway */
     if (!w->fired) w->fired = (int32_t *)malloc(sizeof(int32_t) * N);
-    if (a->in_dense && !w->dense.cur) alloc_dense(a, &w->dense);
+    if (!w->fired || (a->in_dense && !w->dense.cur && !alloc_dense(a, &w->dense))) { fail_alloc(); return 0; }
 #if LSM_AVX512
     if (it < n_blocks) {
-        if (!w->cval) {
+        if (!w->cval) {  /* buf may hold a single sample's 6*N floats: grow it */
             const int n_in = a->n_in;
-            w->buf = (float *)realloc(w->buf, sizeof(float) * 6 * (size_t)N * LANES);
+            float *buf = (float *)realloc(w->buf, sizeof(float) * 6 * (size_t)N * LANES);
+            if (buf) w->buf = buf;
             w->cval = (float *)calloc((size_t)n_in * LANES, sizeof(float));
             w->lanemask = (uint16_t *)calloc(n_in, sizeof(uint16_t));
             w->anyin = (uint64_t *)calloc((n_in + 63) / 64, sizeof(uint64_t));
             w->fmask = (uint16_t *)malloc(sizeof(uint16_t) * N);
             w->smask = (uint16_t *)malloc(sizeof(uint16_t) * N);
+            if (!buf || !w->cval || !w->lanemask || !w->anyin || !w->fmask || !w->smask) {
+                fail_alloc();
+                return 0;
+            }
         }
         return run_block(a, it * LANES, w->buf, w->cval, w->lanemask, w->anyin, w->fired, w->fmask, w->smask, &w->dense);
     }
 #endif
     if (!w->buf) w->buf = (float *)malloc(sizeof(float) * 6 * (size_t)N);
+    if (!w->buf) { fail_alloc(); return 0; }
     return run_sample(a, n_blocks * LANES + (it - n_blocks), w->buf, w->fired, &w->dense);
 }
 
@@ -545,6 +569,7 @@ int lsm_event_run(int T, int B, int N, int n_in,
     const int n_items = n_blocks + (B - n_blocks * LANES);  /* LANES-sample blocks, then single samples */
     ell_t *by_post = NULL;
     steps_gathered = steps_scattered = 0;
+    out_of_memory = 0;
 #if !defined(LSM_NO_GATHER)
     if (n_blocks > 0) a.by_post = by_post = ell_from_csr(N, rec_ptr, rec_col, rec_val);  /* NULL: scatter only */
 #endif
@@ -554,7 +579,7 @@ int lsm_event_run(int T, int B, int N, int n_in,
         for (int it = 0; it < n_items; ++it) bad += run_item(&a, n_blocks, it, &w);
         free_bufs(&w);
         ell_free(by_post);
-        return bad;
+        return out_of_memory ? -1 : bad;
     }
 #pragma omp parallel num_threads(n_threads) reduction(+ : bad)
     {
@@ -564,5 +589,5 @@ int lsm_event_run(int T, int B, int N, int n_in,
         free_bufs(&w);
     }
     ell_free(by_post);
-    return bad;
+    return out_of_memory ? -1 : bad;
 }
