@@ -253,6 +253,7 @@ def test_event_kernel_paths_agree():
                 steps = K.recurrent_steps()
                 assert steps["gathered"] > 0 and steps["scattered"] > 0, steps
             assert run(x, w_in, variant)[2] is None  # no voltage output unless asked
+            assert torch.equal(run(x, w_in, variant, record=True, n_threads=2)[3], ref)  # OpenMP over blocks
             x_bad = x.clone()
             x_bad[3, 2, 5] = float("inf")
             with pytest.raises(ValueError, match="NaN or Inf"):
