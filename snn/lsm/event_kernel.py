@@ -154,9 +154,21 @@ def to_tiles(w: torch.Tensor, variant: str = "native") -> np.ndarray:
     tile = load(variant).lsm_event_ntile()
     rows, cols = w.shape
     n_tiles = -(-cols // tile)
-    out = np.zeros((rows, n_tiles * tile), dtype=np.float32)
-    out[:, :cols] = w.detach().float().cpu().numpy()
-    return np.ascontiguousarray(out.reshape(rows, n_tiles, tile).transpose(1, 0, 2))
+    padded = np.zeros((rows, n_tiles * tile), dtype=np.float32)
+    padded[:, :cols] = w.detach().float().cpu().numpy()
+    out = _aligned_empty((n_tiles, rows, tile))
+    out[...] = padded.reshape(rows, n_tiles, tile).transpose(1, 0, 2)
+    return out
+
+
+def _aligned_empty(shape, align: int = 64) -> np.ndarray:
+    """An uninitialised C-contiguous float32 array whose data starts on an ``align``-byte boundary: the dense
+    tiles' rows are then whole cache lines (numpy's 16-byte alignment split every 64-byte load in two, and
+    the dense input ran 2x slower)."""
+    n = int(np.prod(shape))
+    raw = np.empty(n + align // 4, dtype=np.float32)
+    start = (-raw.ctypes.data % align) // 4
+    return raw[start:start + n].reshape(shape)
 
 
 def input_layout(w_in: torch.Tensor, variant: str = "native"):

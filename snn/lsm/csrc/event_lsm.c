@@ -529,10 +529,10 @@ static int run_item(const lsm_args *a, int n_blocks, int it, work_bufs *w) {
     if (!w->fired || (a->in_dense && !w->dense.cur && !alloc_dense(a, &w->dense))) { fail_alloc(); return 0; }
 #if LSM_AVX512
     if (it < n_blocks) {
-        if (!w->cval) {  /* buf may hold a single sample's 6*N floats: grow it */
+        if (!w->cval) {  /* buf may hold a single sample's 6*N floats (scratch, nothing to keep): replace it */
             const int n_in = a->n_in;
-            float *buf = (float *)realloc(w->buf, sizeof(float) * 6 * (size_t)N * LANES);
-            if (buf) w->buf = buf;
+            free(w->buf);  /* 64-byte aligned: every [n][LANES] vector is then one cache line, not two halves */
+            float *buf = w->buf = (float *)aligned_alloc(64, sizeof(float) * 6 * (size_t)N * LANES);
             w->cval = (float *)calloc((size_t)n_in * LANES, sizeof(float));
             w->lanemask = (uint16_t *)calloc(n_in, sizeof(uint16_t));
             w->anyin = (uint64_t *)calloc((n_in + 63) / 64, sizeof(uint64_t));
