@@ -260,6 +260,20 @@ def test_event_kernel_paths_agree():
                 run(x_bad, w_in, variant)
     with pytest.raises(ValueError, match="dense w_in"):
         run(x, lsm.w_in.numpy().copy(), "native")  # row-major, not tiles
+    # what the kernel would index unchecked is checked first: bins, CSR shapes and indices
+    csr_in, csr_rec = layouts["csr"], K.to_csr(lsm.w_rec)
+    ok = dict(tau=lsm.tau, v_threshold=1.0, v_reset=0.0, gain=1.0, trace_tau=5.0, n_bins=2)
+    for bad_bins in (bins[:-1], bins + 1, bins - 1):
+        with pytest.raises(ValueError, match="bin_of_t"):
+            K.run_event(x, csr_in, csr_rec, bin_of_t=bad_bins, **ok)
+    bad_col = (csr_rec[0], csr_rec[1].copy(), csr_rec[2])
+    bad_col[1][0] = 203
+    with pytest.raises(ValueError, match="column indices"):
+        K.run_event(x, csr_in, bad_col, bin_of_t=bins, **ok)
+    with pytest.raises(ValueError, match="row pointers"):
+        K.run_event(x, K.to_csr(lsm.w_in[:30]), csr_rec, bin_of_t=bins, **ok)  # 30 input rows for 37 inputs
+    with pytest.raises(ValueError, match="CSR triple"):
+        K.run_event(x, csr_in, None, bin_of_t=bins, **ok)
     with pytest.raises(ValueError, match="variant"):
         K.load("fastest")
 

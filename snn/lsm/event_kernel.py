@@ -33,7 +33,7 @@ import torch
 __all__ = ["available", "load", "simd", "to_csr", "to_tiles", "input_layout", "run_event", "recurrent_steps", "DENSE_INPUT_DENSITY"]
 
 # W_in with at least this fraction of non-zero weights is passed dense: a CSR row then costs an index and a
-# scattered add per synapse (and, in the 8-sample lane blocks, an 8-wide add where ~1 lane has the event), a
+# scattered add per synapse (and, in the 16-sample lane blocks, a 16-wide add where ~1 lane has the event), a
 # dense row one contiguous vector add per 16 neurons. On the smooth-field reservoir (density 1) the dense rows
 # ran the whole simulation several times faster (benchmarks/RESULTS.md, issue 6).
 DENSE_INPUT_DENSITY = 0.25
@@ -111,12 +111,10 @@ def load(variant: str = "native"):
     p = ctypes.c_void_p
     f = ctypes.c_float
     i = ctypes.c_int
-    lib.lsm_event_run.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, f, f, f, f, f, f, p, p, p, p, p, i]
-    lib.lsm_event_run.restype = ctypes.c_int
+    lib.lsm_event_run.argtypes = [i, i, i, i, p, p, p, p, p, p, p, p, f, f, f, f, f, f, p, p, p, p, p, i, p]
+    lib.lsm_event_run.restype = ctypes.c_int64
     lib.lsm_event_simd.restype = ctypes.c_int
     lib.lsm_event_ntile.restype = ctypes.c_int
-    lib.lsm_event_steps_gathered.restype = ctypes.c_long
-    lib.lsm_event_steps_scattered.restype = ctypes.c_long
     _libs[variant] = lib
     return lib
 
@@ -126,11 +124,13 @@ def simd(variant: str = "native") -> bool:
     return bool(load(variant).lsm_event_simd())
 
 
-def recurrent_steps(variant: str = "native") -> dict:
+_last_steps = dict(gathered=0, scattered=0)
+
+
+def recurrent_steps() -> dict:
     """How the last :func:`run_event` call's lane blocks summed their recurrent input: ``{'gathered': steps,
     'scattered': steps}`` (steps with a spike; see ``csrc/event_lsm.c``)."""
-    lib = load(variant)
-    return dict(gathered=lib.lsm_event_steps_gathered(), scattered=lib.lsm_event_steps_scattered())
+    return dict(_last_steps)
 
 
 def available(variant: str = "native") -> bool:
@@ -179,6 +179,25 @@ def input_layout(w_in: torch.Tensor, variant: str = "native"):
     return to_csr(w_in)
 
 
+def _checked_csr(name: str, csr, rows: int | None, cols: int):
+    """``(ptr int64, col int32, val float32)`` contiguous, after checking that the triple is a valid CSR
+    matrix of ``rows`` (None: any) x ``cols``: the kernel indexes with these arrays unchecked."""
+    try:
+        ptr, col, val = csr
+    except (TypeError, ValueError):
+        raise ValueError(f"run_event: {name} must be a CSR triple (ptr, col, val) from to_csr()") from None
+    ptr, col, val = (np.ascontiguousarray(a, dtype=t) for a, t in zip(csr, (np.int64, np.int32, np.float32)))
+    if ptr.ndim != 1 or len(ptr) < 1 or (rows is not None and len(ptr) != rows + 1):
+        raise ValueError(f"run_event: {name} needs {'rows + 1' if rows is None else rows + 1} row pointers, "
+                         f"got {len(ptr)}")
+    if ptr[0] != 0 or ptr[-1] != len(col) or len(col) != len(val) or (np.diff(ptr) < 0).any():
+        raise ValueError(f"run_event: {name} is not a valid CSR matrix (row pointers {ptr[0]}..{ptr[-1]}, "
+                         f"{len(col)} columns, {len(val)} values)")
+    if len(col) and (col.min() < 0 or col.max() >= cols):
+        raise ValueError(f"run_event: {name} has column indices outside [0, {cols})")
+    return ptr, col, val
+
+
 def _ptr(a: np.ndarray | None):
     return None if a is None else a.ctypes.data_as(ctypes.c_void_p)
 
@@ -193,8 +212,18 @@ def run_event(x: torch.Tensor, w_in, w_rec_csr, *, tau: float, v_threshold: floa
     :func:`input_layout`); ``volts``: also return the membrane potentials. A NaN/Inf in ``x`` raises ValueError
     (the kernel counts them while it scans the input)."""
     lib = load(variant)
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        raise ValueError(f"run_event: x must be a [T, B, n_in] tensor, got {getattr(x, 'shape', type(x).__name__)}")
     t_steps, b, n_in = x.shape
-    n = len(w_rec_csr[0]) - 1
+    try:
+        n = len(w_rec_csr[0]) - 1
+    except (TypeError, IndexError, KeyError):
+        raise ValueError("run_event: w_rec must be a CSR triple (ptr, col, val) from to_csr()") from None
+    rec = _checked_csr("w_rec", w_rec_csr, None, n)
+    bins = np.ascontiguousarray(bin_of_t, dtype=np.int32)
+    if n_bins < 1 or bins.shape != (t_steps,) or (t_steps and (bins.min() < 0 or bins.max() >= n_bins)):
+        raise ValueError(f"run_event: bin_of_t must give each of the T={t_steps} steps a bin in [0, n_bins={n_bins}), "
+                         f"got shape {list(bins.shape)}")
     if isinstance(w_in, np.ndarray):
         tile = lib.lsm_event_ntile()
         want = (-(-n // tile), n_in, tile)
@@ -203,18 +232,19 @@ def run_event(x: torch.Tensor, w_in, w_rec_csr, *, tau: float, v_threshold: floa
                              f"to_tiles(W_in [{n_in}, {n}]), got {w_in.dtype} {list(w_in.shape)}")
         in_csr, in_dense = (None, None, None), w_in
     else:
-        in_csr, in_dense = w_in, None
+        in_csr, in_dense = _checked_csr("w_in", w_in, n_in, n), None
     xs = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
     counts = np.zeros((n_bins, b, n), dtype=np.float32)
     traces = np.zeros((n_bins, b, n), dtype=np.float32)
     vs = np.zeros((n_bins, b, n), dtype=np.float32) if volts else None
     spikes = np.zeros((t_steps, b, n), dtype=np.uint8) if record else None
-    bins = np.ascontiguousarray(bin_of_t, dtype=np.int32)
+    steps = np.zeros(2, dtype=np.int64)
     d = 1.0 / tau
     bad = lib.lsm_event_run(t_steps, b, n, n_in, *(_ptr(a) for a in in_csr), _ptr(in_dense),
-                            *(_ptr(a) for a in w_rec_csr), _ptr(xs), 1.0 - d, v_reset * d, v_threshold, v_reset,
+                            *(_ptr(a) for a in rec), _ptr(xs), 1.0 - d, v_reset * d, v_threshold, v_reset,
                             gain, float(np.exp(-1.0 / trace_tau)), _ptr(bins), _ptr(counts), _ptr(traces),
-                            _ptr(vs), _ptr(spikes), int(n_threads or torch.get_num_threads()))
+                            _ptr(vs), _ptr(spikes), int(n_threads or torch.get_num_threads()), _ptr(steps))
+    _last_steps.update(gathered=int(steps[0]), scattered=int(steps[1]))
     if bad < 0:
         raise MemoryError(f"event-driven LSM kernel: out of memory for its scratch buffers (N={n}, n_in={n_in}, "
                           f"B={b}); simulate fewer samples at a time")

@@ -5,9 +5,11 @@
  *   S = H >= V_th;  V = S ? V_reset : H;  r = r*trace_keep + S
  *   R(next step) = sum_{j : S_j} W_rec[j, :]
  * x is the dense input [T, B, n_in] (event counts); weights are CSR by presynaptic row, so a step costs
- * n_in compares + (input events + spikes) x fan-out, not N^2. Each neuron's input sum is accumulated in the
- * same order on every path (inputs by ascending index, then spikes by ascending neuron), so all paths, and
- * the torch engine, give the same spikes. Bin k of the features accumulates S (counts) and r (traces), and
+ * n_in compares + (input events + spikes) x fan-out, not N^2. For one layout of W_in every path (lane blocks,
+ * per sample, portable) accumulates a neuron's input in the same order, so they give the same spikes: CSR
+ * input, (R + i_1) + i_2 + ... (R, the spikes' sum by ascending neuron, is already in the buffer); dense input,
+ * R + (i_1 + i_2 + ...) (inputs by ascending index). The two layouts, and the torch engine, may differ on a rare
+ * exact threshold tie. Bin k of the features accumulates S (counts) and r (traces), and
  * (when asked) keeps V at the bin's last step (volts).
  *
  * Dense input (in_dense != NULL; the caller picks it when most input synapses exist): the input current does
@@ -16,8 +18,8 @@
  * comes tile-major, [ceil(N/NTILE)][n_in][NTILE] (zero-padded), so one tile is a contiguous 590 KB (2,312 inputs)
  * that stays in L2 and in the TLB while every event of the chunk reads it; row-major rows of 1,000 floats put
  * each input on its own 4 KiB page, and the page walks made the same sums 2x slower. The step then adds
- * R + I_in. CSR input rows of a dense matrix would cost an index per synapse and, in the lane blocks, an 8-wide
- * add for ~1 lane with an event.
+ * R + I_in. CSR input rows of a dense matrix would cost an index per synapse and, in the lane blocks, a
+ * LANES-wide add for ~1 lane with an event.
  *
  * Recurrent input in the lane blocks, two ways with the same sums (by ascending presynaptic neuron; an off lane
  * adds +0 or nothing, and a sum of non-zero weights is never -0): scatter the rows of the neurons that fired in
@@ -39,7 +41,8 @@
  *  - per sample, portable C (any compiler, or -DLSM_PORTABLE).
  * Fused multiply-add is disabled at build time (-ffp-contract=off) so every path rounds like the torch engine.
  * Returns the number of non-finite input values seen (the caller raises), so x needs no separate scan, or -1
- * when a scratch buffer could not be allocated.
+ * when a scratch buffer could not be allocated; steps (when not NULL) receives the lane-block steps whose
+ * recurrent input was gathered and scattered.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -65,18 +68,23 @@ typedef __m256 vec; typedef __mmask8 lmask;  /* 256-bit vectors with AVX-512VL m
 
 int lsm_event_simd(void) { return LSM_AVX512; }
 
-/* Lane-block steps of the last call whose recurrent input was gathered / scattered (with at least one spike):
- * what the tests read to know that both ways ran. */
-static long steps_gathered, steps_scattered;
-/* Set when a scratch allocation failed: the call then returns -1 (its outputs are not valid). */
-static int out_of_memory;
+/* What one call shares between its threads (per call: two calls from two Python threads must not mix). */
+typedef struct {
+    int64_t gathered, scattered;  /* lane-block steps whose recurrent input was gathered / scattered (>= 1 spike) */
+    int out_of_memory;            /* a scratch allocation failed: the call returns -1, its outputs are not valid */
+} call_state;
 
-static void fail_alloc(void) {
+static void fail_alloc(call_state *st) {
 #pragma omp atomic write
-    out_of_memory = 1;
+    st->out_of_memory = 1;
 }
-long lsm_event_steps_gathered(void) { return steps_gathered; }
-long lsm_event_steps_scattered(void) { return steps_scattered; }
+
+static int failed(call_state *st) {
+    int v;
+#pragma omp atomic read
+    v = st->out_of_memory;
+    return v;
+}
 
 typedef struct {
     int T, B, N, n_in;
@@ -89,6 +97,7 @@ typedef struct {
     float *counts, *traces, *volts;  /* volts may be NULL */
     uint8_t *spikes;
     const struct ell *by_post;  /* W_rec by postsynaptic neuron for the gather (lane blocks), or NULL */
+    call_state *st;
 } lsm_args;
 
 #ifndef GROUP
@@ -183,34 +192,35 @@ static inline int input_event(const int64_t *restrict in_ptr, const int32_t *res
 
 /* Scratch of the dense-input path: the events of a chunk and their currents [TCHUNK][nl][N]. */
 typedef struct {
-    int32_t *idx, *off;  /* events of slot s = (t - t0)*nl + l: idx[off[s] .. off[s+1]) */
+    int32_t *idx;        /* events of slot s = (t - t0)*nl + l: idx[off[s] .. off[s+1]) */
+    int64_t *off;
     float *c;            /* their x·gain */
     int64_t cap;         /* room in idx and c (grown on demand: the worst case is every input every step) */
     float *cur;          /* input currents [TCHUNK*nl][N] */
 } dense_bufs;
 
 /* Room for n more events after the first ne; 0 when it cannot be had (fail_alloc() was called). */
-static int reserve_events(dense_bufs *d, int64_t ne, int n) {
+static int reserve_events(call_state *st, dense_bufs *d, int64_t ne, int n) {
     if (ne + n <= d->cap) return 1;
     const int64_t cap = 2 * (ne + n);
     int32_t *idx = (int32_t *)realloc(d->idx, sizeof(int32_t) * cap);
     if (idx) d->idx = idx;
     float *c = idx ? (float *)realloc(d->c, sizeof(float) * cap) : NULL;
     if (c) d->c = c;
-    if (!idx || !c) { fail_alloc(); return 0; }
+    if (!idx || !c) { fail_alloc(st); return 0; }
     d->cap = cap;
     return 1;
 }
 
 /* The input events of nl samples b0.. at steps t0 .. t0+tc-1, by slot and ascending input; returns the number of
  * non-finite inputs. */
-static int gather_events(const lsm_args *a, int t0, int tc, int b0, int nl, dense_bufs *d) {
-    int bad = 0, ne = 0;
+static int64_t gather_events(const lsm_args *a, int t0, int tc, int b0, int nl, dense_bufs *d) {
+    int64_t bad = 0, ne = 0;
     for (int t = t0; t < t0 + tc; ++t)
         for (int l = 0; l < nl; ++l) {
             const float *xt = a->x + ((int64_t)t * a->B + b0 + l) * a->n_in;
             d->off[(t - t0) * nl + l] = ne;
-            if (!reserve_events(d, ne, a->n_in)) {  /* the call fails: leave the rest of the chunk empty */
+            if (!reserve_events(a->st, d, ne, a->n_in)) {  /* the call fails: leave the rest of the chunk empty */
                 for (int r = (t - t0) * nl + l; r <= tc * nl; ++r) d->off[r] = ne;
                 return bad;
             }
@@ -234,11 +244,11 @@ static void dense_currents(const lsm_args *a, int n_slots, dense_bufs *d) {
         const float *restrict w = a->in_dense + (int64_t)(n0 / NTILE) * a->n_in * NTILE;  /* this tile */
         for (int s = 0; s < n_slots; ++s) {
             float *out = d->cur + (int64_t)s * N + n0;
-            const int e0 = d->off[s], e1 = d->off[s + 1];
+            const int64_t e0 = d->off[s], e1 = d->off[s + 1];
 #if LSM_AVX512 && NTILE == 64
             if (nt == NTILE) {  /* the tile's sums stay in four registers */
                 __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-                for (int e = e0; e < e1; ++e) {
+                for (int64_t e = e0; e < e1; ++e) {
                     const float *row = w + (int64_t)d->idx[e] * NTILE;
                     const __m512 c = _mm512_set1_ps(d->c[e]);
                     s0 = _mm512_add_ps(s0, _mm512_mul_ps(c, _mm512_loadu_ps(row)));
@@ -255,7 +265,7 @@ static void dense_currents(const lsm_args *a, int n_slots, dense_bufs *d) {
 #endif
             float acc[NTILE];
             memset(acc, 0, sizeof(float) * nt);
-            for (int e = e0; e < e1; ++e) {
+            for (int64_t e = e0; e < e1; ++e) {
                 const float *row = w + (int64_t)d->idx[e] * NTILE;
                 const float c = d->c[e];
                 for (int j = 0; j < nt; ++j) acc[j] += c * row[j];
@@ -266,35 +276,35 @@ static void dense_currents(const lsm_args *a, int n_slots, dense_bufs *d) {
 }
 
 /* The input currents of the TCHUNK-step chunk that starts at t (when t starts one) into d->cur. */
-static int dense_chunk(const lsm_args *a, int t, int b0, int nl, dense_bufs *d) {
+static int64_t dense_chunk(const lsm_args *a, int t, int b0, int nl, dense_bufs *d) {
     if (t % TCHUNK) return 0;
     const int tc = a->T - t < TCHUNK ? a->T - t : TCHUNK;
-    const int bad = gather_events(a, t, tc, b0, nl, d);
+    const int64_t bad = gather_events(a, t, tc, b0, nl, d);
     dense_currents(a, tc * nl, d);
     return bad;
 }
 
 /* All input events of one sample and step, by ascending input; silent inputs cost a (vector) compare. */
-static inline int add_inputs(const lsm_args *a, const float *xt, float *restrict cur) {
+static inline int64_t add_inputs(const lsm_args *a, const float *xt, float *restrict cur) {
     const int64_t *restrict in_ptr = a->in_ptr;
     const int32_t *restrict in_col = a->in_col;
     const float *restrict in_val = a->in_val;
     const float gain = a->gain;
     const int n_in = a->n_in;
-    int bad = 0;
+    int64_t bad = 0;
     FOR_EACH_EVENT(xt, n_in, i, bad += input_event(in_ptr, in_col, in_val, gain, xt, i, cur))
     return bad;
 }
 
 /* One sample: returns the number of non-finite inputs. */
-static int run_sample(const lsm_args *a, int b, float *buf, int32_t *fired, dense_bufs *dense) {
+static int64_t run_sample(const lsm_args *a, int b, float *buf, int32_t *fired, dense_bufs *dense) {
     const int N = a->N, n_in = a->n_in;
     float *v = buf, *r = buf + N, *cur = buf + 2 * N, *nxt = buf + 3 * N, *acc_c = buf + 4 * N, *acc_r = buf + 5 * N;
     /* local copies: the compiler then keeps them in registers whatever the caller (OpenMP or not) */
     const int64_t *restrict rec_ptr = a->rec_ptr;
     const int32_t *restrict rec_col = a->rec_col;
     const float *restrict rec_val = a->rec_val;
-    int bad = 0;
+    int64_t bad = 0;
     memset(buf, 0, sizeof(float) * 6 * N);
     for (int n = 0; n < N; ++n) v[n] = a->v_reset;
     for (int t = 0; t < a->T; ++t) {
@@ -383,7 +393,7 @@ static void gather_recurrent(const ell_t *e, int N, const uint16_t *restrict sma
 
 /* LANES samples b0 .. b0+LANES-1, state [N][LANES]. buf: 6*N*LANES floats; cval: n_in*LANES floats; lanemask: n_in
  * uint16; anyin: ceil(n_in/64) uint64 (zeroed); fired: N int32; fmask, smask: N uint16; dense: with a dense W_in. */
-static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_t *lanemask, uint64_t *anyin,
+static int64_t run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_t *lanemask, uint64_t *anyin,
                      int32_t *fired, uint16_t *fmask, uint16_t *smask, dense_bufs *dense) {
     const int N = a->N, n_in = a->n_in, L = LANES;
     const int64_t NL = (int64_t)N * L;
@@ -392,7 +402,7 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
     const int32_t *restrict in_col = a->in_col, *restrict rec_col = a->rec_col;
     const float *restrict in_val = a->in_val, *restrict rec_val = a->rec_val, *restrict x = a->x;
     const int T = a->T, B = a->B;
-    int bad = 0;
+    int64_t bad = 0;
     memset(buf, 0, sizeof(float) * 6 * NL);
     for (int64_t n = 0; n < NL; ++n) v[n] = a->v_reset;
     const vec kp = V(set1_ps)(a->keep), vrd = V(set1_ps)(a->v_reset_d), th = V(set1_ps)(a->v_th);
@@ -480,10 +490,10 @@ static int run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_
             gather_recurrent(a->by_post, N, smask, nxt);
             nf = 0;
 #pragma omp atomic
-            steps_gathered++;
+            a->st->gathered++;
         } else if (nf) {
 #pragma omp atomic
-            steps_scattered++;
+            a->st->scattered++;
         }
         for (int f = 0; f < nf; ++f) {
             const int32_t j = fired[f];
@@ -516,17 +526,17 @@ static void free_bufs(work_bufs *w) {
 
 static int alloc_dense(const lsm_args *a, dense_bufs *d) {
     const size_t slots = (size_t)TCHUNK * LANES, N = (size_t)a->N;
-    d->off = (int32_t *)malloc(sizeof(int32_t) * (slots + 1));
+    d->off = (int64_t *)malloc(sizeof(int64_t) * (slots + 1));
     d->cur = (float *)malloc(sizeof(float) * slots * N);
     return d->off && d->cur;
 }
 
 /* Work item it: a LANES-sample block (it < n_blocks) or one of the remaining samples. */
-static int run_item(const lsm_args *a, int n_blocks, int it, work_bufs *w) {
+static int64_t run_item(const lsm_args *a, int n_blocks, int it, work_bufs *w) {
     const int N = a->N;
-    if (out_of_memory) return 0;  /* the call fails anyway */
+    if (failed(a->st)) return 0;  /* the call fails anyway */
     if (!w->fired) w->fired = (int32_t *)malloc(sizeof(int32_t) * N);
-    if (!w->fired || (a->in_dense && !w->dense.cur && !alloc_dense(a, &w->dense))) { fail_alloc(); return 0; }
+    if (!w->fired || (a->in_dense && !w->dense.cur && !alloc_dense(a, &w->dense))) { fail_alloc(a->st); return 0; }
 #if LSM_AVX512
     if (it < n_blocks) {
         if (!w->cval) {  /* buf may hold a single sample's 6*N floats (scratch, nothing to keep): replace it */
@@ -539,7 +549,7 @@ static int run_item(const lsm_args *a, int n_blocks, int it, work_bufs *w) {
             w->fmask = (uint16_t *)malloc(sizeof(uint16_t) * N);
             w->smask = (uint16_t *)malloc(sizeof(uint16_t) * N);
             if (!buf || !w->cval || !w->lanemask || !w->anyin || !w->fmask || !w->smask) {
-                fail_alloc();
+                fail_alloc(a->st);
                 return 0;
             }
         }
@@ -547,20 +557,21 @@ static int run_item(const lsm_args *a, int n_blocks, int it, work_bufs *w) {
     }
 #endif
     if (!w->buf) w->buf = (float *)malloc(sizeof(float) * 6 * (size_t)N);
-    if (!w->buf) { fail_alloc(); return 0; }
+    if (!w->buf) { fail_alloc(a->st); return 0; }
     return run_sample(a, n_blocks * LANES + (it - n_blocks), w->buf, w->fired, &w->dense);
 }
 
-int lsm_event_run(int T, int B, int N, int n_in,
+int64_t lsm_event_run(int T, int B, int N, int n_in,
                   const int64_t *in_ptr, const int32_t *in_col, const float *in_val, const float *in_dense,
                   const int64_t *rec_ptr, const int32_t *rec_col, const float *rec_val,
                   const float *x,
                   float keep, float v_reset_d, float v_th, float v_reset, float gain, float trace_keep,
                   const int32_t *bin_of_t, float *counts, float *traces, float *volts, uint8_t *spikes,
-                  int n_threads)
+                  int n_threads, int64_t *steps)
 {
+    call_state st = {0, 0, 0};
     lsm_args a = {T, B, N, n_in, in_ptr, in_col, in_val, in_dense, rec_ptr, rec_col, rec_val, x,
-                  keep, v_reset_d, v_th, v_reset, gain, trace_keep, bin_of_t, counts, traces, volts, spikes, NULL};
+                  keep, v_reset_d, v_th, v_reset, gain, trace_keep, bin_of_t, counts, traces, volts, spikes, NULL, &st};
 #if LSM_AVX512 && !defined(LSM_NO_LANES)
     const int n_blocks = B / LANES;
 #else
@@ -568,18 +579,16 @@ int lsm_event_run(int T, int B, int N, int n_in,
 #endif
     const int n_items = n_blocks + (B - n_blocks * LANES);  /* LANES-sample blocks, then single samples */
     ell_t *by_post = NULL;
-    steps_gathered = steps_scattered = 0;
-    out_of_memory = 0;
 #if !defined(LSM_NO_GATHER)
     if (n_blocks > 0) a.by_post = by_post = ell_from_csr(N, rec_ptr, rec_col, rec_val);  /* NULL: scatter only */
 #endif
-    int bad = 0;
+    int64_t bad = 0;
     if (n_threads <= 1) {  /* no parallel region: one thread ran ~20% slower inside one (GCC 12) */
         work_bufs w = {0};
         for (int it = 0; it < n_items; ++it) bad += run_item(&a, n_blocks, it, &w);
         free_bufs(&w);
         ell_free(by_post);
-        return out_of_memory ? -1 : bad;
+        goto done;
     }
 #pragma omp parallel num_threads(n_threads) reduction(+ : bad)
     {
@@ -589,5 +598,7 @@ int lsm_event_run(int T, int B, int N, int n_in,
         free_bufs(&w);
     }
     ell_free(by_post);
-    return out_of_memory ? -1 : bad;
+done:
+    if (steps) { steps[0] = st.gathered; steps[1] = st.scattered; }
+    return st.out_of_memory ? -1 : bad;
 }
