@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["available", "load", "simd", "to_csr", "to_tiles", "input_layout", "run_event", "recurrent_steps", "DENSE_INPUT_DENSITY"]
+__all__ = ["available", "load", "simd", "to_csr", "to_tiles", "input_layout", "run_event", "recurrent_steps",
+           "DENSE_INPUT_DENSITY"]
 
 # W_in with at least this fraction of non-zero weights is passed dense: a CSR row then costs an index and a
 # scattered add per synapse (and, in the 16-sample lane blocks, a 16-wide add where ~1 lane has the event), a
