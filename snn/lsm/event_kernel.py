@@ -143,10 +143,13 @@ def available(variant: str = "native") -> bool:
 
 
 def to_csr(w: torch.Tensor):
-    """Row-major CSR ``(ptr int64, col int32, val float32)`` numpy arrays of a dense ``[rows, cols]`` matrix."""
-    csr = w.detach().float().to_sparse_csr()
-    return (csr.crow_indices().numpy().astype(np.int64), csr.col_indices().numpy().astype(np.int32),
-            np.ascontiguousarray(csr.values().numpy(), dtype=np.float32))
+    """Row-major CSR ``(ptr int64, col int32, val float32)`` numpy arrays of a dense ``[rows, cols]`` matrix
+    (columns ascending within a row)."""
+    a = w.detach().float().cpu().numpy()
+    rows, cols = np.nonzero(a)  # C order: by row, then column
+    ptr = np.zeros(a.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=a.shape[0]), out=ptr[1:])
+    return ptr, cols.astype(np.int32), np.ascontiguousarray(a[rows, cols], dtype=np.float32)
 
 
 def to_tiles(w: torch.Tensor, variant: str = "native") -> np.ndarray:

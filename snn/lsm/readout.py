@@ -271,7 +271,7 @@ def train_contrastive(xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor, yb: 
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     ha.eval()
     hb.eval()
     return ha, hb, losses

@@ -7,11 +7,20 @@ The sparse path computes ``(Wᵀ_csr @ uᵀ)ᵀ``; it is chosen by ``mode='auto'
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 __all__ = ["SynapseMatrix", "SPARSE_DENSITY"]
 
 SPARSE_DENSITY = 0.05
+
+
+def _csr(w: torch.Tensor) -> torch.Tensor:
+    """``w`` as a torch CSR tensor, without torch's 'CSR support is in beta' warning on every reservoir."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return w.contiguous().to_sparse_csr()
 
 
 class SynapseMatrix:
@@ -26,8 +35,8 @@ class SynapseMatrix:
         self.sparse = mode == "sparse" or (mode == "auto" and w.numel() >= 100_000 and density <= SPARSE_DENSITY)
         self.mode = "sparse" if self.sparse else "dense"
         self.w, self.var, self.device_model = w, var, device_model
-        self._wt = w.t().contiguous().to_sparse_csr() if self.sparse else None
-        self._vt = var.t().contiguous().to_sparse_csr() if self.sparse and var is not None else None
+        self._wt = _csr(w.t()) if self.sparse else None
+        self._vt = _csr(var.t()) if self.sparse and var is not None else None
 
     def _mm(self, u: torch.Tensor, w: torch.Tensor, wt) -> torch.Tensor:
         return (wt @ u.t()).t() if wt is not None else u @ w
