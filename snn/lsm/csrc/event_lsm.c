@@ -391,62 +391,79 @@ static void gather_recurrent(const ell_t *e, int N, const uint16_t *restrict sma
     }
 }
 
+/* cur [N][LANES] += step t's dense input currents of the block ([LANES][N], computed a chunk ahead). */
+static inline int64_t dense_inputs_block(const lsm_args *a, int t, int b0, dense_bufs *dense, float *restrict cur) {
+    const int N = a->N, L = LANES;
+    const int64_t bad = dense_chunk(a, t, b0, L, dense);
+    const float *inb = dense->cur + (int64_t)(t % TCHUNK) * L * N;
+    for (int n = 0; n < N; ++n)
+        for (int l = 0; l < L; ++l) cur[(int64_t)n * L + l] += inb[(int64_t)l * N + n];
+    return bad;
+}
+
+/* cur [N][LANES] += step t's CSR input of the block: per input, which lanes have an event and with which
+ * count, then the inputs in ascending order, every synapse one LANES-wide add. cval, lanemask, anyin: as in
+ * run_block (left zeroed). Returns the number of non-finite inputs. */
+static inline int64_t csr_inputs_block(const lsm_args *a, int t, int b0, float *restrict cval,
+                                       uint16_t *restrict lanemask, uint64_t *restrict anyin, float *restrict cur) {
+    const int n_in = a->n_in, L = LANES, T = a->T, B = a->B;
+    const int64_t *restrict in_ptr = a->in_ptr;  /* local copies (see run_sample) */
+    const int32_t *restrict in_col = a->in_col;
+    const float *restrict in_val = a->in_val, *restrict x = a->x;
+    const vec gain = V(set1_ps)(a->gain);
+    int64_t bad = 0;
+    /* gather the events of the LANES samples: per input, which lanes fire and with which count */
+    for (int l = 0; l < L; ++l) {
+        const float *xt = x + ((int64_t)t * B + b0 + l) * n_in;
+        const int ahead = t + 1 < T;  /* fetch the next step's row (B rows on) while this one is scanned */
+        for (int i0 = 0; i0 < n_in; i0 += 16) {
+            if (ahead) __builtin_prefetch(xt + (int64_t)B * n_in + i0, 0, 1);
+            __mmask16 lim = n_in - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n_in - i0)) - 1u);
+            __m512 xv = _mm512_maskz_loadu_ps(lim, xt + i0);
+            for (unsigned m = _mm512_mask_cmp_ps_mask(lim, xv, _mm512_setzero_ps(), _CMP_NEQ_UQ); m; m &= m - 1) {
+                int i = i0 + __builtin_ctz(m);
+                bad += !finite_f(xt[i]);
+                cval[(int64_t)i * L + l] = xt[i];
+                lanemask[i] |= (uint16_t)(1u << l);
+                anyin[i >> 6] |= 1ull << (i & 63);
+            }
+        }
+    }
+    /* inputs in ascending order: every synapse is one LANES-wide add */
+    for (int w = 0; w < (n_in + 63) / 64; ++w) {
+        for (uint64_t bits = anyin[w]; bits; bits &= bits - 1) {
+            int i = w * 64 + __builtin_ctzll(bits);
+            vec c = V(maskz_mul_ps)((lmask)lanemask[i], V(loadu_ps)(cval + (int64_t)i * L), gain);  /* 0 off the lanes */
+            for (int64_t k = in_ptr[i]; k < in_ptr[i + 1]; ++k) {
+                float *p = cur + (int64_t)in_col[k] * L;
+                V(storeu_ps)(p, V(add_ps)(V(loadu_ps)(p), V(mul_ps)(c, V(set1_ps)(in_val[k]))));
+            }
+            lanemask[i] = 0;
+        }
+        anyin[w] = 0;
+    }
+    return bad;
+}
+
 /* LANES samples b0 .. b0+LANES-1, state [N][LANES]. buf: 6*N*LANES floats; cval: n_in*LANES floats; lanemask: n_in
  * uint16; anyin: ceil(n_in/64) uint64 (zeroed); fired: N int32; fmask, smask: N uint16; dense: with a dense W_in. */
 static int64_t run_block(const lsm_args *a, int b0, float *buf, float *cval, uint16_t *lanemask, uint64_t *anyin,
                      int32_t *fired, uint16_t *fmask, uint16_t *smask, dense_bufs *dense) {
-    const int N = a->N, n_in = a->n_in, L = LANES;
+    const int N = a->N, L = LANES;
     const int64_t NL = (int64_t)N * L;
     float *v = buf, *r = buf + NL, *cur = buf + 2 * NL, *nxt = buf + 3 * NL, *acc_c = buf + 4 * NL, *acc_r = buf + 5 * NL;
-    const int64_t *restrict in_ptr = a->in_ptr, *restrict rec_ptr = a->rec_ptr;  /* local copies (see run_sample) */
-    const int32_t *restrict in_col = a->in_col, *restrict rec_col = a->rec_col;
-    const float *restrict in_val = a->in_val, *restrict rec_val = a->rec_val, *restrict x = a->x;
+    const int64_t *restrict rec_ptr = a->rec_ptr;  /* local copies (see run_sample) */
+    const int32_t *restrict rec_col = a->rec_col;
+    const float *restrict rec_val = a->rec_val;
     const int T = a->T, B = a->B;
     int64_t bad = 0;
     memset(buf, 0, sizeof(float) * 6 * NL);
     for (int64_t n = 0; n < NL; ++n) v[n] = a->v_reset;
     const vec kp = V(set1_ps)(a->keep), vrd = V(set1_ps)(a->v_reset_d), th = V(set1_ps)(a->v_th);
     const vec vr = V(set1_ps)(a->v_reset), tk = V(set1_ps)(a->trace_keep), one = V(set1_ps)(1.0f);
-    const vec gain = V(set1_ps)(a->gain);
     for (int t = 0; t < T; ++t) {
-        if (a->in_dense) {  /* cur [N][L] += this step's input currents [L][N] */
-            bad += dense_chunk(a, t, b0, L, dense);
-            const float *inb = dense->cur + (int64_t)(t % TCHUNK) * L * N;
-            for (int n = 0; n < N; ++n)
-                for (int l = 0; l < L; ++l) cur[(int64_t)n * L + l] += inb[(int64_t)l * N + n];
-            goto update;
-        }
-        /* gather the events of the LANES samples: per input, which lanes fire and with which count */
-        for (int l = 0; l < L; ++l) {
-            const float *xt = x + ((int64_t)t * B + b0 + l) * n_in;
-            const int ahead = t + 1 < T;  /* fetch the next step's row (B rows on) while this one is scanned */
-            for (int i0 = 0; i0 < n_in; i0 += 16) {
-                if (ahead) __builtin_prefetch(xt + (int64_t)B * n_in + i0, 0, 1);
-                __mmask16 lim = n_in - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n_in - i0)) - 1u);
-                __m512 xv = _mm512_maskz_loadu_ps(lim, xt + i0);
-                for (unsigned m = _mm512_mask_cmp_ps_mask(lim, xv, _mm512_setzero_ps(), _CMP_NEQ_UQ); m; m &= m - 1) {
-                    int i = i0 + __builtin_ctz(m);
-                    bad += !finite_f(xt[i]);
-                    cval[(int64_t)i * L + l] = xt[i];
-                    lanemask[i] |= (uint16_t)(1u << l);
-                    anyin[i >> 6] |= 1ull << (i & 63);
-                }
-            }
-        }
-        /* inputs in ascending order: every synapse is one LANES-wide add */
-        for (int w = 0; w < (n_in + 63) / 64; ++w) {
-            for (uint64_t bits = anyin[w]; bits; bits &= bits - 1) {
-                int i = w * 64 + __builtin_ctzll(bits);
-                vec c = V(maskz_mul_ps)((lmask)lanemask[i], V(loadu_ps)(cval + (int64_t)i * L), gain);  /* 0 off the lanes */
-                for (int64_t k = in_ptr[i]; k < in_ptr[i + 1]; ++k) {
-                    float *p = cur + (int64_t)in_col[k] * L;
-                    V(storeu_ps)(p, V(add_ps)(V(loadu_ps)(p), V(mul_ps)(c, V(set1_ps)(in_val[k]))));
-                }
-                lanemask[i] = 0;
-            }
-            anyin[w] = 0;
-        }
-    update:;
+        bad += a->in_dense ? dense_inputs_block(a, t, b0, dense, cur)
+                           : csr_inputs_block(a, t, b0, cval, lanemask, anyin, cur);
         /* neuron update, one vector = one neuron in the LANES samples */
         int nf = 0;
         const int flush = bin_ends(a, t);
@@ -587,18 +604,16 @@ int64_t lsm_event_run(int T, int B, int N, int n_in,
         work_bufs w = {0};
         for (int it = 0; it < n_items; ++it) bad += run_item(&a, n_blocks, it, &w);
         free_bufs(&w);
-        ell_free(by_post);
-        goto done;
-    }
+    } else {
 #pragma omp parallel num_threads(n_threads) reduction(+ : bad)
-    {
-        work_bufs w = {0};
+        {
+            work_bufs w = {0};
 #pragma omp for schedule(dynamic, 1)
-        for (int it = 0; it < n_items; ++it) bad += run_item(&a, n_blocks, it, &w);
-        free_bufs(&w);
+            for (int it = 0; it < n_items; ++it) bad += run_item(&a, n_blocks, it, &w);
+            free_bufs(&w);
+        }
     }
     ell_free(by_post);
-done:
     if (steps) { steps[0] = st.gathered; steps[1] = st.scattered; }
     return st.out_of_memory ? -1 : bad;
 }
