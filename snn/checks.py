@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import torch
 
 __all__ = ["set_finite_checks", "finite_checks_enabled", "finite_checks", "all_finite", "check_sequence",
-           "check_positive", "check_tau"]
+           "check_positive", "check_tau", "check_finite", "check_range", "check_real_tensor"]
 
 _FINITE_CHECKS = True
 
@@ -73,3 +73,44 @@ def check_tau(tau: float, who: str) -> float:
     if not math.isfinite(tau) or tau < 1:
         raise ValueError(f"{who}: tau must be >= 1 (decay 1/tau in (0, 1]), got {tau}")
     return tau
+
+
+def check_finite(value, name: str, who: str) -> float:
+    """A finite real number (not NaN/Inf, not complex), returned as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not _is_real_scalar(value):
+        raise TypeError(f"{who}: {name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{who}: {name} must be finite, got {value}")
+    return value
+
+
+def check_range(value, name: str, who: str, low: float | None = None, high: float | None = None, *,
+                low_open: bool = False, high_open: bool = False) -> float:
+    """A finite number in the interval given by ``low``/``high`` (closed unless ``*_open``), returned as float."""
+    value = check_finite(value, name, who)
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if below or above:
+        left = "-inf" if low is None else f"{low}"
+        right = "inf" if high is None else f"{high}"
+        interval = f"{'(' if low_open or low is None else '['}{left}, {right}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{who}: {name} must lie in {interval}, got {value}")
+    return value
+
+
+def check_real_tensor(x, name: str, who: str) -> None:
+    """A real-valued tensor: complex tensors are refused rather than silently cast to their real part."""
+    if isinstance(x, torch.Tensor) and x.is_complex():
+        raise TypeError(f"{who}: {name} must be real-valued, got a complex tensor ({x.dtype})")
+
+
+def _is_real_scalar(value) -> bool:
+    """numpy/torch real scalars (0-d) count as numbers; complex ones do not."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and not value.is_complex()
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(value, np.generic) and np.isrealobj(value) and np.issubdtype(np.asarray(value).dtype, np.number)
