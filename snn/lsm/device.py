@@ -25,10 +25,11 @@ of the array) at the cost of one extra matmul, instead of drawing a whole noisy 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
+
+from ..checks import check_range
 
 __all__ = ["ResistiveMemory", "ProgrammedArray", "make_device_model", "DEVICE_MODELS"]
 
@@ -75,18 +76,20 @@ class ResistiveMemory:
     _read_gen: torch.Generator = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
-        if not (0 <= self.g_min < self.g_max) or not math.isfinite(self.g_max):
-            raise ValueError(f"ResistiveMemory: need 0 <= g_min < g_max (µS), got g_min={self.g_min}, "
-                             f"g_max={self.g_max}")
-        if self.switch_std < 0 or not (self.g_min <= self.switch_mean <= self.g_max):
-            raise ValueError("ResistiveMemory: switch_mean must lie in [g_min, g_max] and switch_std >= 0 (µS)")
-        if self.n_levels is not None and int(self.n_levels) < 2:
-            raise ValueError(f"ResistiveMemory: n_levels must be >= 2 or None, got {self.n_levels}")
+        who = "ResistiveMemory"
+        check_range(self.g_min, "g_min", who, low=0)
+        check_range(self.g_max, "g_max", who, low=self.g_min, low_open=True)
+        check_range(self.switch_mean, "switch_mean", who, low=self.g_min, high=self.g_max)
+        check_range(self.switch_std, "switch_std", who, low=0)
+        if self.n_levels is not None and (isinstance(self.n_levels, bool) or int(self.n_levels) != self.n_levels
+                                          or self.n_levels < 2):
+            raise ValueError(f"{who}: n_levels must be an integer >= 2 or None, got {self.n_levels!r}")
         for name in ("program_noise", "read_noise"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"ResistiveMemory: {name} must be >= 0 (a fraction), got {getattr(self, name)}")
-        if not (0 <= self.p_stuck_on and 0 <= self.p_stuck_off and self.p_stuck_on + self.p_stuck_off <= 1):
-            raise ValueError("ResistiveMemory: p_stuck_on, p_stuck_off must be >= 0 with a sum <= 1")
+            check_range(getattr(self, name), name, who, low=0)
+        for name in ("p_stuck_on", "p_stuck_off"):
+            check_range(getattr(self, name), name, who, low=0, high=1)
+        if self.p_stuck_on + self.p_stuck_off > 1:
+            raise ValueError(f"{who}: p_stuck_on + p_stuck_off must be <= 1, got {self.p_stuck_on + self.p_stuck_off}")
         self._read_gen = torch.Generator().manual_seed(self.seed + 1_000_003)
 
     # -- helpers -----------------------------------------------------------------------------------

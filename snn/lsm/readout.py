@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checks import check_range
+
 __all__ = ["Standardizer", "RidgeReadout", "LogisticReadout", "ProjectionHead", "info_nce", "train_contrastive",
            "make_readout", "READOUTS"]
 
@@ -65,8 +67,11 @@ class RidgeReadout:
     ALPHAS = (1.0, 10.0, 100.0, 1e3, 3e3, 1e4, 3e4, 1e5)
 
     def __init__(self, alpha="auto", alphas=ALPHAS, val_fraction: float = 0.2, seed: int = 0):
-        if alpha != "auto" and not (isinstance(alpha, (int, float)) and alpha > 0):
-            raise ValueError(f"RidgeReadout: alpha must be > 0 or 'auto', got {alpha!r}")
+        if alpha != "auto":
+            check_range(alpha, "alpha", "RidgeReadout", low=0, low_open=True)
+        for a in alphas:
+            check_range(a, "alphas", "RidgeReadout", low=0, low_open=True)
+        check_range(val_fraction, "val_fraction", "RidgeReadout", low=0, high=1, low_open=True, high_open=True)
         self.alpha, self.alphas, self.val_fraction, self.seed = alpha, tuple(alphas), val_fraction, seed
 
     @staticmethod
@@ -175,8 +180,9 @@ class LogisticReadout(RidgeReadout):
     """Multinomial logistic regression with L2 penalty ``l2`` (full-batch L-BFGS, ``max_iter`` steps)."""
 
     def __init__(self, l2: float = 1e-2, max_iter: int = 200):
-        if not l2 >= 0:
-            raise ValueError(f"LogisticReadout: l2 must be >= 0, got {l2}")
+        check_range(l2, "l2", "LogisticReadout", low=0)
+        if isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 1:
+            raise ValueError(f"LogisticReadout: max_iter must be an integer >= 1, got {max_iter!r}")
         self.l2, self.max_iter = float(l2), int(max_iter)
 
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> "LogisticReadout":

@@ -97,8 +97,11 @@ class LiquidStateMachine(nn.Module):
                  device_model: ResistiveMemory | None = None, device_weights: str = "program",
                  recurrent: str = "auto", backend: str = "inline", engine: str = "auto", seed: int = 0):
         super().__init__()
-        if int(n_inputs) < 1 or int(n_neurons) < 1:
-            raise ValueError(f"LiquidStateMachine: n_inputs and n_neurons must be >= 1, got {n_inputs}, {n_neurons}")
+        _check_numbers(n_inputs=n_inputs, n_neurons=n_neurons, frac_exc=frac_exc, p_rec=p_rec, lam=lam, p_in=p_in,
+                       input_radius=input_radius, input_smooth=input_smooth, input_envelope=input_envelope,
+                       input_frac_exc=input_frac_exc, input_scale=input_scale, inh_gain=inh_gain,
+                       spectral_radius=spectral_radius, tau=tau, v_threshold=v_threshold, v_reset=v_reset,
+                       trace_tau=trace_tau, seed=seed)
         if connectivity not in _CONNECTIVITY:
             raise ValueError(f"LiquidStateMachine: connectivity must be one of {_CONNECTIVITY}, got {connectivity!r}")
         if recurrent not in ("auto", "dense", "sparse"):
@@ -107,8 +110,6 @@ class LiquidStateMachine(nn.Module):
             raise ValueError(f"LiquidStateMachine: device_weights must be 'program' or 'switching', got {device_weights!r}")
         if backend != "inline" and backend != "auto" and backend not in ops.BACKENDS:
             raise ValueError(f"LiquidStateMachine: backend must be 'inline', 'auto' or one of {ops.BACKENDS}")
-        if not tau >= 1 or not trace_tau > 0:
-            raise ValueError(f"LiquidStateMachine: need tau >= 1 and trace_tau > 0 (steps), got {tau}, {trace_tau}")
         if input_fields not in INPUT_FIELDS:
             raise ValueError(f"LiquidStateMachine: input_fields must be one of {INPUT_FIELDS}, got {input_fields!r}")
         if input_fields == "auto":
@@ -240,6 +241,7 @@ class LiquidStateMachine(nn.Module):
     def _check_input(self, x: torch.Tensor, finite: bool = True) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"LiquidStateMachine: expected a tensor [T, B, n_inputs], got {type(x).__name__}")
+        checks.check_real_tensor(x, "x", "LiquidStateMachine")
         if x.dim() != 3 or x.shape[2] != self.n_inputs:
             raise ValueError(f"LiquidStateMachine: input must be [T, B, n_inputs={self.n_inputs}], got {tuple(x.shape)}")
         x = x.float()
@@ -260,7 +262,7 @@ class LiquidStateMachine(nn.Module):
         if features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
         t_steps, b, _ = x.shape
-        if not 1 <= n_bins <= t_steps:
+        if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or not 1 <= n_bins <= t_steps:
             raise ValueError(f"n_bins must lie in [1, T={t_steps}], got {n_bins}")
         edges = [round(k * t_steps / n_bins) for k in range(n_bins + 1)]
         if self.engine == "event":
@@ -316,6 +318,8 @@ class LiquidStateMachine(nn.Module):
 
     def features(self, x: torch.Tensor, n_bins: int = 3, features: str = "both", batch_size: int = 256) -> torch.Tensor:
         """Features ``[B, F]`` of ``x [T, B, n_inputs]``, simulated ``batch_size`` samples at a time."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"LiquidStateMachine.features: batch_size must be an integer >= 1, got {batch_size!r}")
         return torch.cat([self.run(x[:, i:i + batch_size], n_bins, features)[0]
                           for i in range(0, x.shape[1], batch_size)])
 
@@ -333,6 +337,35 @@ class LiquidStateMachine(nn.Module):
             lo, hi = (mid, hi) if rate < target_rate else (lo, mid)
         self.input_gain = math.exp((lo + hi) / 2)
         return self.input_gain
+
+
+# The accepted range of each numeric constructor argument: (low, high, low_open, high_open); None = unbounded.
+_RANGES = {
+    "frac_exc": (0, 1, False, False), "p_rec": (0, 1, False, False), "p_in": (0, 1, False, False),
+    "input_frac_exc": (0, 1, False, False), "lam": (0, None, True, False), "input_radius": (0, None, True, False),
+    "input_smooth": (0, None, False, False), "input_envelope": (0, None, True, False),
+    "input_scale": (0, None, False, False), "inh_gain": (0, None, False, False),
+    "spectral_radius": (0, None, False, False), "tau": (1, None, False, False), "trace_tau": (0, None, True, False),
+    "v_threshold": (None, None, False, False), "v_reset": (None, None, False, False),
+}
+
+
+def _check_numbers(*, n_inputs, n_neurons, seed, **values) -> None:
+    """Every numeric constructor argument finite and in its range (``_RANGES``; None allowed for
+    ``input_envelope`` and ``spectral_radius``), sizes positive integers, and ``v_reset < v_threshold``."""
+    who = "LiquidStateMachine"
+    for name, value in (("n_inputs", n_inputs), ("n_neurons", n_neurons), ("seed", seed)):
+        least = 0 if name == "seed" else 1
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{who}: {name} must be an integer >= {least}, got {value!r}")
+    for name, value in values.items():
+        if value is None and name in ("input_envelope", "spectral_radius"):
+            continue
+        low, high, low_open, high_open = _RANGES[name]
+        checks.check_range(value, name, who, low, high, low_open=low_open, high_open=high_open)
+    if not values["v_reset"] < values["v_threshold"]:
+        raise ValueError(f"{who}: v_reset must be below v_threshold, got v_reset={values['v_reset']} and "
+                         f"v_threshold={values['v_threshold']}")
 
 
 _HEAVISIDE = sg.get(None)  # forward is Θ for every surrogate; the reservoir needs no gradient
