@@ -99,3 +99,12 @@ def test_device_model_parameters(kw, name):
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_readout_parameters(make, name):
     expect_clear_error(make, ValueError, name)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: __import__("snn.continual.baselines", fromlist=["EWC"]).EWC(lam=NAN), "lam"),
+    (lambda: __import__("snn.continual.baselines", fromlist=["EWC"]).EWC(lam=INF), "lam"),
+    (lambda: __import__("snn.continual.hlop", fromlist=["Subspace"]).Subspace(8, spiking_scale=0.0), "spiking_scale"),
+], ids=["ewc-nan", "ewc-inf", "subspace-scale"])
+def test_continual_parameters(make, name):
+    expect_clear_error(make, ValueError, name)

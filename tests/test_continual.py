@@ -62,7 +62,7 @@ def test_split_tasks_have_two_classes_and_their_own_head():
     (lambda: tasks.build("mnist"), "unknown benchmark"), (lambda: tasks.split(6, "digits"), "1..5"),
     (lambda: tasks.permuted(0, "digits"), "positive integer"), (lambda: get_method("sgd"), "unknown training"),
     (lambda: baselines.make_strategy("lwf"), "unknown method"), (lambda: config("pfmnist", foo=1), "unknown settings"),
-    (lambda: baselines.EWC(lam=-1), "lambda"), (lambda: baselines.Replay(per_task=0), "per_task"),
+    (lambda: baselines.EWC(lam=-1), "lam must lie"), (lambda: baselines.Replay(per_task=0), "per_task"),
     (lambda: trainer.ContinualTrainer(net.mlp(4, (3,)), epochs=0), "epochs")])
 def test_bad_arguments_are_clear_errors(call, msg):
     with pytest.raises(ValueError, match=msg):

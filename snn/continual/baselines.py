@@ -31,6 +31,7 @@ from typing import Sequence
 
 import torch
 
+from ..checks import check_range
 from .hlop import HLOP
 
 __all__ = ["Strategy", "FineTune", "EWC", "Replay", "HLOPStrategy", "Compose", "STRATEGIES", "make_strategy",
@@ -82,8 +83,7 @@ class EWC(Strategy):
     name = "ewc"
 
     def __init__(self, lam: float = 20.0, fisher_batches: int = 20):
-        if lam < 0:
-            raise ValueError(f"EWC: lambda must be >= 0, got {lam}")
+        check_range(lam, "lam", "EWC", low=0)
         if fisher_batches < 1:
             raise ValueError(f"EWC: fisher_batches must be >= 1, got {fisher_batches}")
         self.lam, self.fisher_batches = float(lam), int(fisher_batches)

@@ -43,6 +43,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checks import check_range
+
 __all__ = ["oja_step", "project_out", "quantise_spikes", "orthonormal_rows", "principal_angles", "Subspace",
            "HLOP", "TRACES", "PROJECTIONS"]
 
@@ -136,6 +138,7 @@ class Subspace(nn.Module):
             raise ValueError(f"Subspace: iterations must be a positive integer, got {iterations}")
         if spiking_steps is not None and (int(spiking_steps) != spiking_steps or spiking_steps < 1):
             raise ValueError(f"Subspace: spiking_steps must be a positive integer or None, got {spiking_steps}")
+        check_range(spiking_scale, "spiking_scale", "Subspace", low=0, low_open=True)
         self.n, self.lr, self.momentum, self.iterations = int(n), float(lr), float(momentum), int(iterations)
         self.refine_old, self.normalise, self.orthonormalise = bool(refine_old), bool(normalise), bool(orthonormalise)
         self.spiking_steps, self.spiking_scale = spiking_steps, float(spiking_scale)
