@@ -5,7 +5,7 @@ LIF's (see :mod:`snn.kernels.lif`); the threshold adapts with the state ``B`` (`
 
     H[t]  = V[t-1] + (X[t] - (V[t-1] - V_r))·d      (decay_input; else V[t-1] - (V[t-1] - V_r)·d + X[t])
     θ[t]  = V_th + β·B[t-1]
-    S[t]  = Θ(H[t] - θ[t])
+    S[t]  = Θ(H[t] - θ[t])                           (STRICT: fires only on H[t] > θ[t])
     hard:  V[t] = H[t]·(1 - S[t]) + V_r·S[t];   soft:  V[t] = H[t] - θ[t]·S[t]
     B[t]  = ρ·B[t-1] + S[t]                          (S not detached here, as in the reference)
 
@@ -26,14 +26,14 @@ The forward with gradients saves ``H`` and ``B`` (input dtype; ``Z = H - θ`` in
 import triton
 import triton.language as tl
 
-from .steps import before, charge, decay_grad_step, load_or_zero, load_saved, program_block, reset, store_saved
+from .steps import before, charge, decay_grad_step, fire, load_or_zero, load_saved, program_block, reset, store_saved
 from .surrogate import surrogate_grad
 
 
 @triton.jit
 def alif_fwd_kernel(x_ptr, v0_ptr, b0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, blast_ptr, vseq_ptr,
                     h_ptr, bseq_ptr, T, N,
-                    CDT: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
+                    CDT: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr, STRICT: tl.constexpr,
                     RECORD_V: tl.constexpr, SAVE: tl.constexpr, SAVED_Z: tl.constexpr, BLOCK: tl.constexpr):
     pid, offs, mask = program_block(N, BLOCK)
     d = tl.load(decay_ptr).to(CDT)
@@ -55,7 +55,7 @@ def alif_fwd_kernel(x_ptr, v0_ptr, b0_ptr, decay_ptr, params_ptr, s_ptr, vlast_p
         x_next = tl.load(xp + N, mask=before(mask, t + 1, T, BLOCK), other=0.0)
         h = charge(v, x, d, vr, DECAY_INPUT)
         theta = vth + beta * b
-        s = ((h - theta) >= 0).to(CDT)
+        s = fire(h - theta, STRICT, CDT)
         v = reset(h, s, theta, vr, HARD)
         b = rho * b + s
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
@@ -77,7 +77,7 @@ def alif_fwd_kernel(x_ptr, v0_ptr, b0_ptr, decay_ptr, params_ptr, s_ptr, vlast_p
 def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, params_ptr,
                     gs_ptr, gvseq_ptr, gvlast_ptr, gblast_ptr, gx_ptr, gv0_ptr, gb0_ptr, gd_ptr, T, N, last,
                     CDT: tl.constexpr, KIND: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
-                    DETACH: tl.constexpr, HAS_GS: tl.constexpr, HAS_GVSEQ: tl.constexpr,
+                    DETACH: tl.constexpr, STRICT: tl.constexpr, HAS_GS: tl.constexpr, HAS_GVSEQ: tl.constexpr,
                     HAS_GVLAST: tl.constexpr, HAS_GBLAST: tl.constexpr, SAVED_Z: tl.constexpr,
                     GRAD_D: tl.constexpr, BLOCK: tl.constexpr):
     pid, offs, mask = program_block(N, BLOCK)
@@ -106,7 +106,7 @@ def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, pa
     m1 = before(mask, 1, T, BLOCK)
     bprev = tl.where(m1, tl.load(bp, mask=m1, other=0.0).to(CDT), b0)
     theta = vth + beta * bprev
-    h, z, s = load_saved(hp, sp, theta, m, SAVED_Z, False, CDT)
+    h, z, s = load_saved(hp, sp, theta, m, SAVED_Z, STRICT, CDT)
     for i in range(T):
         t = T - 1 - i
         sg = surrogate_grad(z, a, c, KIND)
@@ -136,7 +136,7 @@ def alif_bwd_kernel(h_ptr, bseq_ptr, s_ptr, x_ptr, v0_ptr, b0_ptr, decay_ptr, pa
         mprev2 = before(mask, 1, t, BLOCK)
         bq = tl.where(mprev2, tl.load(bp - N, mask=mprev2, other=0.0).to(CDT), b0)
         thq = vth + beta * bq
-        hq, zq, sq = load_saved(hp - N, sp - N, thq, mprev, SAVED_Z, False, CDT)
+        hq, zq, sq = load_saved(hp - N, sp - N, thq, mprev, SAVED_Z, STRICT, CDT)
         if GRAD_D:
             gd += decay_grad_step(gh, hq, sq, thq, vr, v0, xp, mprev, mask, HARD, DECAY_INPUT, CDT)
         gv = gh * (1.0 - d)

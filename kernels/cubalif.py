@@ -21,7 +21,7 @@ The forward with gradients saves only ``H`` (input dtype; ``Z = H - V_th`` for 1
 import triton
 import triton.language as tl
 
-from .steps import before, grad_h, load_or_zero, load_saved, program_block, store_saved
+from .steps import before, fire, grad_h, load_or_zero, load_saved, program_block, store_saved
 from .surrogate import surrogate_grad
 
 
@@ -47,7 +47,7 @@ def cubalif_fwd_kernel(x_ptr, u0_ptr, v0_ptr, params_ptr, s_ptr, ulast_ptr, vlas
         x_next = tl.load(xp + N, mask=before(mask, t + 1, T, BLOCK), other=0.0)
         u = u * cdu + x
         h = v * cdv + u + bias
-        s = ((h - vth) > 0).to(CDT)
+        s = fire(h - vth, True, CDT)
         v = h * (1.0 - s)
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE_H:

@@ -5,7 +5,7 @@ Reference (each kernel must equal it): :func:`snn.functional.lif.lif_multistep`.
 
     decay_input=True :  H[t] = V[t-1] + (X[t] - (V[t-1] - V_r))·d
     decay_input=False:  H[t] = V[t-1] - (V[t-1] - V_r)·d + X[t]
-    S[t] = Θ(H[t] - V_th)                          (Θ(z) = 1 if z >= 0)
+    S[t] = Θ(H[t] - V_th)                          (Θ(z) = 1 if z >= 0; STRICT: if z > 0)
     hard reset:  V[t] = H[t]·(1 - S[t]) + V_r·S[t]
     soft reset:  V[t] = H[t] - V_th·S[t]             (V_r = 0 in the charge)
 
@@ -33,14 +33,14 @@ gradient is one partial sum per program, summed on the host (deterministic).
 import triton
 import triton.language as tl
 
-from .steps import (before, charge, decay_grad_step, grad_h, load_or_zero, load_saved, program_block, reset,
+from .steps import (before, charge, decay_grad_step, fire, grad_h, load_or_zero, load_saved, program_block, reset,
                     store_saved)
 from .surrogate import surrogate_grad
 
 
 @triton.jit
 def lif_fwd_kernel(x_ptr, v0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, vseq_ptr, h_ptr, T, N,
-                   CDT: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
+                   CDT: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr, STRICT: tl.constexpr,
                    RECORD_V: tl.constexpr, SAVE_H: tl.constexpr, SAVED_Z: tl.constexpr,
                    BLOCK: tl.constexpr):
     pid, offs, mask = program_block(N, BLOCK)
@@ -58,7 +58,7 @@ def lif_fwd_kernel(x_ptr, v0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, vseq_
         x = x_next.to(CDT)
         x_next = tl.load(xp + N, mask=before(mask, t + 1, T, BLOCK), other=0.0)
         h = charge(v, x, d, vr, DECAY_INPUT)
-        s = ((h - vth) >= 0).to(CDT)
+        s = fire(h - vth, STRICT, CDT)
         v = reset(h, s, vth, vr, HARD)
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE_H:
@@ -76,7 +76,7 @@ def lif_fwd_kernel(x_ptr, v0_ptr, decay_ptr, params_ptr, s_ptr, vlast_ptr, vseq_
 def lif_bwd_kernel(h_ptr, s_ptr, x_ptr, v0_ptr, decay_ptr, params_ptr, gs_ptr, gvseq_ptr, gvlast_ptr,
                    gx_ptr, gv0_ptr, gd_ptr, T, N, last,
                    CDT: tl.constexpr, KIND: tl.constexpr, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
-                   DETACH: tl.constexpr, HAS_GS: tl.constexpr, HAS_GVSEQ: tl.constexpr,
+                   DETACH: tl.constexpr, STRICT: tl.constexpr, HAS_GS: tl.constexpr, HAS_GVSEQ: tl.constexpr,
                    HAS_GVLAST: tl.constexpr, SAVED_Z: tl.constexpr, GRAD_D: tl.constexpr,
                    BLOCK: tl.constexpr):
     pid, offs, mask = program_block(N, BLOCK)
@@ -98,7 +98,7 @@ def lif_bwd_kernel(h_ptr, s_ptr, x_ptr, v0_ptr, decay_ptr, params_ptr, gs_ptr, g
     gvp = gvseq_ptr + last + offs
     gxp = gx_ptr + last + offs
     m = before(mask, 0, T, BLOCK)
-    h, z, s = load_saved(hp, sp, vth, m, SAVED_Z, False, CDT)
+    h, z, s = load_saved(hp, sp, vth, m, SAVED_Z, STRICT, CDT)
     for i in range(T):
         t = T - 1 - i
         sg = surrogate_grad(z, a, c, KIND)
@@ -113,7 +113,7 @@ def lif_bwd_kernel(h_ptr, s_ptr, x_ptr, v0_ptr, decay_ptr, params_ptr, gs_ptr, g
         tl.store(gxp, gx.to(gx_ptr.dtype.element_ty), mask=mask)
         # H[t-1], S[t-1] for the next step (nothing at t = 0)
         mprev = before(mask, 0, t, BLOCK)
-        hq, zq, sq = load_saved(hp - N, sp - N, vth, mprev, SAVED_Z, False, CDT)
+        hq, zq, sq = load_saved(hp - N, sp - N, vth, mprev, SAVED_Z, STRICT, CDT)
         if GRAD_D:
             gd += decay_grad_step(gh, hq, sq, vth, vr, v0, xp, mprev, mask, HARD, DECAY_INPUT, CDT)
         gv = gh * (1.0 - d)

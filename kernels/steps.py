@@ -5,6 +5,7 @@ Each is one line of the torch reference with the reference's operation order, so
 uses them keeps its spikes bit-identical to :mod:`snn.functional`::
 
     charge      decay_input: H = V + (X - (V - V_r))·d      else: H = V - (V - V_r)·d + X
+    fire        S = Θ(H - θ): 1 where H - θ >= 0 (STRICT: > 0)
     reset       hard: V = H·(1 - S) + V_r·S                 soft: V = H - θ·S
     grad_h      ∂L/∂H of a LIF-style reset (CUBALIF is the hard reset with V_r = 0):
                 hard: gV·(1 - S) + (gS + gV·(V_r - H))·σ'   soft: gV + (gS - gV·θ)·σ'
@@ -51,6 +52,15 @@ def charge(v, x, d, vr, DECAY_INPUT: tl.constexpr):
 
 
 @triton.jit
+def fire(z, STRICT: tl.constexpr, CDT: tl.constexpr):
+    """S = Θ(Z), Z = H - θ: 1 where Z >= 0, or where Z > 0 with ``STRICT``, in the compute dtype."""
+    if STRICT:
+        return (z > 0).to(CDT)
+    else:
+        return (z >= 0).to(CDT)
+
+
+@triton.jit
 def reset(h, s, theta, vr, HARD: tl.constexpr):
     if HARD:
         return h * (1.0 - s) + vr * s
@@ -89,10 +99,7 @@ def load_saved(hp, sp, theta, mask, SAVED_Z: tl.constexpr, STRICT: tl.constexpr,
     if SAVED_Z:
         return r + theta, r, tl.load(sp, mask=mask, other=0.0).to(CDT)
     else:
-        if STRICT:
-            return r, r - theta, ((r - theta) > 0).to(CDT)
-        else:
-            return r, r - theta, ((r - theta) >= 0).to(CDT)
+        return r, r - theta, fire(r - theta, STRICT, CDT)
 
 
 @triton.jit

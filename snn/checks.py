@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import torch
 
 __all__ = ["set_finite_checks", "finite_checks_enabled", "finite_checks", "all_finite", "check_sequence",
-           "check_positive", "check_tau", "check_finite", "check_range", "check_real_tensor"]
+           "check_positive", "check_tau", "check_finite", "check_range", "check_real_tensor", "check_bool"]
 
 _FINITE_CHECKS = True
 
@@ -114,3 +114,19 @@ def _is_real_scalar(value) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(value, np.generic) and np.isrealobj(value) and np.issubdtype(np.asarray(value).dtype, np.number)
+
+
+def check_bool(value, name: str, who: str) -> bool:
+    """A flag: ``True``/``False`` (numpy and 0-d torch booleans too), never a string or a number that
+    Python would read as truthy."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, torch.Tensor) and value.dtype == torch.bool and value.numel() == 1:
+        return bool(value)
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        np = None
+    if np is not None and isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{who}: {name} must be True or False, got {type(value).__name__} {value!r}")

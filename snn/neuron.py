@@ -4,6 +4,10 @@ Every neuron takes ``step_mode='s'`` (input ``[B, ...]``) or ``'m'`` (input
 ``[T, B, ...]``), keeps its state between calls until :func:`snn.functional.reset`,
 and runs its dynamics on ``backend='auto'|'torch'|'cpp'|'cuda'|'triton'``.
 The equations are in :mod:`snn.functional`.
+
+Threshold comparison: IF, LIF, PLIF and ALIF fire on ``H >= V_th`` (SpikingJelly's convention)
+unless built with ``strict_threshold=True``, which fires on ``H > V_th`` (NIR, Norse, snnTorch);
+CUBALIF always fires on ``V > V_th`` (Lava/Loihi). ``neuron.strict_threshold`` says which.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import torch.nn as nn
 from . import ops
 from . import surrogate as sg
 from .base import MemoryModule
-from .checks import check_positive, check_sequence, check_tau
+from .checks import check_bool, check_positive, check_sequence, check_tau
 
 __all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "ALIF", "CUBALIF"]
 
@@ -31,7 +35,8 @@ class BaseNeuron(MemoryModule):
     state_names: tuple[str, ...] = ("v",)
 
     def __init__(self, *, v_threshold: float = 1.0, surrogate=None, detach_reset: bool = False,
-                 step_mode: str = "s", backend: str = "auto", store_v_seq: bool = False):
+                 strict_threshold: bool = False, step_mode: str = "s", backend: str = "auto",
+                 store_v_seq: bool = False):
         super().__init__(step_mode)
         who = type(self).__name__
         if not math.isfinite(float(v_threshold)):
@@ -41,6 +46,7 @@ class BaseNeuron(MemoryModule):
         self.v_threshold = float(v_threshold)
         self.surrogate = sg.get(surrogate)
         self.detach_reset = bool(detach_reset)
+        self.strict_threshold = check_bool(strict_threshold, "strict_threshold", who)
         self.backend = backend
         self.store_v_seq = store_v_seq
         self.last_backend: str | None = None
@@ -90,7 +96,8 @@ class BaseNeuron(MemoryModule):
         self.v_seq = v_seq.detach() if v_seq is not None else None
 
     def extra_repr(self) -> str:
-        return (f"v_threshold={self.v_threshold}, surrogate={self.surrogate}, detach_reset={self.detach_reset}, "
+        return (f"v_threshold={self.v_threshold}, strict_threshold={self.strict_threshold}, "
+                f"surrogate={self.surrogate}, detach_reset={self.detach_reset}, "
                 f"step_mode={self.step_mode!r}, backend={self.backend!r}")
 
 
@@ -122,7 +129,7 @@ class LIF(BaseNeuron):
         s, self.v, v_seq = ops.lif_multistep(
             x_seq, v0, self.decay(), backend=backend, v_threshold=self.v_threshold, v_reset=self.v_reset,
             decay_input=self.decay_input, detach_reset=self.detach_reset, surrogate=self.surrogate,
-            record_v=self.store_v_seq)
+            record_v=self.store_v_seq, strict_threshold=self.strict_threshold)
         self._keep_v_seq(v_seq)
         return s
 
@@ -190,7 +197,8 @@ class ALIF(LIF):
         s, self.v, self.b, v_seq = ops.alif_multistep(
             x_seq, v0, b0, self.decay(), backend=backend, rho=self.rho, beta=self.beta,
             v_threshold=self.v_threshold, v_reset=self.v_reset, decay_input=self.decay_input,
-            detach_reset=self.detach_reset, surrogate=self.surrogate, record_v=self.store_v_seq)
+            detach_reset=self.detach_reset, surrogate=self.surrogate, record_v=self.store_v_seq,
+            strict_threshold=self.strict_threshold)
         self._keep_v_seq(v_seq)
         return s
 
@@ -202,20 +210,25 @@ class CUBALIF(BaseNeuron):
     """Current-based LIF of Loihi 2 (Lava's ``LIF`` process), float mode.
 
     U[t] = U[t-1]·(1-du) + X[t];  V[t] = V[t-1]·(1-dv) + U[t] + bias;  S = V > V_th (strict);  V = 0 where S.
+    The comparison is always strict (``strict_threshold=True``; False is an error).
     ``du``, ``dv`` in [0, 1]. The bit-accurate fixed-point form is in :mod:`snn.export.loihi`.
     """
 
     family = "cubalif"
     state_names = ("u", "v")
 
-    def __init__(self, du: float = 0.5, dv: float = 0.5, v_threshold: float = 1.0, bias: float = 0.0, **kw):
+    def __init__(self, du: float = 0.5, dv: float = 0.5, v_threshold: float = 1.0, bias: float = 0.0,
+                 strict_threshold: bool = True, **kw):
+        if not check_bool(strict_threshold, "strict_threshold", "CUBALIF"):
+            raise ValueError(f"CUBALIF: strict_threshold must be True (it fires on V > V_th, as Lava/Loihi do); "
+                             f"got {strict_threshold!r}. For a neuron that fires on V >= V_th use LIF/IF")
         for name, val in (("du", du), ("dv", dv)):
             if not (0.0 <= float(val) <= 1.0):
                 raise ValueError(f"CUBALIF: {name} must lie in [0, 1], got {val}")
         if float(v_threshold) <= 0:
             raise ValueError(f"CUBALIF: v_threshold must be > 0 (the reset potential is 0), got {v_threshold}")
         self.du, self.dv, self.bias = float(du), float(dv), float(bias)
-        super().__init__(v_threshold=v_threshold, **kw)
+        super().__init__(v_threshold=v_threshold, strict_threshold=True, **kw)
 
     def _run(self, x_seq, backend):
         u0, v0 = self._state("u", x_seq[0]), self._state("v", x_seq[0])

@@ -447,12 +447,15 @@ def build(fn, dt, **consts):
     assert k.asm["cubin"]
     return k.asm["ptx"]
 
-ptx = build(L.lif_fwd_kernel, "fp32", CDT=tl.float32, HARD=True, DECAY_INPUT=True, RECORD_V=True, SAVE_H=True,
-            SAVED_Z=False, BLOCK=1024)
+ptx = build(L.lif_fwd_kernel, "fp32", CDT=tl.float32, HARD=True, DECAY_INPUT=True, STRICT=False, RECORD_V=True,
+            SAVE_H=True, SAVED_Z=False, BLOCK=1024)
 assert "fma." not in ptx, "FMA contraction in the forward: spikes would differ from the reference"
-build(L.lif_bwd_kernel, "bf16", CDT=tl.float32, KIND=0, HARD=False, DECAY_INPUT=True, DETACH=False, HAS_GS=True,
-      HAS_GVSEQ=True, HAS_GVLAST=True, SAVED_Z=True, GRAD_D=True, BLOCK=1024)
-build(A.alif_bwd_kernel, "fp64", CDT=tl.float64, KIND=4, HARD=True, DECAY_INPUT=False, DETACH=False, HAS_GS=True,
+build(A.alif_fwd_kernel, "fp32", CDT=tl.float32, HARD=False, DECAY_INPUT=False, STRICT=True, RECORD_V=True,
+      SAVE=True, SAVED_Z=False, BLOCK=1024)
+build(L.lif_bwd_kernel, "bf16", CDT=tl.float32, KIND=0, HARD=False, DECAY_INPUT=True, DETACH=False, STRICT=True,
+      HAS_GS=True, HAS_GVSEQ=True, HAS_GVLAST=True, SAVED_Z=True, GRAD_D=True, BLOCK=1024)
+build(A.alif_bwd_kernel, "fp64", CDT=tl.float64, KIND=4, HARD=True, DECAY_INPUT=False, DETACH=False, STRICT=False,
+      HAS_GS=True,
       HAS_GVSEQ=False, HAS_GVLAST=True, HAS_GBLAST=True, SAVED_Z=False, GRAD_D=True, BLOCK=1024)
 build(C.cubalif_bwd_kernel, "fp16", CDT=tl.float32, KIND=1, DETACH=False, HAS_GS=True, HAS_GVSEQ=True,
       HAS_GULAST=True, HAS_GVLAST=True, SAVED_Z=True, BLOCK=1024)

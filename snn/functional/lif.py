@@ -4,7 +4,7 @@ One step, with ``d = 1/tau`` (``d = 0`` and ``decay_input=False`` give IF)::
 
     decay_input=True :  H[t] = V[t-1] + d·(X[t] - (V[t-1] - V_reset))
     decay_input=False:  H[t] = V[t-1] - d·(V[t-1] - V_reset) + X[t]
-    S[t] = Θ(H[t] - V_th)
+    S[t] = Θ(H[t] - V_th)        (strict_threshold: Θ_strict, fires only on H[t] > V_th)
     hard reset:  V[t] = H[t]·(1 - S[t]) + V_reset·S[t]
     soft reset (v_reset=None):  V[t] = H[t] - V_th·S[t]   (V_reset read as 0 in the charge)
 
@@ -33,11 +33,11 @@ def lif_charge(v, x, decay, v_reset, decay_input: bool):
     return v - (v - vr) * decay + x
 
 
-def lif_fire_reset(h, v_threshold, v_reset, detach_reset: bool, surrogate: Surrogate):
-    """S = Θ(H - V_th); V = hard or soft reset of H. Returns (S, V).
+def lif_fire_reset(h, v_threshold, v_reset, detach_reset: bool, surrogate: Surrogate, strict: bool = False):
+    """S = Θ(H - V_th) (``strict``: H > V_th); V = hard or soft reset of H. Returns (S, V).
 
     ``v_threshold`` may be a tensor (ALIF's adaptive threshold V_th + beta·A)."""
-    s = surrogate(h - v_threshold)
+    s = surrogate(h - v_threshold, strict=strict)
     sr = s.detach() if detach_reset else s
     if v_reset is None:
         v = h - v_threshold * sr
@@ -48,12 +48,12 @@ def lif_fire_reset(h, v_threshold, v_reset, detach_reset: bool, surrogate: Surro
 
 def lif_multistep(x_seq: torch.Tensor, v: torch.Tensor, decay, *, v_threshold: float = 1.0,
                   v_reset: float | None = 0.0, decay_input: bool = True, detach_reset: bool = False,
-                  surrogate: Surrogate):
+                  surrogate: Surrogate, strict_threshold: bool = False):
     """Run T steps. Returns ``(spikes [T, ...], v_seq [T, ...])``; ``v_seq[-1]`` is the new state."""
     spikes, vs = [], []
     for x in x_seq:
         h = lif_charge(v, x, decay, v_reset, decay_input)
-        s, v = lif_fire_reset(h, v_threshold, v_reset, detach_reset, surrogate)
+        s, v = lif_fire_reset(h, v_threshold, v_reset, detach_reset, surrogate, strict_threshold)
         spikes.append(s)
         vs.append(v)
     return _stack(spikes, x_seq), _stack(vs, x_seq)

@@ -11,12 +11,17 @@ says which.
 All backends share one signature per family (``x_seq`` is ``[T, ...]``)::
 
     lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input,
-                  detach_reset, surrogate, record_v=False) -> (spikes, v_last, v_seq | None)
+                  detach_reset, surrogate, record_v=False, strict_threshold=False)
+                  -> (spikes, v_last, v_seq | None)
     alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_reset,
-                   decay_input, detach_reset, surrogate, record_v=False)
+                   decay_input, detach_reset, surrogate, record_v=False, strict_threshold=False)
                    -> (spikes, v_last, b_last, v_seq | None)
     cubalif_multistep(x_seq, u_init, v_init, *, du, dv, v_threshold, bias, detach_reset,
                       surrogate, record_v=False) -> (spikes, u_last, v_last, v_seq | None)
+
+Threshold comparison: IF/LIF/PLIF/ALIF fire on ``H >= V_th`` by default (SpikingJelly's
+convention) and on ``H > V_th`` with ``strict_threshold=True`` (NIR, Norse, snnTorch);
+CUBALIF always fires on ``V > V_th`` (Lava/Loihi), so its ``strict_threshold`` may only be True.
 """
 from __future__ import annotations
 
@@ -80,15 +85,24 @@ def get_backend(name: str):
 
 
 def lif_multistep(x_seq, v_init, decay, *, backend: str = "auto", **kw):
-    """IF/LIF/PLIF over ``[T, ...]``. See :mod:`snn.functional.lif` for the equations."""
+    """IF/LIF/PLIF over ``[T, ...]``. See :mod:`snn.functional.lif` for the equations.
+
+    ``strict_threshold=True`` fires on H > V_th instead of H >= V_th."""
     return get_backend(resolve_backend(backend, x_seq, "lif")).lif_multistep(x_seq, v_init, decay, **kw)
 
 
 def alif_multistep(x_seq, v_init, b_init, decay, *, backend: str = "auto", **kw):
-    """Adaptive LIF over ``[T, ...]``. See :mod:`snn.functional.alif`."""
+    """Adaptive LIF over ``[T, ...]``. See :mod:`snn.functional.alif`.
+
+    ``strict_threshold=True`` fires on H > V_th + beta·A instead of H >= V_th + beta·A."""
     return get_backend(resolve_backend(backend, x_seq, "alif")).alif_multistep(x_seq, v_init, b_init, decay, **kw)
 
 
-def cubalif_multistep(x_seq, u_init, v_init, *, backend: str = "auto", **kw):
-    """Current-based LIF (Loihi) over ``[T, ...]``. See :mod:`snn.functional.cubalif`."""
+def cubalif_multistep(x_seq, u_init, v_init, *, backend: str = "auto", strict_threshold: bool = True, **kw):
+    """Current-based LIF (Loihi) over ``[T, ...]``. See :mod:`snn.functional.cubalif`.
+
+    It always fires on V > V_th (Lava's comparison): ``strict_threshold`` may only be True."""
+    if strict_threshold is not True:
+        raise ValueError(f"cubalif_multistep: strict_threshold must be True (CUBALIF fires on V > V_th, as "
+                         f"Lava/Loihi do), got {strict_threshold!r}")
     return get_backend(resolve_backend(backend, x_seq, "cubalif")).cubalif_multistep(x_seq, u_init, v_init, **kw)

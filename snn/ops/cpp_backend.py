@@ -155,6 +155,12 @@ def _surrogate(surrogate, who: str):
     return int(kind), float(alpha)
 
 
+def _refuse_strict(strict_threshold, who: str) -> None:
+    if strict_threshold:
+        raise NotImplementedError(f"{who}: strict_threshold=True is not implemented by this backend yet; "
+                                  f"use backend='torch' or 'triton'")
+
+
 def _needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
 
@@ -206,11 +212,12 @@ def _lif_cfg(decay, v_threshold, v_reset, decay_input, detach_reset, surrogate, 
 
 
 def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, detach_reset, surrogate,
-                  record_v=False):
+                  record_v=False, strict_threshold=False):
     """IF/LIF/PLIF over ``[T, ...]`` -> ``(spikes, v_last, v_seq | None)``; equals
     :func:`snn.functional.lif.lif_multistep`."""
     who = "lif_multistep(backend='cpp')"
     _check_input(x_seq, who)
+    _refuse_strict(strict_threshold, who)
     dt = _compute_dtype(x_seq.dtype)
     d_value, d_tensor = _decay(decay, who)
     cfg = _lif_cfg(d_value, v_threshold, v_reset, decay_input, detach_reset, surrogate, record_v, who)
@@ -259,11 +266,12 @@ class ALIFFunction(torch.autograd.Function):
 
 
 def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_reset, decay_input, detach_reset,
-                   surrogate, record_v=False):
+                   surrogate, record_v=False, strict_threshold=False):
     """Adaptive LIF over ``[T, ...]`` -> ``(spikes, v_last, b_last, v_seq | None)``; equals
     :func:`snn.functional.alif.alif_multistep`."""
     who = "alif_multistep(backend='cpp')"
     _check_input(x_seq, who)
+    _refuse_strict(strict_threshold, who)
     dt = _compute_dtype(x_seq.dtype)
     d_value, d_tensor = _decay(decay, who)
     cfg = _lif_cfg(d_value, v_threshold, v_reset, decay_input, detach_reset, surrogate, record_v, who)

@@ -21,17 +21,18 @@ def supports_device(device) -> bool:
 
 
 def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, detach_reset, surrogate,
-                  record_v=False):
+                  record_v=False, strict_threshold=False):
     s, v_seq = F.lif_multistep(x_seq, v_init, decay, v_threshold=v_threshold, v_reset=v_reset,
-                               decay_input=decay_input, detach_reset=detach_reset, surrogate=surrogate)
+                               decay_input=decay_input, detach_reset=detach_reset, surrogate=surrogate,
+                               strict_threshold=strict_threshold)
     return s, _last(v_seq, v_init), (v_seq if record_v else None)
 
 
 def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_reset, decay_input, detach_reset,
-                   surrogate, record_v=False):
+                   surrogate, record_v=False, strict_threshold=False):
     s, v_seq, b_seq = F.alif_multistep(x_seq, v_init, b_init, decay, rho=rho, beta=beta, v_threshold=v_threshold,
                                        v_reset=v_reset, decay_input=decay_input, detach_reset=detach_reset,
-                                       surrogate=surrogate)
+                                       surrogate=surrogate, strict_threshold=strict_threshold)
     return s, _last(v_seq, v_init), _last(b_seq, b_init), (v_seq if record_v else None)
 
 

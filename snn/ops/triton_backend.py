@@ -172,7 +172,7 @@ class _LIFFunction(torch.autograd.Function):
                 k.lif_fwd_kernel[_grid(N, block)](
                     x, v0, d, params, spikes, v_last, v_seq if v_seq is not None else spikes,
                     h if h is not None else spikes, T, N,
-                    CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
+                    CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"], STRICT=cfg["strict"],
                     RECORD_V=v_seq is not None, SAVE_H=h is not None, SAVED_Z=_half(x), BLOCK=block,
                     **_launch_kw(x, block))
         if need_grad:
@@ -206,7 +206,8 @@ class _LIFFunction(torch.autograd.Function):
                     gvlast if gvlast is not None else gv0, gx, gv0, gd if gd is not None else gv0,
                     T, N, max(T - 1, 0) * N,
                     CDT=_cdt(h.dtype), KIND=cfg["kind"], HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
-                    DETACH=cfg["detach_reset"], HAS_GS=gs is not None, HAS_GVSEQ=gvseq is not None,
+                    DETACH=cfg["detach_reset"], STRICT=cfg["strict"], HAS_GS=gs is not None,
+                    HAS_GVSEQ=gvseq is not None,
                     HAS_GVLAST=gvlast is not None, SAVED_Z=ctx.saved_z, GRAD_D=ctx.grad_d, BLOCK=block,
                     **_launch_kw(h, block))
         else:
@@ -226,7 +227,7 @@ def _surrogate_cfg(surrogate):
 
 
 def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, detach_reset, surrogate,
-                  record_v=False):
+                  record_v=False, strict_threshold=False):
     """IF/LIF/PLIF over ``[T, ...]`` (see :mod:`snn.kernels.lif`); returns ``(spikes, v_last, v_seq | None)``."""
     _check(x_seq, v_init)
     shape = x_seq.shape
@@ -235,6 +236,7 @@ def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, de
     v0 = _flat_state(v_init, x_seq, N)
     cfg = {"v_threshold": float(v_threshold), "v_reset": 0.0 if v_reset is None else float(v_reset),
            "hard": v_reset is not None, "decay_input": bool(decay_input), "detach_reset": bool(detach_reset),
+           "strict": bool(strict_threshold),
            "record_v": bool(record_v), **_surrogate_cfg(surrogate)}
     out = _LIFFunction.apply(x, v0, _decay_tensor(decay, x_seq), cfg)
     spikes, v_last = out[0].view(shape), out[1].view(shape[1:])
@@ -264,7 +266,7 @@ class _ALIFFunction(torch.autograd.Function):
                 k.alif_fwd_kernel[_grid(N, block)](
                     x, v0, b0, d, params, spikes, v_last, b_last, v_seq if v_seq is not None else spikes,
                     h if h is not None else spikes, b_seq if b_seq is not None else spikes, T, N,
-                    CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
+                    CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"], STRICT=cfg["strict"],
                     RECORD_V=v_seq is not None, SAVE=h is not None, SAVED_Z=_half(x), BLOCK=block,
                     **_launch_kw(x, block))
         if need_grad:
@@ -299,7 +301,8 @@ class _ALIFFunction(torch.autograd.Function):
                     gvlast if gvlast is not None else gv0, gblast if gblast is not None else gb0,
                     gx, gv0, gb0, gd if gd is not None else gv0, T, N, max(T - 1, 0) * N,
                     CDT=_cdt(h.dtype), KIND=cfg["kind"], HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
-                    DETACH=cfg["detach_reset"], HAS_GS=gs is not None, HAS_GVSEQ=gvseq is not None,
+                    DETACH=cfg["detach_reset"], STRICT=cfg["strict"], HAS_GS=gs is not None,
+                    HAS_GVSEQ=gvseq is not None,
                     HAS_GVLAST=gvlast is not None, HAS_GBLAST=gblast is not None, SAVED_Z=ctx.saved_z,
                     GRAD_D=ctx.grad_d, BLOCK=block, **_launch_kw(h, block))
         else:
@@ -313,7 +316,7 @@ class _ALIFFunction(torch.autograd.Function):
 
 
 def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_reset, decay_input, detach_reset,
-                   surrogate, record_v=False):
+                   surrogate, record_v=False, strict_threshold=False):
     """Adaptive LIF over ``[T, ...]`` (see :mod:`snn.kernels.alif`).
 
     Returns ``(spikes, v_last, b_last, v_seq | None)``."""
@@ -324,6 +327,7 @@ def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_re
     v0, b0 = _flat_state(v_init, x_seq, N), _flat_state(b_init, x_seq, N)
     cfg = {"v_threshold": float(v_threshold), "v_reset": 0.0 if v_reset is None else float(v_reset),
            "hard": v_reset is not None, "decay_input": bool(decay_input), "detach_reset": bool(detach_reset),
+           "strict": bool(strict_threshold),
            "rho": float(rho), "beta": float(beta), "record_v": bool(record_v), **_surrogate_cfg(surrogate)}
     out = _ALIFFunction.apply(x, v0, b0, _decay_tensor(decay, x_seq), cfg)
     spikes, v_last, b_last = out[0].view(shape), out[1].view(shape[1:]), out[2].view(shape[1:])
