@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ._validate import check_int
 from .idx import IDXError, read_idx, write_idx
 from .images import find_fashion_mnist, load_digits, load_fashion_mnist
 
@@ -36,9 +37,15 @@ def load(name: str, split: str = "train", data_dir=None):
 
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
             generator: torch.Generator | None = None, drop_last: bool = False):
-    """Yield ``(x_batch, y_batch)`` over in-memory tensors (faster than a DataLoader for small images)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    """Yield ``(x_batch, y_batch)`` over in-memory tensors (faster than a DataLoader for small images);
+    ``x`` and ``y`` must be equally long (one label per sample)."""
+    batch_size = check_int(batch_size, "batch_size", "batches", 1)
+    if len(x) != len(y):
+        raise ValueError(f"batches: x and y must be equally long (one label per sample), got {len(x)} and {len(y)}")
+    return _batches(x, y, batch_size, shuffle, generator, drop_last)
+
+
+def _batches(x, y, batch_size, shuffle, generator, drop_last):
     n = len(x)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     stop = n - n % batch_size if drop_last else n

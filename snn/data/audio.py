@@ -32,11 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import check_range
+from ..io import atomic_torch_save, safe_torch_load
+from ._validate import check_int
 from .events import bin_events_channels, make_events
 
 __all__ = ["erb", "erb_space", "gammatone_bank", "cochleagram", "audio_to_events", "synthesize", "phonemes",
            "EspeakNotFound", "load_spoken_words", "load_spoken_digits", "DIGIT_WORDS", "VOCABULARY",
-           "DEFAULT_VOICES", "cache_dir"]
+           "DEFAULT_VOICES", "cache_dir", "read_wav"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # Common English words for the zero-shot word task (snn.lsm.zeroshot): varied phonemes, none of them a digit
@@ -141,12 +144,24 @@ def synthesize(text: str, voice: str = "en-us", speed: int = 150, pitch: int = 5
                          capture_output=True, check=False)
     if out.returncode != 0 or not out.stdout:
         raise RuntimeError(f"espeak-ng failed for voice {voice!r}: {out.stderr.decode(errors='replace').strip()}")
-    with wave.open(io.BytesIO(out.stdout)) as w:
-        fs, width = w.getframerate(), w.getsampwidth()
-        data = w.readframes(w.getnframes())
-    if width != 2:
-        raise RuntimeError(f"espeak-ng produced {8 * width}-bit audio; expected 16-bit PCM")
-    return np.frombuffer(data, dtype="<i2").astype(np.float64) / 32768.0, fs
+    return read_wav(out.stdout, f"espeak-ng's output for {text!r} (voice {voice!r})")
+
+
+def read_wav(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, int]:
+    """Mono 16-bit PCM WAV bytes → ``(samples float64 in [-1, 1), sample rate Hz)``; anything else (not a
+    WAV, truncated, another sample width, several channels) is a ValueError naming ``source``."""
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            fs, width, channels, n = w.getframerate(), w.getsampwidth(), w.getnchannels(), w.getnframes()
+            frames = w.readframes(n)
+    except (wave.Error, EOFError, ValueError) as e:
+        raise ValueError(f"{source}: not a readable WAV file ({e or type(e).__name__})") from None
+    if width != 2 or channels != 1 or fs < 1:
+        raise ValueError(f"{source}: expected mono 16-bit PCM audio at a positive sample rate, got {channels} "
+                         f"channel(s) of {8 * width}-bit samples at {fs} Hz")
+    if len(frames) % 2:
+        raise ValueError(f"{source}: WAV data ends in the middle of a 16-bit sample")
+    return np.frombuffer(frames, dtype="<i2").astype(np.float64) / 32768.0, fs
 
 
 def _trim(x: np.ndarray, fs: int, rel: float = 0.02) -> np.ndarray:
@@ -164,19 +179,21 @@ def load_spoken_words(words, voices=DEFAULT_VOICES, speeds=DEFAULT_SPEEDS, pitch
                       n_channels: int = 32, duration_s: float = 0.8, max_rate: float = 200.0, cache: bool = True):
     """Spoken ``words`` as cochlear spikes: ``(spikes [T=n_bins, N, n_channels] float32, labels [N] int64 (index
     into ``words``), meta dict)``, one utterance per (word, voice, speed, pitch). Each utterance is trimmed of
-    silence and binned over its first ``duration_s`` seconds. Raises :class:`EspeakNotFound` without espeak-ng."""
+    silence and binned over its first ``duration_s`` seconds (later spikes are dropped). Raises
+    :class:`EspeakNotFound` without espeak-ng."""
     words = [str(w) for w in words]
     if not words or len(set(words)) != len(words) or not all(w.strip() for w in words):
         raise ValueError(f"load_spoken_words: need distinct non-empty words, got {words[:5]}...")
+    _check_settings(voices, speeds, pitches, n_bins, n_channels, duration_s, max_rate)
     settings = dict(voices=list(voices), speeds=list(speeds), pitches=list(pitches), n_bins=n_bins,
-                    n_channels=n_channels, duration_s=duration_s, max_rate=max_rate, version=1)
+                    n_channels=n_channels, duration_s=duration_s, max_rate=max_rate,
+                    version=2)  # changes whenever the conversion does, so that no stale cache is reused
     if tuple(words) != DIGIT_WORDS:  # the digits' cache key predates the word list
         settings["words"] = words
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     path = cache_dir() / f"spoken-{'digits' if tuple(words) == DIGIT_WORDS else 'words'}-{key}.pt"
     if cache and path.is_file():
-        d = torch.load(path)
-        return d["x"], d["y"], d["meta"]
+        return _load_cache(path, n_bins, n_channels, len(words))
     _espeak()  # fail early and clearly
     xs, ys, rows = [], [], []
     for (label, word), voice, speed, pitch in itertools.product(enumerate(words), voices, speeds, pitches):
@@ -188,8 +205,42 @@ def load_spoken_words(words, voices=DEFAULT_VOICES, speeds=DEFAULT_SPEEDS, pitch
     x, y = torch.stack(xs, 1), torch.tensor(ys, dtype=torch.int64)
     meta = dict(settings, words=words, utterances=rows)
     if cache:
-        from ..io import atomic_torch_save
         atomic_torch_save({"x": x, "y": y, "meta": meta}, path)
+    return x, y, meta
+
+
+def _check_settings(voices, speeds, pitches, n_bins, n_channels, duration_s, max_rate) -> None:
+    """The synthesis and binning settings of :func:`load_spoken_words`, checked before any work."""
+    who = "load_spoken_words"
+    for name, seq in (("voices", voices), ("speeds", speeds), ("pitches", pitches)):
+        if isinstance(seq, (str, bytes)) or not len(seq):
+            raise ValueError(f"{who}: {name} must be a non-empty list, got {seq!r}")
+    for v in voices:
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"{who}: voices must be espeak-ng voice names, got {v!r}")
+    for v in speeds:
+        check_int(v, "speeds (words per minute)", who, 80, 450)
+    for v in pitches:
+        check_int(v, "pitches", who, 0, 99)
+    check_int(n_bins, "n_bins", who, 1)
+    check_int(n_channels, "n_channels", who, 1)
+    check_range(duration_s, "duration_s (s)", who, 0, low_open=True)
+    check_range(max_rate, "max_rate (Hz)", who, 0, low_open=True)
+
+
+def _load_cache(path: Path, n_bins: int, n_channels: int, n_words: int):
+    """``(x, y, meta)`` from a cache file written by :func:`load_spoken_words`, loaded without running any
+    code from it (tensors and plain data only) and checked against the settings it is keyed by."""
+    d = safe_torch_load(path, what="spoken-words cache file")
+    x, y, meta = (d.get(k) for k in ("x", "y", "meta")) if isinstance(d, dict) else (None, None, None)
+    ok = (isinstance(x, torch.Tensor) and x.dtype == torch.float32 and x.dim() == 3
+          and x.shape[0] == n_bins and x.shape[2] == n_channels and isinstance(y, torch.Tensor)
+          and y.dtype == torch.int64 and y.shape == (x.shape[1],) and isinstance(meta, dict)
+          and (y.numel() == 0 or 0 <= int(y.min()) and int(y.max()) < n_words))
+    if not ok:
+        raise ValueError(f"spoken-words cache file {path} does not hold what snn writes there ({{'x': float32 "
+                         f"[{n_bins}, N, {n_channels}], 'y': int64 [N] in 0..{n_words - 1}, 'meta': dict}}); "
+                         f"delete it to rebuild the cache")
     return x, y, meta
 
 

@@ -4,13 +4,22 @@ image-to-events converter that moves a static image through three saccades (how 
 Event array
     A numpy structured array with fields ``x`` (uint16, column), ``y`` (uint16, row),
     ``t`` (int64, microseconds) and ``p`` (int8, polarity: 1 = ON, 0 = OFF), see :data:`EVENT_DTYPE`.
+    :func:`make_events` builds one from four sequences; :func:`as_events` checks one (any structured array
+    with these four fields, such as tonic's, is converted).
 
-N-MNIST file format (Orchard et al. 2015)
+N-MNIST file format (Orchard et al. 2015; N-Caltech101 uses the same)
     One 40-bit (5-byte) record per event, big-endian bit fields::
 
         byte 0: x (8 bits)           byte 1: y (8 bits)
         byte 2: bit 7 = polarity, bits 6..0 = timestamp bits 22..16
         bytes 3-4: timestamp bits 15..0          (timestamp in microseconds, 23 bits)
+
+    A record with ``y == 240`` is a timestamp-overflow marker, not an event: every later event's time is
+    ``2**13`` µs later (``t_i = stamp_i + 8192 · #markers at or before record i``). This is how the data
+    set's own reader (Orchard's ``eventvision.py``) and tonic's ``read_mnist_file`` read it. A file whose
+    size is not a multiple of 5 bytes is refused (those readers fail on it too). Files in other event
+    formats (Prophesee DAT/RAW with EVT 2/3 data, AEDAT, HDF5, NumPy, text) are recognised by their
+    headers and refused, so they are never decoded as N-MNIST noise.
 
 Saccade converter (a simulated dynamic vision sensor)
     The image ``I`` (in [0, 1]) is placed on a canvas padded by ``amplitude`` pixels and moved along a
@@ -22,51 +31,134 @@ Saccade converter (a simulated dynamic vision sensor)
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..io import atomic_write_bytes
+from ._validate import check_int, whole_numbers
 
-__all__ = ["EVENT_DTYPE", "make_events", "read_nmnist", "write_nmnist", "encode_nmnist", "decode_nmnist",
-           "bin_events", "bin_events_channels", "saccade_frames", "image_to_events", "images_to_event_tensor",
-           "load_event_dataset", "EVENT_DATASETS", "SACCADE_PATH"]
+__all__ = ["EVENT_DTYPE", "make_events", "as_events", "read_nmnist", "write_nmnist", "encode_nmnist",
+           "decode_nmnist", "sniff_event_format", "bin_events", "bin_events_channels", "saccade_frames",
+           "image_to_events", "images_to_event_tensor", "load_event_dataset", "EVENT_DATASETS", "SACCADE_PATH"]
 
 EVENT_DTYPE = np.dtype([("x", np.uint16), ("y", np.uint16), ("t", np.int64), ("p", np.int8)])
+_FIELDS = ("x", "y", "t", "p")
+_MAX_XY = int(np.iinfo(np.uint16).max)
+_MAX_T_ARRAY = int(np.iinfo(np.int64).max)
 _MAX_T = (1 << 23) - 1  # 23-bit timestamps in the N-MNIST format (µs)
+_RECORD = 5  # bytes per N-MNIST record
+_OVERFLOW_Y = 240  # y of an N-MNIST timestamp-overflow marker
+_OVERFLOW_US = 1 << 13  # time added by each overflow marker (µs)
 # Triangle of the three N-MNIST saccades, as fractions of the amplitude (dx, dy) at its corners.
 SACCADE_PATH = ((0.0, 0.0), (0.5, 1.0), (1.0, 0.0), (0.0, 0.0))
 EVENT_DATASETS = ("event-fmnist", "event-digits")
 
 
-def make_events(x, y, t, p) -> np.ndarray:
-    """A structured event array from four equal-length sequences; checks ranges and sorts by time (stable)."""
+# -- event arrays ------------------------------------------------------------------------------------
+def _event_array(x, y, t, p, who: str, names=_FIELDS) -> np.ndarray:
+    """An (unsorted) :data:`EVENT_DTYPE` array from four sequences, each checked for type and range."""
     x, y, t, p = (np.asarray(a) for a in (x, y, t, p))
     if not (x.shape == y.shape == t.shape == p.shape) or x.ndim != 1:
-        raise ValueError(f"make_events: x, y, t, p must be 1-D and equally long, got shapes "
+        raise ValueError(f"{who}: {', '.join(names)} must be 1-D and equally long, got shapes "
                          f"{x.shape}, {y.shape}, {t.shape}, {p.shape}")
-    if x.size and (x.min() < 0 or y.min() < 0 or t.min() < 0):
-        raise ValueError("make_events: x, y and t must be >= 0")
-    if x.size and not np.isin(p, (0, 1)).all():
-        raise ValueError("make_events: polarity p must be 0 (OFF) or 1 (ON)")
     ev = np.empty(x.size, dtype=EVENT_DTYPE)
-    ev["x"], ev["y"], ev["t"], ev["p"] = x, y, t, p
+    ev["x"] = whole_numbers(x, names[0], who, 0, _MAX_XY)
+    ev["y"] = whole_numbers(y, names[1], who, 0, _MAX_XY)
+    ev["t"] = whole_numbers(t, f"{names[2]} (µs)", who, 0, _MAX_T_ARRAY)
+    pol = whole_numbers(p, f"polarity {names[3]}", who, -_MAX_T_ARRAY, _MAX_T_ARRAY)
+    bad = (pol != 0) & (pol != 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{who}: polarity {names[3]} must be 0 (OFF) or 1 (ON), got {pol[i]} at index {i}")
+    ev["p"] = pol
+    return ev
+
+
+def make_events(x, y, t, p) -> np.ndarray:
+    """A structured event array from four equal-length sequences, sorted by time (stable).
+
+    ``x``, ``y``: whole numbers in [0, 65535]; ``t``: whole microseconds >= 0 (no NaN/Inf); ``p``: 0 or 1.
+    Floats are accepted when they hold whole numbers; anything else is an error naming the argument.
+    """
+    ev = _event_array(x, y, t, p, "make_events")
     return ev[np.argsort(ev["t"], kind="stable")]
+
+
+def as_events(events, who: str = "as_events") -> np.ndarray:
+    """``events`` checked and converted to :data:`EVENT_DTYPE` (order kept): any 1-D structured array with
+    fields ``x``, ``y``, ``t``, ``p`` holding values :func:`make_events` accepts."""
+    names = getattr(getattr(events, "dtype", None), "names", None) or ()
+    if not isinstance(events, np.ndarray) or not set(_FIELDS) <= set(names):
+        kind = f"an ndarray of dtype {events.dtype}" if isinstance(events, np.ndarray) else type(events).__name__
+        raise TypeError(f"{who}: events must be a structured array with fields x, y, t, p (snn.data.events."
+                        f"EVENT_DTYPE; build one with make_events(x, y, t, p)), got {kind}")
+    if events.ndim != 1:
+        raise ValueError(f"{who}: events must be a 1-D event array, got shape {events.shape}")
+    if events.dtype == EVENT_DTYPE and not (events.size and (events["t"].min() < 0 or
+                                                              not np.isin(events["p"], (0, 1)).all())):
+        return events
+    return _event_array(*(events[f] for f in _FIELDS), who, _EVENT_FIELD_NAMES)
+
+
+_EVENT_FIELD_NAMES = tuple(f"events['{f}']" for f in _FIELDS)
+
+
+# -- foreign event formats ---------------------------------------------------------------------------
+_MAGIC = ((b"#!AER-DAT", None), (b"\x89HDF\r\n\x1a\n", "HDF5"), (b"\x93NUMPY", "NumPy .npy"),
+          (b"PK\x03\x04", "ZIP (e.g. NumPy .npz)"), (b"\x1f\x8b", "gzip-compressed data (decompress it first)"))
+_TEXT_LINE = re.compile(rb"[\x20-\x7e\t]{6,}\r?\n")
+_EVT_VERSIONS = {"2": "2.0", "21": "2.1", "3": "3.0"}  # 'format EVT21' in a header means EVT 2.1
+
+
+def _prophesee_format(header: bytes) -> str:
+    """Which Prophesee file a ``%`` text header introduces: RAW with its EVT encoding, or DAT."""
+    text = header.decode("ascii", "replace").lower()
+    evt = re.search(r"%\s*evt\s+([0-9.]+)", text) or re.search(r"format\s+evt\s*([0-9.]+)", text) \
+        or re.search(r"format\s*=?\s*evt([0-9.]+)", text)
+    if evt:
+        version = evt.group(1).rstrip(".")
+        return f"Prophesee RAW (EVT {_EVT_VERSIONS.get(version, version)})"
+    return "Prophesee DAT" if "% " in text else "text with a '%' header"
+
+
+def sniff_event_format(head: bytes) -> str | None:
+    """The format a file's first bytes announce when it is not N-MNIST (``None`` when nothing is announced).
+
+    Recognised: AEDAT 1-4 (``#!AER-DAT<version>``), Prophesee DAT and RAW/EVT 2/2.1/3 (``%`` text header
+    lines), HDF5, NumPy ``.npy``/``.npz``, gzip, and other text. An N-MNIST file cannot start with a
+    printable text line ending in a newline: its third byte holds the first event's timestamp bits 22..16,
+    which stay below 32 (a printable character) for the first 2 s of a recording.
+    """
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            if name is None:  # AEDAT: the version follows the magic
+                version = re.match(rb"[0-9.]*", head[len(magic):]).group().decode()
+                return f"AEDAT {version}".strip()
+            return name
+    if _TEXT_LINE.match(head):
+        if head.startswith(b"%"):
+            return _prophesee_format(head)
+        return "a text file"
+    return None
 
 
 # -- N-MNIST binary format ---------------------------------------------------------------------------
 def encode_nmnist(events: np.ndarray) -> bytes:
-    """Events → N-MNIST bytes (5 per event). x, y must fit 8 bits and t 23 bits (µs)."""
-    ev = np.asarray(events)
-    if ev.dtype != EVENT_DTYPE:
-        raise TypeError(f"encode_nmnist: expected an event array of dtype {EVENT_DTYPE}, got {ev.dtype}")
+    """Events → N-MNIST bytes (5 per event). x, y must fit 8 bits (y != 240, the overflow marker) and
+    t 23 bits (µs)."""
+    ev = as_events(events, "encode_nmnist")
     if ev.size and (ev["x"].max() > 255 or ev["y"].max() > 255):
         raise ValueError("encode_nmnist: x and y must be < 256 in the N-MNIST format")
-    if ev.size and (ev["t"].max() > _MAX_T or ev["t"].min() < 0):
+    if (ev["y"] == _OVERFLOW_Y).any():
+        raise ValueError(f"encode_nmnist: y = {_OVERFLOW_Y} marks a timestamp overflow in the N-MNIST format; "
+                         f"an event cannot have it")
+    if ev.size and ev["t"].max() > _MAX_T:
         raise ValueError(f"encode_nmnist: t must lie in [0, {_MAX_T}] µs (23 bits) in the N-MNIST format")
     t = ev["t"].astype(np.uint32)
-    rec = np.empty((ev.size, 5), dtype=np.uint8)
+    rec = np.empty((ev.size, _RECORD), dtype=np.uint8)
     rec[:, 0] = ev["x"]
     rec[:, 1] = ev["y"]
     rec[:, 2] = ((ev["p"].astype(np.uint32) & 1) << 7 | (t >> 16) & 0x7F).astype(np.uint8)
@@ -75,13 +167,27 @@ def encode_nmnist(events: np.ndarray) -> bytes:
     return rec.tobytes()
 
 
+def _refuse_foreign(data: bytes, source: str) -> None:
+    fmt = sniff_event_format(data[:4096])
+    if fmt is not None:
+        raise ValueError(f"{source}: this looks like {fmt}, not an N-MNIST event file (5-byte binary records "
+                         f"with no header); convert it to N-MNIST or read it with a reader for that format")
+
+
 def decode_nmnist(data: bytes, source: str = "<bytes>") -> np.ndarray:
-    """N-MNIST bytes → events (sorted by time)."""
-    if len(data) % 5:
-        raise ValueError(f"{source}: N-MNIST data must be a multiple of 5 bytes (40-bit records), got {len(data)}")
-    rec = np.frombuffer(data, dtype=np.uint8).reshape(-1, 5).astype(np.uint32)
-    t = (rec[:, 2] & 0x7F) << 16 | rec[:, 3] << 8 | rec[:, 4]
-    return make_events(rec[:, 0], rec[:, 1], t, rec[:, 2] >> 7)
+    """N-MNIST bytes → events (sorted by time), with timestamp-overflow markers applied and dropped
+    (see the module docstring)."""
+    _refuse_foreign(data, source)
+    if len(data) % _RECORD:
+        raise ValueError(f"{source}: N-MNIST data must be a multiple of 5 bytes (40-bit records), got "
+                         f"{len(data)} bytes ({len(data) // _RECORD} records and {len(data) % _RECORD} bytes "
+                         f"left over): the file is truncated or not N-MNIST")
+    rec = np.frombuffer(data, dtype=np.uint8).reshape(-1, _RECORD).astype(np.int64)
+    stamp = (rec[:, 2] & 0x7F) << 16 | rec[:, 3] << 8 | rec[:, 4]
+    overflow = rec[:, 1] == _OVERFLOW_Y
+    t = stamp + _OVERFLOW_US * np.cumsum(overflow)
+    keep = ~overflow
+    return make_events(rec[keep, 0], rec[keep, 1], t[keep], rec[keep, 2] >> 7)
 
 
 def write_nmnist(path, events: np.ndarray) -> None:
@@ -89,48 +195,82 @@ def write_nmnist(path, events: np.ndarray) -> None:
     atomic_write_bytes(path, encode_nmnist(events))
 
 
-def read_nmnist(path) -> np.ndarray:
-    """Read an N-MNIST ``.bin`` file into an event array."""
+def read_nmnist(path, sensor_size: tuple[int, ...] | None = None) -> np.ndarray:
+    """Read an N-MNIST ``.bin`` file into an event array (sorted by time).
+
+    ``sensor_size``: ``(width, height)`` or tonic's ``(width, height, polarities)``, e.g. ``(34, 34)`` for
+    N-MNIST; when given, an event outside the sensor is an error naming the file (a sign of a wrong or
+    corrupt file).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"N-MNIST event file not found: {path}")
-    return decode_nmnist(path.read_bytes(), str(path))
+    events = decode_nmnist(path.read_bytes(), str(path))
+    if sensor_size is not None:
+        _check_on_sensor(events, sensor_size, str(path))
+    return events
+
+
+def _check_on_sensor(events: np.ndarray, sensor_size, source: str) -> None:
+    if not isinstance(sensor_size, (tuple, list)) or len(sensor_size) not in (2, 3):
+        raise TypeError(f"read_nmnist: sensor_size must be (width, height) or (width, height, polarities), "
+                        f"got {sensor_size!r}")
+    width = check_int(sensor_size[0], "sensor_size width", "read_nmnist", 1, 256)
+    height = check_int(sensor_size[1], "sensor_size height", "read_nmnist", 1, 256)
+    off = (events["x"] >= width) | (events["y"] >= height)
+    if off.any():
+        e = events[np.flatnonzero(off)[0]]
+        raise ValueError(f"{source}: event at x={e['x']}, y={e['y']} (t={e['t']} µs) lies outside the "
+                         f"{width}x{height} sensor; {int(off.sum())} of {len(events)} events do: a wrong or "
+                         f"corrupt file, or the wrong sensor_size")
 
 
 # -- binning -----------------------------------------------------------------------------------------
-def _time_bins(t: np.ndarray, n_bins: int, duration: int | None) -> np.ndarray:
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    span = int(duration) if duration is not None else (int(t.max()) + 1 if t.size else 1)
-    if span <= 0:
-        raise ValueError(f"duration must be > 0 µs, got {duration}")
-    return np.minimum((t.astype(np.int64) * n_bins) // span, n_bins - 1)
+def _time_bins(t: np.ndarray, n_bins: int, duration, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """Bin index ``k = floor(t·n_bins / D)`` of each event inside ``[0, D)``, and the mask of those events."""
+    if duration is None:
+        span = int(t.max()) + 1 if t.size else 1
+    else:
+        span = int(whole_numbers(duration, "duration (µs)", who, 1, _MAX_T_ARRAY))
+    if span > _MAX_T_ARRAY // n_bins:
+        raise ValueError(f"{who}: duration x n_bins must stay below 2**63 µs, got {span} x {n_bins}")
+    inside = t < span
+    return (t[inside] * n_bins) // span, inside
+
+
+def _dims(who: str, **sizes) -> list[int]:
+    return [check_int(v, k, who, 1) for k, v in sizes.items()]
 
 
 def bin_events(events: np.ndarray, n_bins: int, height: int, width: int, duration: int | None = None) -> torch.Tensor:
     """Count events into frames ``[T=n_bins, 2, H, W]`` (channel 0 = OFF, 1 = ON), float32.
 
     Bin ``k`` holds events with ``k·D/T <= t < (k+1)·D/T``, ``D = duration`` µs (default: last t + 1).
+    Events at ``t >= duration`` lie outside the window and are dropped (not counted).
     Events outside ``H x W`` are an error.
     """
-    ev = np.asarray(events)
+    ev = as_events(events, "bin_events")
+    n_bins, height, width = _dims("bin_events", n_bins=n_bins, height=height, width=width)
     if ev.size and (ev["x"].max() >= width or ev["y"].max() >= height):
         raise ValueError(f"bin_events: event coordinates exceed the {height}x{width} sensor "
                          f"(max x {ev['x'].max()}, max y {ev['y'].max()})")
-    k = _time_bins(ev["t"], n_bins, duration)
+    k, inside = _time_bins(ev["t"], n_bins, duration, "bin_events")
+    ev = ev[inside]
     out = np.zeros((n_bins, 2, height, width), dtype=np.float32)
     np.add.at(out, (k, ev["p"].astype(np.int64), ev["y"].astype(np.int64), ev["x"].astype(np.int64)), 1.0)
     return torch.from_numpy(out)
 
 
 def bin_events_channels(events: np.ndarray, n_bins: int, n_channels: int, duration: int | None = None) -> torch.Tensor:
-    """Count events of a 1-D sensor (channel = ``x``, e.g. a cochlea) into ``[T=n_bins, n_channels]``."""
-    ev = np.asarray(events)
+    """Count events of a 1-D sensor (channel = ``x``, e.g. a cochlea) into ``[T=n_bins, n_channels]``;
+    bins as in :func:`bin_events` (events at ``t >= duration`` are dropped)."""
+    ev = as_events(events, "bin_events_channels")
+    n_bins, n_channels = _dims("bin_events_channels", n_bins=n_bins, n_channels=n_channels)
     if ev.size and ev["x"].max() >= n_channels:
         raise ValueError(f"bin_events_channels: channel {ev['x'].max()} >= n_channels={n_channels}")
-    k = _time_bins(ev["t"], n_bins, duration)
+    k, inside = _time_bins(ev["t"], n_bins, duration, "bin_events_channels")
     out = np.zeros((n_bins, n_channels), dtype=np.float32)
-    np.add.at(out, (k, ev["x"].astype(np.int64)), 1.0)
+    np.add.at(out, (k, ev["x"][inside].astype(np.int64)), 1.0)
     return torch.from_numpy(out)
 
 
@@ -237,8 +377,7 @@ def load_event_dataset(name: str, split: str = "train", n: int | None = None, n_
         raise ValueError(f"unknown event dataset {name!r}; accepted: {EVENT_DATASETS}")
     x, y = load("fashion-mnist" if name == "event-fmnist" else "digits", split, data_dir)
     if n is not None:
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        n = check_int(n, "n", "load_event_dataset", 1)
         idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
         x, y = x[idx], y[idx]
     if name == "event-digits":

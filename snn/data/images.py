@@ -12,11 +12,13 @@ import torch
 
 from .idx import read_idx
 
-__all__ = ["FASHION_MNIST_DIRS", "find_fashion_mnist", "load_fashion_mnist", "load_digits", "FASHION_CLASSES"]
+__all__ = ["FASHION_MNIST_DIRS", "find_fashion_mnist", "load_fashion_mnist", "load_digits", "FASHION_CLASSES",
+           "check_labels"]
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
+IMAGE_SHAPE = (28, 28)
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
@@ -46,7 +48,12 @@ def find_fashion_mnist(data_dir=None) -> Path | None:
 
 
 def load_fashion_mnist(split: str = "train", data_dir=None):
-    """``(images [N,1,28,28] float32 in [0,1], labels [N] int64)``; a clear error when not found or corrupt."""
+    """``(images [N,1,28,28] float32 in [0,1], labels [N] int64)``.
+
+    The files must hold unsigned bytes: images ``[N, 28, 28]`` (IDX magic 0x00000803) and labels ``[N]``
+    in 0..9 (0x00000801), equally many; anything else (missing, corrupt, another element type or shape,
+    labels out of range) is an error naming the file, what it holds and what is expected.
+    """
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     root = find_fashion_mnist(data_dir)
@@ -55,14 +62,24 @@ def load_fashion_mnist(split: str = "train", data_dir=None):
         raise FileNotFoundError(f"Fashion-MNIST IDX files ({', '.join(_FILES[split])}[.gz]) not found in {where}; "
                                 f"pass --data-dir, set $SNN_DATA, or install Debian's dataset-fashion-mnist")
     img_path, lbl_path = (_resolve(root, s) for s in _FILES[split])
-    images, labels = read_idx(img_path), read_idx(lbl_path)
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{img_path} / {lbl_path}: expected images [N, H, W] and labels [N] of the same N, got "
-                         f"{images.shape} and {labels.shape}")
-    if labels.size and labels.max() > 9:
-        raise ValueError(f"{lbl_path}: labels must lie in 0..9, found {labels.max()}")
+    labels = read_idx(lbl_path, dtype=np.uint8, shape=(None,))  # the small file first: its errors come fast
+    images = read_idx(img_path, dtype=np.uint8, shape=(None, *IMAGE_SHAPE))
+    if len(images) != len(labels):
+        raise ValueError(f"{img_path} holds {len(images)} images but {lbl_path} holds {len(labels)} labels; "
+                         f"they must be equally many")
+    check_labels(labels, len(FASHION_CLASSES), str(lbl_path))
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def check_labels(labels: np.ndarray, num_classes: int, source: str) -> None:
+    """Every label must be a class index in ``[0, num_classes)``; the error names ``source`` and the first
+    bad label."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{source}: labels must lie in 0..{num_classes - 1} (class indices), found {labels[i]} "
+                         f"at index {i} ({int(bad.sum())} such labels)")
 
 
 def load_digits(split: str = "train", test_fraction: float = 0.2, seed: int = 0):
