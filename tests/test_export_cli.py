@@ -56,6 +56,9 @@ def test_deploy_reports_accuracy_and_agreement(checkpoint, tmp_path):
 
 
 def test_cli_errors_are_clear(checkpoint, tmp_path, capsys):
-    assert main(["deploy", "--checkpoint", str(tmp_path / "missing.pt"), "--no-lava"]) == 1
-    assert "not found" in capsys.readouterr().err
-    assert main(["deploy", "--checkpoint", str(checkpoint), "--samples", "0", "--no-lava"]) == 1
+    from badinput import expect_cli_error
+
+    expect_cli_error(["deploy", "--checkpoint", tmp_path / "missing.pt", "--no-lava"], capsys, "--checkpoint",
+                     "not found")
+    expect_cli_error(["deploy", "--checkpoint", checkpoint, "--samples", "0", "--no-lava"], capsys, "--samples",
+                     unchanged=[checkpoint])

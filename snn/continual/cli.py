@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli import (existing_dir, int_list, nonnegative_float, nonnegative_int, positive_float, positive_int,
+                   refuse_to_overwrite, seed)
 from ..io import atomic_write_json
 from .baselines import STRATEGIES
 from .experiment import DEFAULTS, run
@@ -18,25 +20,12 @@ from .metrics import plot_matrix
 __all__ = ["register", "main"]
 
 
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _int_list(s: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in s.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+# What `snn continual --out DIR` writes; a new run refuses a DIR holding either unless --overwrite.
+RESULTS = ("matrix.json", "matrix.png")
 
 
 def register(subparsers) -> None:
-    from ..cli import add_json_option
+    from ..cli import add_json_option, declare_output
 
     p = subparsers.add_parser("continual", help="continual learning: HLOP and baselines on task sequences",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,45 +33,46 @@ def register(subparsers) -> None:
                    help="pfmnist / sfmnist: permuted / split Fashion-MNIST; pdigits / sdigits: the same on 8x8 digits")
     p.add_argument("--method", choices=STRATEGIES, default="hlop")
     p.add_argument("--train-method", choices=METHODS, default="bptt")
-    p.add_argument("--tasks", type=_positive_int, default=None, help="number of tasks (default 10 permuted, 5 split)")
-    p.add_argument("--epochs", type=_positive_int, default=None, help="epochs per task")
-    p.add_argument("--T", type=_positive_int, default=None, help="time steps")
-    p.add_argument("--batch-size", type=_positive_int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="SGD learning rate")
-    p.add_argument("--lr-later", type=float, default=None,
+    p.add_argument("--tasks", type=positive_int, default=None, help="number of tasks (default 10 permuted, 5 split)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per task")
+    p.add_argument("--T", type=positive_int, default=None, help="time steps")
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--lr", type=positive_float, default=None, help="SGD learning rate")
+    p.add_argument("--lr-later", type=positive_float, default=None,
                    help="SGD learning rate of the tasks after the first (default per benchmark; none: --lr)")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
                    help="step size within each task: constant, or cosine from --lr down to 0")
-    p.add_argument("--hidden", type=_int_list, default=None, help="hidden layer sizes, e.g. 256,256")
-    p.add_argument("--n-train", type=_positive_int, default=None, help="training samples per task (default all)")
-    p.add_argument("--n-test", type=_positive_int, default=None, help="test samples per task (default all)")
-    p.add_argument("--hlop-k-first", type=_int_list, default=None, help="lateral neurons per layer for task 1")
-    p.add_argument("--hlop-k-rest", type=_int_list, default=None, help="lateral neurons per layer for later tasks")
-    p.add_argument("--hlop-lr", type=float, default=None, help="Hebbian learning rate (relative to E|x|^2)")
-    p.add_argument("--hlop-iterations", type=_positive_int, default=None, help="Oja updates per batch")
-    p.add_argument("--hlop-consolidate-batches", type=int, default=None,
+    p.add_argument("--hidden", type=int_list(1), default=None, help="hidden layer sizes, e.g. 256,256")
+    p.add_argument("--n-train", type=positive_int, default=None, help="training samples per task (default all)")
+    p.add_argument("--n-test", type=positive_int, default=None, help="test samples per task (default all)")
+    p.add_argument("--hlop-k-first", type=int_list(0), default=None, help="lateral neurons per layer for task 1")
+    p.add_argument("--hlop-k-rest", type=int_list(0), default=None, help="lateral neurons per layer for later tasks")
+    p.add_argument("--hlop-lr", type=positive_float, default=None, help="Hebbian learning rate (relative to E|x|^2)")
+    p.add_argument("--hlop-iterations", type=positive_int, default=None, help="Oja updates per batch")
+    p.add_argument("--hlop-consolidate-batches", type=nonnegative_int, default=None,
                    help="forward-only batches of Hebbian learning at the end of each task")
-    p.add_argument("--hlop-consolidate-iterations", type=_positive_int, default=None,
+    p.add_argument("--hlop-consolidate-iterations", type=positive_int, default=None,
                    help="Oja updates per consolidation batch")
-    p.add_argument("--hlop-hebbian-every", type=_positive_int, default=None,
+    p.add_argument("--hlop-hebbian-every", type=positive_int, default=None,
                    help="Oja updates on every n-th training batch only")
-    p.add_argument("--hlop-spiking-steps", type=_positive_int, default=None,
+    p.add_argument("--hlop-spiking-steps", type=positive_int, default=None,
                    help="spiking lateral neurons: quantise their response to spike counts over this many steps")
-    p.add_argument("--ewc-lambda", type=float, default=None)
-    p.add_argument("--replay-per-task", type=_positive_int, default=None, help="replay buffer samples per task")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST IDX files")
-    p.add_argument("--out", default=None, help="directory for matrix.json and matrix.png")
+    p.add_argument("--ewc-lambda", type=nonnegative_float, default=None)
+    p.add_argument("--replay-per-task", type=positive_int, default=None, help="replay buffer samples per task")
+    p.add_argument("--seed", type=seed, default=None)
+    p.add_argument("--data-dir", type=existing_dir, default=None, help="directory with the Fashion-MNIST IDX files")
+    p.add_argument("--out", default=None, help="directory for matrix.json and matrix.png (refused if it holds them "
+                                               "already, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace matrix.json and matrix.png in --out")
     p.add_argument("--quiet", action="store_true", help="no per-task log lines")
+    declare_output(p, "out", "dir")
     add_json_option(p)
     p.set_defaults(func=main)
 
 
 def main(args) -> dict:
-    for name in ("lr", "lr_later", "hlop_lr", "ewc_lambda"):
-        v = getattr(args, name)
-        if v is not None and not v > 0 and not (name == "ewc_lambda" and v == 0):
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {v}")
+    if args.out and not args.overwrite:
+        refuse_to_overwrite(args.out, RESULTS)
     overrides = dict(n_tasks=args.tasks, epochs=args.epochs, T=args.T, batch_size=args.batch_size, lr=args.lr,
                      lr_later=args.lr_later, lr_schedule=args.lr_schedule,
                      hidden=args.hidden, n_train=args.n_train, n_test=args.n_test, hlop_k_first=args.hlop_k_first,

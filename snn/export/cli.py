@@ -16,40 +16,64 @@ __all__ = ["register", "load_deployable", "encode_inputs"]
 
 
 def _add_common(p) -> None:
-    from ..cli import add_json_option
+    from ..cli import add_json_option, existing_file
 
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by `snn train`")
+    p.add_argument("--checkpoint", required=True, type=existing_file, metavar="PATH",
+                   help="a checkpoint written by `snn train`")
     p.add_argument("--clip", action="store_true",
                    help="clip values outside Loihi's ranges (counted) instead of failing")
     add_json_option(p)
 
 
 def register(subparsers) -> None:
+    from ..cli import declare_output, existing_dir, positive_int
+
     p = subparsers.add_parser("export", help="export a trained network to Lava or NIR")
     p.add_argument("--to", required=True, choices=("lava", "nir"))
-    p.add_argument("--out", required=True, metavar="PATH")
+    p.add_argument("--out", required=True, metavar="PATH", help="the file to write (replaced if it exists)")
     p.add_argument("--mode", choices=("fixed", "float"), default="fixed", help="Lava: fixed point (default) or float")
     _add_common(p)
+    declare_output(p, "out", "file")
     p.set_defaults(func=export_command)
 
     p = subparsers.add_parser("deploy", help="run test samples in Lava's simulator and the torch emulation")
     p.add_argument("--mode", choices=("fixed", "float"), default="fixed")
-    p.add_argument("--samples", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=16, help="samples per Lava run")
+    p.add_argument("--samples", type=positive_int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=16, help="samples per Lava run")
     p.add_argument("--no-lava", action="store_true", help="only the torch emulation")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--dataset", choices=("fashion-mnist", "digits"), default=None,
+                   help="default: the data set the checkpoint was trained on; another one is an error")
+    p.add_argument("--data-dir", type=existing_dir, default=None)
     _add_common(p)
     p.set_defaults(func=deploy_command)
 
 
 def load_deployable(path):
-    """``(model, in_shape, train_config)`` from a checkpoint (``snn.train.load_model`` plus its configs)."""
+    """``(model, in_shape, train_config)`` from a checkpoint (``snn.train.load_model`` plus its configs);
+    ``train_config["dataset"]`` is the data set the run trained on (``auto`` resolved, when recorded)."""
     from ..train import load_checkpoint, load_model
+    from ..train.checkpoint import MODEL_KEYS
 
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, require=MODEL_KEYS)
     model = load_model(path)
     in_shape = tuple(ckpt["model_config"].get("in_shape", (1, 28, 28)))
-    return model, in_shape, dict(ckpt.get("train_config") or {})
+    cfg = dict(ckpt.get("train_config") or {})
+    if ckpt.get("dataset"):
+        cfg["dataset"] = ckpt["dataset"]
+    return model, in_shape, cfg
+
+
+def deploy_dataset(path, cfg: dict, asked: str | None) -> str:
+    """The data set to deploy on: the checkpoint's. ``asked`` (``--dataset``) must agree with it, and is
+    needed only when the checkpoint does not record one."""
+    trained = cfg.get("dataset")
+    trained = None if trained == "auto" else trained
+    if asked and trained and asked != trained:
+        raise ValueError(f"--dataset {asked}: checkpoint {path} was trained on {trained}; deploy runs it on that "
+                         f"data set (drop --dataset)")
+    if not (asked or trained):
+        raise ValueError(f"checkpoint {path} does not record which data set it was trained on; give --dataset")
+    return asked or trained
 
 
 def encode_inputs(x: torch.Tensor, cfg: dict, seed: int = 0):
@@ -112,11 +136,13 @@ def deploy_command(args) -> dict:
     from .. import data, functional
     from .loihi import emulate_fixed, emulate_float
 
-    if args.samples < 1:
-        raise ValueError(f"--samples must be >= 1, got {args.samples}")
     model, in_shape, cfg = load_deployable(args.checkpoint)
-    x, y = data.load(cfg.get("dataset", "auto"), "test", args.data_dir or cfg.get("data_dir"))
+    dataset = deploy_dataset(args.checkpoint, cfg, args.dataset)
+    x, y = data.load(dataset, "test", args.data_dir or cfg.get("data_dir"))
     x, y = x[:args.samples], y[:args.samples]
+    if tuple(x.shape[1:]) != in_shape:
+        raise ValueError(f"--dataset {dataset}: its samples have shape {tuple(x.shape[1:])}, the network of "
+                         f"{args.checkpoint} takes {in_shape}")
     x_seq, input_bits = encode_inputs(x, cfg)
     net = _lowered(model, in_shape, input_bits, args.mode, args.clip)
 
@@ -127,7 +153,8 @@ def deploy_command(args) -> dict:
     t0 = time.perf_counter()
     emu = emulate_fixed(net, x_seq) if args.mode == "fixed" else emulate_float(net, x_seq)
     t_emu = time.perf_counter() - t0
-    summary = {"checkpoint": str(args.checkpoint), "mode": args.mode, "samples": len(y), "T": x_seq.shape[0],
+    summary = {"checkpoint": str(args.checkpoint), "dataset": dataset, "mode": args.mode, "samples": len(y),
+               "T": x_seq.shape[0],
                "input_bits": input_bits, "accuracy_snn": acc_snn,
                "accuracy_emulation": float((_predictions(emu, net.readout) == y).float().mean()),
                "emulation_s": t_emu, "clipped": getattr(net, "report", {}).get("n_clipped", 0)}

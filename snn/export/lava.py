@@ -196,16 +196,24 @@ def save_lowered(net: CubaNet | FixedNet, path) -> None:
 
 
 def load_lowered(path) -> CubaNet | FixedNet:
-    """Read a file written by :func:`save_lowered` (``snn export --to lava``)."""
+    """Read a file written by :func:`save_lowered` (``snn export --to lava``) without running code from it;
+    a clear error naming the file when it is missing, damaged, or not such an export."""
+    from ..io import safe_torch_load
     from .loihi import CubaLayer, FixedLayer
 
-    d = torch.load(path, map_location="cpu", weights_only=False)
+    d = safe_torch_load(path, "Lava export")
     if not isinstance(d, dict) or d.get("format") != EXPORT_FORMAT:
         raise ValueError(f"{path} is not an snn Lava export ({EXPORT_FORMAT!r})")
-    net = dict(d["net"])
+    if d.get("kind") not in ("fixed", "float") or not isinstance(d.get("net"), dict):
+        raise ValueError(f"Lava export {path}: 'kind' must be 'fixed' or 'float' and 'net' a dict")
     layer_cls, net_cls = (FixedLayer, FixedNet) if d["kind"] == "fixed" else (CubaLayer, CubaNet)
-    net["layers"] = [layer_cls(**L) for L in net["layers"]]
-    net["in_shape"] = tuple(net["in_shape"])
-    for L in net["layers"]:
-        L.out_shape = tuple(L.out_shape)
-    return net_cls(**net)
+    try:
+        net = dict(d["net"])
+        net["layers"] = [layer_cls(**L) for L in net["layers"]]
+        net["in_shape"] = tuple(net["in_shape"])
+        for L in net["layers"]:
+            L.out_shape = tuple(L.out_shape)
+        return net_cls(**net)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"Lava export {path}: its {d['kind']} network does not rebuild "
+                         f"({type(e).__name__}: {e})") from None

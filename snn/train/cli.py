@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import add_json_option
+from ..cli import (add_json_option, declare_output, existing_dir, int_list, nonnegative_float, positive_float,
+                   positive_int, refuse_to_overwrite, seed)
 from ..io import atomic_write_json
 from ..models import MODELS, NEURONS, NORMS
 from .config import ENCODINGS, METHODS, OPTIMIZERS, TrainConfig
@@ -16,11 +17,9 @@ DEMO_CONFIG = dict(dataset="digits", model="csnn", channels=[16, 32], neuron="li
                    epochs=8, batch_size=32, lr=3e-3, seed=0)
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+# What a run leaves in its --out directory; a new run refuses a directory holding any of them.
+TRAIN_RESULTS = ("checkpoint.pt", "history.json")
+DEMO_RESULTS = TRAIN_RESULTS + ("summary.json", "raster.png", "curves.png")
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
@@ -33,24 +32,31 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                         "(lif/if); ottt: online training through time")
     p.add_argument("--ottt-mode", default="A", choices=("A", "O"), help="OTTT_A: one update per batch; "
                    "OTTT_O: an update every time step")
-    p.add_argument("--T", type=int, default=4, help="time steps")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128, help="per process (global = this x processes)")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--T", type=positive_int, default=4, help="time steps")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=128, help="per process (global = this x processes)")
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None, help="directory of the Fashion-MNIST IDX files")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=0.0)
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--data-dir", type=existing_dir, default=None, help="directory of the Fashion-MNIST IDX files")
     p.add_argument("--backend", default="auto", help="neuron kernels: auto|torch|cpp|cuda|triton")
     p.add_argument("--encoding", default="direct", choices=ENCODINGS)
-    p.add_argument("--tau", type=float, default=2.0)
-    p.add_argument("--channels", type=_int_list, default=None, help="csnn conv channels, e.g. 32,64")
-    p.add_argument("--hidden", type=_int_list, default=None, help="mlp hidden widths, e.g. 256")
+    p.add_argument("--tau", type=_tau, default=2.0)
+    p.add_argument("--channels", type=int_list(1), default=None, help="csnn conv channels, e.g. 32,64")
+    p.add_argument("--hidden", type=int_list(1), default=None, help="mlp hidden widths, e.g. 256")
     p.add_argument("--norm", default=None, choices=NORMS, help="csnn: bn (default), ws (OTTT's default), none")
-    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
-    p.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--train-limit", type=positive_int, default=None, help="use only the first N training samples")
+    p.add_argument("--test-limit", type=positive_int, default=None, help="use only the first N test samples")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+
+
+def _tau(text: str) -> float:
+    v = positive_float(text)
+    if v <= 1:
+        raise argparse.ArgumentTypeError(f"must be > 1 (the membrane time constant in steps), got {text}")
+    return v
 
 
 def _config(args) -> TrainConfig:
@@ -63,15 +69,73 @@ def _config(args) -> TrainConfig:
                        progress=False if args.no_progress else None)
 
 
+def contradicting_flags(args, ckpt: dict) -> list[str]:
+    """``--flag value (checkpoint value)`` for every flag given explicitly that differs from the checkpoint's
+    run (flags that may change on resume, such as --epochs, do not count)."""
+    from .trainer import _RESUMABLE_OVERRIDES
+
+    stored, given = ckpt["train_config"], getattr(args, "_given", set())
+    out = []
+    for dest in sorted(given & set(TrainConfig.__dataclass_fields__) - set(_RESUMABLE_OVERRIDES)):
+        if dest not in stored:
+            continue
+        value, before = getattr(args, dest), stored[dest]
+        accepted = [before] + ([ckpt.get("dataset")] if dest == "dataset" else [])
+        if not any(_same(value, b) for b in accepted):
+            out.append(f"--{dest.replace('_', '-')} {_show(value)} (checkpoint {_show(before)})")
+    return out
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return a == b
+
+
+def _show(v) -> str:
+    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+
+def check_resume(args) -> None:
+    """``--resume`` continues the checkpoint's run: its checkpoint must be complete, and flags given
+    explicitly must agree with it (an error lists those that do not)."""
+    from .checkpoint import RESUME_KEYS, load_checkpoint
+    from .trainer import CHECKPOINT_NAME
+
+    path = Path(args.out) / CHECKPOINT_NAME
+    if not path.exists():
+        return  # the trainer starts from scratch and says so
+    differ = contradicting_flags(args, load_checkpoint(path, require=RESUME_KEYS))
+    if differ:
+        raise ValueError(f"--resume: these flags differ from the checkpoint's ({path}): {', '.join(differ)}; "
+                         f"drop them or start a new run")
+
+
 def train_command(args) -> dict:
     from .trainer import Trainer
 
     from . import distributed
 
+    if args.resume:
+        check_resume(args)
+    elif not args.overwrite:
+        refuse_to_overwrite(args.out, TRAIN_RESULTS, "pass --resume to continue it")
     with distributed.leaving_group_at_end():  # under torchrun the trainer joins the process group
         trainer = Trainer(_config(args), resume=args.resume)
         summary = trainer.fit()
     return summary if trainer.ctx.is_main else None  # only rank 0 prints and writes --json
+
+
+def _is_demo_run(out: Path) -> bool:
+    """Whether ``out`` holds the results of an earlier ``snn demo`` (which a new demo may replace)."""
+    from .checkpoint import load_checkpoint
+    from .trainer import CHECKPOINT_NAME
+
+    try:
+        cfg = load_checkpoint(out / CHECKPOINT_NAME, require=("train_config",))["train_config"]
+    except (ValueError, FileNotFoundError):
+        return False
+    return all(_same(cfg.get(k), v) for k, v in DEMO_CONFIG.items() if k != "epochs")
 
 
 def demo_command(args) -> dict:
@@ -84,6 +148,8 @@ def demo_command(args) -> dict:
     from .trainer import Trainer
 
     out = Path(args.out)
+    if not args.overwrite and not _is_demo_run(out):
+        refuse_to_overwrite(out, DEMO_RESULTS)
     cfg = TrainConfig(**DEMO_CONFIG, out=str(out), threads=args.threads, progress=False if args.no_progress else None)
     if args.epochs is not None:
         cfg.epochs = args.epochs
@@ -114,20 +180,32 @@ def demo_command(args) -> dict:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a spiking network (BPTT, DSR or OTTT)",
-                              description="Train an mlp or csnn preset; checkpoints every epoch into --out.")
+                              description="Train an mlp or csnn preset; checkpoints every epoch into --out. A new "
+                                          "run refuses an --out that holds an earlier run: continue it with "
+                                          "--resume or replace it with --overwrite.")
     _add_train_options(p)
-    p.add_argument("--out", default="runs/train", help="output directory (checkpoint.pt, history.json)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt exactly")
+    p.add_argument("--out", default="runs/train",
+                   help="output directory (checkpoint.pt, history.json); one that holds an earlier run is refused "
+                        "unless --resume or --overwrite")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue from <out>/checkpoint.pt exactly; flags other than --epochs, --data-dir, "
+                            "--threads and --no-progress must match the checkpoint's run or be left out")
+    again.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
+    declare_output(p, "out", "dir")
     add_json_option(p)
     p.set_defaults(func=train_command)
 
     d = subparsers.add_parser("demo", help="train a small network on the embedded digits and plot it",
                               description="Trains a small csnn on scikit-learn's digits (about 30-60 s on 2 CPU "
                                           "cores), prints the test accuracy, writes raster.png, curves.png and "
-                                          "summary.json into --out.")
+                                          "summary.json into --out, replacing an earlier demo there (other runs "
+                                          "are refused unless --overwrite).")
     d.add_argument("--out", default="runs/demo")
-    d.add_argument("--epochs", type=int, default=None, help=f"default {DEMO_CONFIG['epochs']}")
-    d.add_argument("--threads", type=int, default=None)
+    d.add_argument("--epochs", type=positive_int, default=None, help=f"default {DEMO_CONFIG['epochs']}")
+    d.add_argument("--threads", type=positive_int, default=None)
     d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--overwrite", action="store_true", help="replace whatever run --out holds")
+    declare_output(d, "out", "dir")
     add_json_option(d)
     d.set_defaults(func=demo_command)
