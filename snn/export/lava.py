@@ -13,8 +13,10 @@ fixed-point ``Dense`` and ``Sparse`` models share their weight clipping, truncat
 The first connection reads graded spikes (``num_message_bits = input_bits``) when the network takes
 non-binary input.
 
-Neurons: Lava's LIF fires on ``v > vth``; snn's IF/LIF on ``v >= V_th`` (see :mod:`snn.export.loihi`
-for the mapping and where it cannot be exact).
+Neurons: Lava's LIF fires on ``v > vth``; snn's IF/LIF/PLIF on ``v >= V_th`` unless ``strict_threshold=True``.
+The float run gives each LIF :func:`~snn.export.loihi.lowering.lava_threshold` (``nextafter(vth, -inf)`` for a
+``>=`` layer: the same spikes in float64), the fixed-point quantizer realises ``>=`` in integers (see
+:mod:`snn.export.loihi.quantizer`). A network with a NaN/Inf weight or parameter is refused, naming the layer.
 
 A batch of ``B`` samples is simulated in one run as ``B`` independent copies of the network (block-diagonal
 ``Sparse`` connections, neuron parameters tiled), so every run starts from Lava's zero state.
@@ -40,6 +42,7 @@ import torch
 
 from .lava_compat import import_lava
 from .loihi import CubaNet, FixedNet
+from .loihi.lowering import check_finite_net, lava_threshold
 
 __all__ = ["run_lava", "build_lava", "save_lowered", "load_lowered"]
 
@@ -82,7 +85,10 @@ def _bias(L, b, fixed):
 def _neurons(L, b, fixed, lv):
     """The LIF process of layer ``L``, created with a zero bias (see the staged run in :func:`run_lava`)."""
     mant, exp = _bias(L, b, fixed)
-    vth = L.vth if (fixed or not L.readout) else np.finfo(np.float64).max
+    if fixed:
+        vth = L.vth
+    else:
+        vth = np.finfo(np.float64).max if L.readout else lava_threshold(L)
     return lv["lif"].LIF(shape=(L.n_out * b,), du=L.du, dv=L.dv, vth=vth, bias_mant=np.zeros_like(mant),
                          bias_exp=exp, name=L.name)
 
@@ -152,6 +158,7 @@ def run_lava(net: CubaNet | FixedNet, x_seq: torch.Tensor, batch_size: int = 16)
     with a readout layer, the readout's final potential ``[B, *out_shape]`` (float units; fixed point divided
     by the layer's scale), read from the LIF's ``v`` after the run.
     """
+    check_finite_net(net)
     lv = _lava()
     fixed = isinstance(net, FixedNet)
     if tuple(x_seq.shape[2:]) != tuple(net.in_shape):
@@ -185,11 +192,13 @@ EXPORT_FORMAT = "snn-lava-export-1"
 
 
 def save_lowered(net: CubaNet | FixedNet, path) -> None:
-    """Write a lowered network (float or fixed-point Lava parameters) atomically, for :func:`load_lowered`."""
+    """Write a lowered network (float or fixed-point Lava parameters) atomically, for :func:`load_lowered`.
+    A network with a NaN/Inf weight or parameter is refused (``ValueError`` naming the layer), writing nothing."""
     from dataclasses import asdict
 
     from ..io import atomic_torch_save
 
+    check_finite_net(net)
     kind = "fixed" if isinstance(net, FixedNet) else "float"
     d = asdict(net)
     atomic_torch_save({"format": EXPORT_FORMAT, "kind": kind, "net": d}, path)

@@ -1,7 +1,14 @@
-"""NIR (Neuromorphic Intermediate Representation) exchange: :func:`to_nir` and :func:`from_nir`.
+"""NIR (Neuromorphic Intermediate Representation) exchange: :func:`to_nir`, :func:`write_nir`, :func:`read_nir`,
+:func:`from_nir`.
 
 Time is discrete in snn and continuous in NIR; as in SpikingJelly's and most frameworks' NIR exchange,
-one snn step is ``dt`` seconds (default ``1e-4``) and the neuron ODEs are read with forward Euler:
+one snn step is ``dt`` seconds (default ``1e-4``) and the neuron ODEs are read with forward Euler, the input
+current of step ``t`` entering step ``t`` (CubaLIF: the current first, then the voltage with the new current)::
+
+    IF       v[t] = v[t-1] + dt·r·I[t]
+    LIF      v[t] = v[t-1] + dt/tau·(v_leak - v[t-1] + r·I[t])
+    CubaLIF  i[t] = i[t-1] + dt/tau_syn·(w_in·I[t] - i[t-1]);  v[t] = v[t-1] + dt/tau_mem·(v_leak - v[t-1] + r·i[t])
+    spike    z[t] = v[t] > v_threshold;  v[t] = v_reset where z[t];   start: v = v_reset, i = 0
 
 ==============================  =====================================================================
 snn                             NIR node
@@ -14,17 +21,35 @@ IF(V_th, V_reset)               IF(r = 1/dt, v_threshold, v_reset)
 LIF/PLIF(tau, decay_input)      LIF(tau = tau·dt, r = 1 (decay_input) or tau, v_leak = v_reset, ...)
 CUBALIF(du, dv, V_th, bias)     CubaLIF(tau_syn = dt/du, tau_mem = dt/dv, w_in = 1/du, r = 1/dv,
                                 v_leak = bias/dv, v_reset = 0)
-Recurrent(neuron, W_rec)        the neuron node plus a Linear node ``<name>.rec`` in a cycle with it;
-                                the cycle carries S[t-1] (snn's and Lava's one-step delay)
+Recurrent(neuron, W_rec, b_rec) the neuron node plus a Linear (Affine with ``b_rec``) node ``<name>.rec`` in a
+                                cycle with it; the cycle carries S[t-1] (snn's and Lava's one-step delay),
+                                so the recurrent input at step t is ``W_rec·S[t-1] + b_rec`` (``S[-1] = 0``)
 ==============================  =====================================================================
 
 (Euler on CubaLIF: ``i += du·(w_in·I - i)`` = ``i(1-du) + I``; ``v += dv·(v_leak - v + r·i)`` =
 ``v(1-dv) + i + bias``.) Dropout and Identity are dropped. Per-neuron (non-uniform) parameters, soft reset
 and ALIF have no snn/NIR counterpart here and are rejected with the layer named.
+
+Threshold comparison: NIR fires on ``v > v_threshold``. Every imported neuron gets ``strict_threshold=True``.
+An exported neuron that fires on ``V >= V_th`` (snn's IF/LIF/PLIF default) is written with the threshold
+``nextafter(float32(V_th), -inf)``: snn compares float32 potentials with ``float32(V_th)``, and no float32 lies
+strictly between the two values, so ``v > threshold ⟺ v >= V_th`` for every float32 ``v``.
+
+Exact round trip: weights, thresholds and resets are written as the float32 values snn computes with; time
+constants, ``r``, ``w_in`` and CubaLIF's ``v_leak`` as float64, picked among the float64 values within a few ulps
+of ``tau·dt`` (``bias/dv``) as the one from which :func:`from_nir` recomputes snn's float32 decay (bias) bit for
+bit, so snn -> NIR -> snn gives the same spikes.
+
+Refused with a clear error: non-finite weights or parameters (naming the layer or node), ``dt`` that is not a
+finite number > 0, files that are missing, not HDF5 or not NIR (naming the file), graphs that are not a chain
+of the supported nodes (naming the node).
 """
 from __future__ import annotations
 
+import copy
+import math
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,12 +58,18 @@ import torch.nn as nn
 from .. import layers
 from ..neuron import ALIF, CUBALIF, IF, LIF, BaseNeuron
 from .loihi import LoweringError, Recurrent, SumPool2d, is_dropout, iter_sequential, plain_forward
+from .loihi.lowering import check_finite_module
 
-__all__ = ["to_nir", "from_nir", "DEFAULT_DT", "NIR_SUPPORTED"]
+__all__ = ["to_nir", "from_nir", "read_nir", "write_nir", "nir_threshold", "DEFAULT_DT", "NIR_SUPPORTED",
+           "NIR_IMPORTABLE"]
 
 DEFAULT_DT = 1e-4
 NIR_SUPPORTED = ("Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Dropout (dropped)",
                  "IF", "LIF", "PLIF", "CUBALIF", "Recurrent")
+NIR_IMPORTABLE = ("Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten",
+                  "IF", "LIF", "CubaLIF", "NIRGraph (a subgraph, flattened)",
+                  "a neuron in a cycle with one Affine/Linear (recurrent layer)")
+_ULPS = 8                   # float32 neighbours tried for an exactly round-tripping parameter
 
 
 def _nir():
@@ -53,28 +84,92 @@ def _np(t) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float32) if isinstance(t, torch.Tensor) else np.asarray(t, np.float32)
 
 
+def check_dt(dt, who: str) -> float:
+    """``dt``, the seconds per snn step, as a finite float > 0."""
+    try:
+        value = float(dt)
+    except (TypeError, ValueError):
+        raise TypeError(f"{who}: dt must be a number of seconds per step (> 0), got {type(dt).__name__} "
+                        f"{dt!r}") from None
+    if isinstance(dt, bool) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{who}: dt must be a finite number of seconds per step > 0, got {dt!r}")
+    return value
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # snn -> NIR
 # ----------------------------------------------------------------------------------------------------------------
+def nir_threshold(v_threshold: float, strict: bool) -> np.float32:
+    """NIR's ``v_threshold`` (NIR fires on ``v > θ``) for an snn neuron with threshold ``V_th``.
+
+    snn compares float32 potentials with ``float32(V_th)``. Strict neurons: ``θ = float32(V_th)``. Neurons that
+    fire on ``v >= V_th``: ``θ = nextafter(float32(V_th), -inf)``; no float32 lies strictly between θ and
+    ``float32(V_th)``, so ``v > θ ⟺ v >= V_th`` for every float32 ``v``."""
+    th = np.float32(v_threshold)
+    return th if strict else np.nextafter(th, np.float32(-np.inf))
+
+
+def _exact_param(guess: float, decode, target: np.float32) -> float:
+    """The float64 within ``_ULPS`` ulps of ``guess`` (nearest first, same sign) whose ``decode`` is ``target``:
+    what :func:`from_nir` recomputes from it is then snn's float32 value bit for bit. ``guess`` if none."""
+    up = down = float(guess)
+    candidates = [up]
+    for _ in range(_ULPS):
+        up, down = float(np.nextafter(up, math.inf)), float(np.nextafter(down, -math.inf))
+        candidates += [up, down]
+    for cand in candidates:
+        if math.isfinite(cand) and np.sign(cand) == np.sign(guess) and decode(cand) == target:
+            return cand
+    return float(guess)
+
+
+def _lif_tau(decay: float, dt: float) -> float:
+    """NIR ``tau`` for a LIF decay ``d = 1/tau_snn``; :func:`from_nir` reads ``1 / (tau/dt)``."""
+    return _exact_param(dt / decay, lambda c: np.float32(1.0 / (c / dt)), np.float32(decay))
+
+
+def _cuba_tau(d: float, dt: float) -> float:
+    """NIR ``tau_syn``/``tau_mem`` for a CUBALIF decay ``d``; snn computes ``float32(1 - d)`` from ``d = dt/tau``."""
+    return _exact_param(dt / d, lambda c: np.float32(1.0 - dt / c), np.float32(1.0 - d))
+
+
+def _cuba_v_leak(bias: float, dv: float) -> float:
+    """NIR ``v_leak`` for a CUBALIF bias; :func:`from_nir` reads ``bias = v_leak·dv``."""
+    return _exact_param(bias / dv, lambda c: np.float32(c * dv), np.float32(bias))
+
+
+def _cubalif_node(m: CUBALIF, full, full64, dt: float, name: str):
+    nir = _nir()
+    if m.du <= 0 or m.dv <= 0:
+        raise LoweringError(f"{name}: CUBALIF with du={m.du}, dv={m.dv}: NIR's CubaLIF needs du, dv > 0 "
+                            f"(finite time constants)")
+    tau_syn, tau_mem = _cuba_tau(m.du, dt), _cuba_tau(m.dv, dt)
+    du, dv = dt / tau_syn, dt / tau_mem
+    return nir.CubaLIF(tau_syn=full64(tau_syn), tau_mem=full64(tau_mem), r=full64(1 / dv), w_in=full64(1 / du),
+                       v_leak=full64(_cuba_v_leak(m.bias, dv)), v_threshold=full(nir_threshold(m.v_threshold, True)),
+                       v_reset=full(0.0))
+
+
 def _neuron_node(m: BaseNeuron, shape, dt: float, name: str):
     nir = _nir()
     full = lambda v: np.full(shape, v, dtype=np.float32)  # noqa: E731
+    full64 = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731
     if isinstance(m, ALIF):
         raise LoweringError(f"{name}: ALIF has no NIR counterpart; supported: {', '.join(NIR_SUPPORTED)}")
     if isinstance(m, CUBALIF):
-        if m.du <= 0 or m.dv <= 0:
-            raise LoweringError(f"{name}: CUBALIF with du={m.du}, dv={m.dv}: NIR's CubaLIF needs du, dv > 0 "
-                                f"(finite time constants)")
-        return nir.CubaLIF(tau_syn=full(dt / m.du), tau_mem=full(dt / m.dv), r=full(1 / m.dv),
-                           v_leak=full(m.bias / m.dv), v_threshold=full(m.v_threshold), v_reset=full(0.0),
-                           w_in=full(1 / m.du))
+        return _cubalif_node(m, full, full64, dt, name)
+    if not isinstance(m, LIF):
+        raise LoweringError(f"{name}: {type(m).__name__} cannot be expressed in NIR; supported: "
+                            f"{', '.join(NIR_SUPPORTED)}")
     if m.v_reset is None:
         raise LoweringError(f"{name}: soft reset (v_reset=None) cannot be expressed in NIR; use v_reset=0.0")
+    th = full(nir_threshold(m.v_threshold, bool(getattr(m, "strict_threshold", False))))
     if isinstance(m, IF):
-        return nir.IF(r=full(1 / dt), v_threshold=full(m.v_threshold), v_reset=full(m.v_reset))
-    tau = 1.0 / float(torch.as_tensor(m.decay()).detach())
-    return nir.LIF(tau=full(tau * dt), r=full(1.0 if m.decay_input else tau), v_leak=full(m.v_reset),
-                   v_threshold=full(m.v_threshold), v_reset=full(m.v_reset))
+        return nir.IF(r=full(1 / dt), v_threshold=th, v_reset=full(m.v_reset))
+    decay = float(torch.as_tensor(m.decay()).detach())
+    tau = 1.0 / decay
+    return nir.LIF(tau=full64(_lif_tau(decay, dt)), r=full64(1.0 if m.decay_input else tau), v_leak=full(m.v_reset),
+                   v_threshold=th, v_reset=full(m.v_reset))
 
 
 def _conv_node(m, in_shape):
@@ -122,24 +217,45 @@ def _pair2(v) -> tuple[int, int]:
     return (a[0], a[0]) if len(a) == 1 else (a[0], a[1])
 
 
+def _check_in_shape(in_shape) -> tuple:
+    try:
+        shape = tuple(int(s) for s in in_shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"to_nir: in_shape must be a sequence of positive ints (one sample, no T, B), "
+                        f"got {in_shape!r}") from None
+    if not shape or any(s <= 0 for s in shape):
+        raise ValueError(f"to_nir: in_shape must be a non-empty sequence of positive ints, got {in_shape!r}")
+    return shape
+
+
+def _recurrent_nodes(m, shape, dt, name):
+    """The neuron node and the ``<name>.rec`` Linear/Affine node of a recurrent layer."""
+    nir = _nir()
+    w = _np(m.recurrent_weight)
+    b = getattr(m, "recurrent_bias", None)
+    rec = nir.Linear(w) if b is None else nir.Affine(w, _np(b))
+    return _neuron_node(m.neuron, shape, dt, name), rec
+
+
 def to_nir(model: nn.Module, in_shape, dt: float = DEFAULT_DT):
     """An ``nir.NIRGraph`` for a (nested) ``nn.Sequential`` of the layers in the module docstring.
 
     ``in_shape`` is one sample's shape (no T, B); nodes are named after the modules, plus ``input``/``output``.
+    Raises ``LoweringError`` naming a layer NIR cannot express, ``ValueError`` naming a layer with a NaN/Inf
+    weight or parameter, or for a bad ``dt``/``in_shape``.
     """
     nir = _nir()
-    if dt <= 0:
-        raise ValueError(f"dt must be > 0, got {dt}")
-    shape = tuple(in_shape)
+    dt = check_dt(dt, "to_nir")
+    shape = _check_in_shape(in_shape)
     nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
     edges, prev = [], "input"
     for name, m in iter_sequential(model):
         name = name or type(m).__name__
         if is_dropout(m) or isinstance(m, nn.Identity):
             continue
+        check_finite_module(m, name)
         if isinstance(m, Recurrent) or (hasattr(m, "recurrent_weight") and hasattr(m, "neuron")):
-            nodes[name] = _neuron_node(m.neuron, shape, dt, name)
-            nodes[f"{name}.rec"] = nir.Linear(_np(m.recurrent_weight))
+            nodes[name], nodes[f"{name}.rec"] = _recurrent_nodes(m, shape, dt, name)
             edges += [(prev, name), (name, f"{name}.rec"), (f"{name}.rec", name)]
         elif isinstance(m, BaseNeuron):
             nodes[name] = _neuron_node(m, shape, dt, name)
@@ -152,16 +268,196 @@ def to_nir(model: nn.Module, in_shape, dt: float = DEFAULT_DT):
         prev = name
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     edges.append((prev, "output"))
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt, "producer": "snn"})
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt, "producer": "snn"})
+    _check_nodes_finite(graph.nodes, "to_nir")
+    return graph
+
+
+def _node_arrays(node):
+    """(field name, float array) of every numeric parameter of a NIR node."""
+    for key, value in vars(node).items():
+        if key in ("input_type", "output_type", "metadata") or isinstance(value, (str, dict)):
+            continue
+        try:
+            a = np.asarray(value)
+        except Exception:  # noqa: BLE001 - an unconvertible field is not a numeric parameter
+            continue
+        if a.dtype.kind in "fiub":
+            yield key, a.astype(np.float64)
+
+
+def _check_nodes_finite(nodes: dict, where: str) -> None:
+    """Refuse a NaN/Inf in any node's parameters, naming the node and the parameter."""
+    for name, node in nodes.items():
+        for key, a in _node_arrays(node):
+            if not np.isfinite(a).all():
+                raise ValueError(f"{where}: node {name!r} ({type(node).__name__}): {key} has "
+                                 f"{int((~np.isfinite(a)).sum())} non-finite value(s) (NaN/Inf)")
+
+
+def write_nir(graph, path) -> None:
+    """Write ``graph`` (an ``nir.NIRGraph``) to ``path`` atomically (a temporary file, then rename).
+
+    A graph with a NaN/Inf parameter is refused (``ValueError`` naming the node) and nothing is written."""
+    nir = _nir()
+    from ..io import atomic_path
+
+    if not isinstance(graph, nir.NIRGraph):
+        raise TypeError(f"write_nir: graph must be an nir.NIRGraph (e.g. from to_nir), got {type(graph).__name__}")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"write_nir: {path} is a directory; give the path of the NIR file to write")
+    _check_nodes_finite(graph.nodes, f"write_nir({path})")
+    with atomic_path(path) as tmp:
+        nir.write(str(tmp), graph)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reading a file
+# ----------------------------------------------------------------------------------------------------------------
+def read_nir(path):
+    """The ``nir.NIRGraph`` in the NIR (HDF5) file ``path``.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and what is wrong for
+    anything else (a directory, not HDF5, truncated, HDF5 but not NIR, a node nir cannot build)."""
+    nir = _nir()
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"NIR file {path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"NIR file {path} is not a regular file")
+    if not h5py.is_hdf5(str(path)):
+        raise ValueError(f"NIR file {path} is not an HDF5 file (NIR files are HDF5, written by nir.write); "
+                         f"it may be damaged or in another format")
+    try:
+        graph = nir.read(str(path), type_check=False)
+    except Exception as e:  # noqa: BLE001 - h5py and nir raise anything on damaged or foreign files
+        raise ValueError(f"NIR file {path} cannot be read as NIR ({type(e).__name__}: {e}); it may be damaged, "
+                         f"truncated or an HDF5 file of another kind") from None
+    if not isinstance(graph, nir.NIRGraph):
+        raise ValueError(f"NIR file {path} holds a single {type(graph).__name__} node, not a graph")
+    return graph
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The graph's structure
+# ----------------------------------------------------------------------------------------------------------------
+def _flatten(nodes: dict, edges: list) -> tuple[dict, list]:
+    """Nodes and edges with every nested ``NIRGraph`` node replaced by its own nodes (named ``<sub>.<inner>``),
+    wired through the subgraph's Input and Output nodes."""
+    nir = _nir()
+    flat, inner_edges, entry, exits = {}, [], {}, {}
+    for name, node in nodes.items():
+        if not isinstance(node, nir.NIRGraph):
+            flat[name] = node
+            continue
+        sub_nodes, sub_edges = _flatten(dict(node.nodes), _edge_list(node.edges, name))
+        ins = [k for k, n in sub_nodes.items() if isinstance(n, nir.Input)]
+        outs = [k for k, n in sub_nodes.items() if isinstance(n, nir.Output)]
+        if len(ins) != 1 or len(outs) != 1:
+            raise ValueError(f"from_nir: subgraph {name!r} needs one Input and one Output node, found "
+                             f"{len(ins)} and {len(outs)}")
+        for k, n in sub_nodes.items():
+            if k not in (ins[0], outs[0]):
+                flat[f"{name}.{k}"] = n
+        entry[name] = [f"{name}.{b}" for a, b in sub_edges if a == ins[0] and b != outs[0]]
+        exits[name] = [f"{name}.{a}" for a, b in sub_edges if b == outs[0] and a != ins[0]]
+        inner_edges += [(f"{name}.{a}", f"{name}.{b}") for a, b in sub_edges if a != ins[0] and b != outs[0]]
+    out = [(a2, b2) for a, b in edges for a2 in exits.get(a, [a]) for b2 in entry.get(b, [b])]
+    if len(flat) != len(set(flat)):  # pragma: no cover - dict keys are unique
+        raise ValueError("from_nir: flattening subgraphs gave duplicate node names")
+    return flat, out + inner_edges
+
+
+def _edge_list(edges, where: str) -> list:
+    """The edges as (str, str) pairs, duplicates dropped."""
+    out = []
+    try:
+        for a, b in edges:
+            e = (str(a), str(b))
+            if e not in out:
+                out.append(e)
+    except (TypeError, ValueError):
+        raise ValueError(f"from_nir: the edges of {where} must be (source, target) pairs, got {edges!r}") from None
+    return out
+
+
+def _is_neuron(node) -> bool:
+    nir = _nir()
+    return isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF))
+
+
+def _recurrent_links(nodes, succ, pred) -> dict:
+    """Neuron name -> the Linear/Affine node that forms a two-node cycle with it (a recurrent layer)."""
+    nir = _nir()
+    rec = {}
+    for name, node in nodes.items():
+        if not isinstance(node, (nir.Linear, nir.Affine)) or len(succ[name]) != 1 or succ[name] != pred[name]:
+            continue
+        neuron = succ[name][0]
+        if _is_neuron(nodes[neuron]):
+            if neuron in rec:
+                raise ValueError(f"from_nir: neuron node {neuron!r} has two recurrent connections "
+                                 f"({rec[neuron]!r}, {name!r}); snn's recurrent layer has one")
+            rec[neuron] = name
+    return rec
+
+
+def _chain(nodes: dict, edges: list):
+    """Node names from input to output, and the recurrent Linear/Affine node of each recurrent neuron."""
+    nir = _nir()
+    for a, b in edges:
+        for end in (a, b):
+            if end not in nodes:
+                raise ValueError(f"from_nir: edge ({a!r}, {b!r}) names a node {end!r} that the graph does not have")
+    succ, pred = defaultdict(list), defaultdict(list)
+    for a, b in edges:
+        succ[a].append(b)
+        pred[b].append(a)
+    inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
+    outputs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(f"from_nir: the graph needs exactly one Input and one Output node, found "
+                         f"{len(inputs)} Input and {len(outputs)} Output")
+    rec = _recurrent_links(nodes, succ, pred)
+    order, cur = [], inputs[0]
+    while True:
+        nexts = [n for n in succ[cur] if n != rec.get(cur)]
+        if len(nexts) != 1:
+            what = "does not lead to the output" if not nexts else f"branches to {nexts}"
+            raise ValueError(f"from_nir: node {cur!r} {what}; only chains of nodes (with neuron layers recurrent "
+                             f"through one Linear/Affine) are supported")
+        prev, cur = cur, nexts[0]
+        others = [p for p in pred[cur] if p not in (prev, rec.get(cur))]
+        if others:
+            raise ValueError(f"from_nir: node {cur!r} also receives input from {others}; only chains of nodes "
+                             f"(with neuron layers recurrent through one Linear/Affine) are supported")
+        if cur == outputs[0]:
+            break
+        if cur in order or cur == inputs[0]:
+            raise ValueError(f"from_nir: the graph has a cycle through {cur!r} that is not a recurrent layer")
+        order.append(cur)
+    unused = sorted(set(nodes) - {inputs[0], outputs[0]} - set(order) - set(rec.values()))
+    if unused:
+        raise ValueError(f"from_nir: node(s) {unused} are not on the chain from input to output")
+    return inputs[0], order, rec
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # NIR -> snn
 # ----------------------------------------------------------------------------------------------------------------
-def _scalar(v, what: str) -> float:
+def _scalar(v, what: str, n: int | None = None) -> float:
+    """One value for the whole layer from a NIR parameter array (scalar, or one equal value per neuron)."""
     a = np.asarray(v, dtype=np.float64).ravel()
-    if a.size == 0 or not np.allclose(a, a[0], rtol=1e-6, atol=0):
-        raise ValueError(f"{what}: per-neuron values are not supported (snn neurons share one value per layer)")
+    if a.size == 0:
+        raise ValueError(f"{what} is empty")
+    if n is not None and a.size not in (1, n):
+        raise ValueError(f"{what} has {a.size} values for a layer of {n} neurons")
+    if not np.all(a == a[0]):
+        raise ValueError(f"{what}: per-neuron values are not supported (snn neurons share one value per layer; "
+                         f"found values from {a.min():g} to {a.max():g})")
     return float(a[0])
 
 
@@ -169,116 +465,186 @@ def _close(a: float, b: float) -> bool:
     return bool(np.isclose(a, b, rtol=1e-5, atol=1e-12))
 
 
-def _neuron_module(node, dt: float, name: str, backend: str) -> BaseNeuron:
+def _if_module(node, dt, p, kw):
+    if not _close(p("r"), 1 / dt):
+        raise ValueError(f"r = {p('r'):g} must be 1/dt = {1 / dt:g} (one snn step is dt)")
+    return IF(v_threshold=p("v_threshold"), v_reset=p("v_reset"), **kw)
+
+
+def _lif_module(node, dt, p, kw):
+    tau = p("tau") / dt
+    r, v_reset = p("r"), p("v_reset")
+    if not _close(p("v_leak"), v_reset):
+        raise ValueError(f"v_leak = {p('v_leak'):g} must equal v_reset = {v_reset:g}")
+    if not (_close(r, 1.0) or _close(r, tau)):
+        raise ValueError(f"r = {r:g} must be 1 (decay_input) or tau/dt = {tau:g}")
+    return LIF(tau=tau, v_threshold=p("v_threshold"), v_reset=v_reset,
+               decay_input=_close(r, 1.0) and not _close(tau, 1.0), **kw)
+
+
+def _cubalif_module(node, dt, p, kw):
+    du, dv = dt / p("tau_syn"), dt / p("tau_mem")
+    if not (_close(p("w_in"), 1 / du) and _close(p("r"), 1 / dv)):
+        raise ValueError(f"w_in = {p('w_in'):g} and r = {p('r'):g} must be tau_syn/dt = {1 / du:g} and "
+                         f"tau_mem/dt = {1 / dv:g}")
+    if p("v_reset") != 0.0:
+        raise ValueError(f"v_reset = {p('v_reset'):g}: CUBALIF resets to 0")
+    return CUBALIF(du=du, dv=dv, v_threshold=p("v_threshold"), bias=p("v_leak") * dv, **kw)
+
+
+def _neuron_module(node, dt: float, name: str, n: int, backend: str) -> BaseNeuron:
+    """The snn neuron (``strict_threshold=True``: NIR fires on ``v > v_threshold``) for a NIR neuron node."""
     nir = _nir()
-    kw = dict(step_mode="m", backend=backend)
-    if isinstance(node, nir.IF):
-        if not _close(_scalar(node.r, f"{name}.r"), 1 / dt):
-            raise ValueError(f"{name}: nir.IF.r must be 1/dt = {1 / dt:g} (one snn step is dt)")
-        return IF(v_threshold=_scalar(node.v_threshold, f"{name}.v_threshold"),
-                  v_reset=_scalar(node.v_reset, f"{name}.v_reset"), **kw)
-    if isinstance(node, nir.LIF):
-        tau = _scalar(node.tau, f"{name}.tau") / dt
-        r, v_reset = _scalar(node.r, f"{name}.r"), _scalar(node.v_reset, f"{name}.v_reset")
-        if not _close(_scalar(node.v_leak, f"{name}.v_leak"), v_reset):
-            raise ValueError(f"{name}: nir.LIF.v_leak must equal v_reset")
-        if not (_close(r, 1.0) or _close(r, tau)):
-            raise ValueError(f"{name}: nir.LIF.r must be 1 (decay_input) or tau/dt = {tau:g}, got {r}")
-        return LIF(tau=tau, v_threshold=_scalar(node.v_threshold, f"{name}.v_threshold"), v_reset=v_reset,
-                   decay_input=_close(r, 1.0) and not _close(tau, 1.0), **kw)
-    if isinstance(node, nir.CubaLIF):
-        du, dv = dt / _scalar(node.tau_syn, f"{name}.tau_syn"), dt / _scalar(node.tau_mem, f"{name}.tau_mem")
-        if not (_close(_scalar(node.w_in, f"{name}.w_in"), 1 / du) and _close(_scalar(node.r, f"{name}.r"), 1 / dv)):
-            raise ValueError(f"{name}: nir.CubaLIF needs w_in = tau_syn/dt and r = tau_mem/dt")
-        if not _close(_scalar(node.v_reset, f"{name}.v_reset"), 0.0):
-            raise ValueError(f"{name}: CUBALIF resets to 0; nir.CubaLIF.v_reset must be 0")
-        return CUBALIF(du=du, dv=dv, v_threshold=_scalar(node.v_threshold, f"{name}.v_threshold"),
-                       bias=_scalar(node.v_leak, f"{name}.v_leak") * dv, **kw)
-    return None
+    kw = dict(step_mode="m", backend=backend, strict_threshold=True)
+    build = {nir.IF: _if_module, nir.LIF: _lif_module, nir.CubaLIF: _cubalif_module}[type(node)]
+    p = lambda field: _scalar(getattr(node, field), field, n)  # noqa: E731
+    try:
+        return build(node, dt, p, kw)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"from_nir: node {name!r} ({type(node).__name__}, dt={dt:g}): {e}") from None
+
+
+def _weight(node, name: str, ndim: int) -> torch.Tensor:
+    w = torch.as_tensor(np.asarray(node.weight, dtype=np.float32))
+    if w.dim() != ndim or 0 in w.shape:
+        raise ValueError(f"from_nir: node {name!r} ({type(node).__name__}): weight must be a non-empty "
+                         f"{ndim}-D array, got shape {tuple(w.shape)}")
+    return w
+
+
+def _bias(node, name: str, n: int) -> torch.Tensor:
+    b = torch.as_tensor(np.asarray(node.bias, dtype=np.float32))
+    if b.dim() == 0:
+        b = b.expand(n)
+    if b.shape != (n,):
+        raise ValueError(f"from_nir: node {name!r} ({type(node).__name__}): bias must have {n} entries, got shape "
+                         f"{tuple(b.shape)}")
+    return b
+
+
+def _ints(v, name: str, what: str):
+    a = np.atleast_1d(np.asarray(v))
+    if a.dtype.kind not in "iu" and not (a.dtype.kind == "f" and np.all(a == np.round(a))):
+        raise ValueError(f"from_nir: node {name!r}: {what} must be integers, got {v!r}")
+    return tuple(int(x) for x in a)
+
+
+def _affine_module(node, name):
+    nir = _nir()
+    w = _weight(node, name, 2)
+    has_bias = isinstance(node, nir.Affine)
+    m = layers.Linear(w.shape[1], w.shape[0], bias=has_bias, step_mode="m")
+    with torch.no_grad():
+        m.weight.copy_(w)
+        if has_bias:
+            m.bias.copy_(_bias(node, name, w.shape[0]))
+    return m
+
+
+def _conv_module(node, name):
+    nir = _nir()
+    one_d = isinstance(node, nir.Conv1d)
+    w = _weight(node, name, 3 if one_d else 4)
+    cls = layers.Conv1d if one_d else layers.Conv2d
+    padding = node.padding if isinstance(node.padding, str) else _ints(node.padding, name, "padding")
+    groups = _ints(node.groups, name, "groups")[0]
+    m = cls(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]), stride=_ints(node.stride, name, "stride"),
+            padding=padding if isinstance(padding, str) or len(padding) > 1 else padding[0],
+            dilation=_ints(node.dilation, name, "dilation"), groups=groups, bias=True, step_mode="m")
+    with torch.no_grad():
+        m.weight.copy_(w)
+        m.bias.copy_(_bias(node, name, w.shape[0]))
+    return m
 
 
 def _layer_module(node, name: str) -> nn.Module:
     nir = _nir()
-    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
     if isinstance(node, (nir.Affine, nir.Linear)):
-        w = t(node.weight)
-        m = layers.Linear(w.shape[1], w.shape[0], bias=isinstance(node, nir.Affine), step_mode="m")
-        with torch.no_grad():
-            m.weight.copy_(w)
-            if isinstance(node, nir.Affine):
-                m.bias.copy_(t(node.bias))
-        return m
+        return _affine_module(node, name)
     if isinstance(node, (nir.Conv1d, nir.Conv2d)):
-        w = t(node.weight)
-        cls = layers.Conv1d if isinstance(node, nir.Conv1d) else layers.Conv2d
-        m = cls(w.shape[1] * node.groups, w.shape[0], tuple(w.shape[2:]), stride=node.stride, padding=node.padding,
-                dilation=node.dilation, groups=node.groups, bias=True, step_mode="m")
-        with torch.no_grad():
-            m.weight.copy_(w)
-            m.bias.copy_(t(node.bias))
-        return m
+        return _conv_module(node, name)
     if isinstance(node, nir.AvgPool2d):
         return layers.AvgPool2d(_pair2(node.kernel_size), _pair2(node.stride), _pair2(node.padding), step_mode="m")
     if isinstance(node, nir.SumPool2d):
         return SumPool2d(_pair2(node.kernel_size), _pair2(node.stride), _pair2(node.padding))
     if isinstance(node, nir.Flatten):
         shift = lambda d: d + 1 if d >= 0 else d  # noqa: E731
-        return layers.Flatten(start_dim=shift(node.start_dim), end_dim=shift(node.end_dim), step_mode="m")
-    raise ValueError(f"{name}: NIR node {type(node).__name__} has no snn counterpart; supported: "
-                     f"{', '.join(NIR_SUPPORTED)}")
+        start, end = _ints(node.start_dim, name, "start_dim")[0], _ints(node.end_dim, name, "end_dim")[0]
+        return layers.Flatten(start_dim=shift(start), end_dim=shift(end), step_mode="m")
+    raise ValueError(f"from_nir: node {name!r} is a NIR {type(node).__name__}, which has no snn counterpart; "
+                     f"supported: {', '.join(NIR_IMPORTABLE)}")
 
 
-def _chain(graph):
-    """Node names from input to output, and the recurrent Linear node of each self-recurrent neuron."""
+def _out_shape(m: nn.Module, shape: tuple, name: str) -> tuple:
+    """The sample shape after the stateless layer ``m`` (run on the meta device: no memory, any size)."""
+    try:
+        probe = copy.deepcopy(m).to("meta")
+        with torch.no_grad():
+            return tuple(plain_forward(probe, torch.empty(1, *shape, device="meta")).shape[1:])
+    except (RuntimeError, ValueError, IndexError, TypeError) as e:
+        raise ValueError(f"from_nir: node {name!r} does not accept input of shape {shape}: {e}") from None
+
+
+def _input_shape(node, name: str) -> tuple:
+    shape = np.atleast_1d(np.asarray(next(iter(node.input_type.values()), None)))
+    if shape.dtype.kind not in "iuf" or shape.size == 0 or np.any(shape < 1) or np.any(shape != np.round(shape)):
+        raise ValueError(f"from_nir: Input node {name!r} has shape {shape.tolist()}; it must be positive integers")
+    return tuple(int(s) for s in shape)
+
+
+def _recurrent_module(neuron, node, name: str, shape: tuple, rec_name: str) -> Recurrent:
     nir = _nir()
-    succ = defaultdict(list)
-    for a, b in graph.edges:
-        succ[a].append(b)
-    inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
-    if len(inputs) != 1:
-        raise ValueError(f"from_nir: the graph needs exactly one Input node, found {len(inputs)}")
-    order, rec, cur = [], {}, inputs[0]
-    while True:
-        nexts = list(succ[cur])
-        for r in list(nexts):
-            if succ[r] == [cur] and isinstance(graph.nodes[r], (nir.Linear, nir.Affine)):
-                rec[cur] = r
-                nexts.remove(r)
-        if not nexts:
-            break
-        if len(nexts) != 1:
-            raise ValueError(f"from_nir: node {cur!r} branches to {nexts}; only sequential graphs (and neuron "
-                             f"layers recurrent through one Linear) are supported")
-        cur = nexts[0]
-        if isinstance(graph.nodes[cur], nir.Output):
-            break
-        if cur in order:
-            raise ValueError(f"from_nir: the graph has a cycle through {cur!r} that is not a recurrent layer")
-        order.append(cur)
-    return order, rec
+    n = math.prod(shape)
+    w = _weight(node, rec_name, 2)
+    if len(shape) != 1 or w.shape != (n, n):
+        raise ValueError(f"from_nir: recurrent node {rec_name!r} of {name!r}: weight {tuple(w.shape)} must be "
+                         f"[{n}, {n}] over a flat layer (neuron shape {shape})")
+    b = _bias(node, rec_name, n) if isinstance(node, nir.Affine) else None
+    return Recurrent(neuron, n, w, bias=b)
+
+
+def _graph_dt(graph, dt, where: str) -> float:
+    if dt is not None:
+        return check_dt(dt, "from_nir")
+    meta = getattr(graph, "metadata", None)
+    if not isinstance(meta, dict) or "dt" not in meta:
+        return DEFAULT_DT
+    try:
+        return check_dt(np.asarray(meta["dt"]).item(), f"from_nir: {where}'s metadata['dt']")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{e} (pass dt= to override it)") from None
 
 
 def from_nir(graph, dt: float | None = None, backend: str = "auto") -> nn.Sequential:
     """An snn ``nn.Sequential`` (step mode 'm': input ``[T, B, ...]``) from an ``nir.NIRGraph`` or a file path.
 
-    ``dt`` defaults to the graph's ``metadata['dt']`` when present, else ``1e-4`` (SpikingJelly's default).
-    ``backend`` is given to every neuron.
+    ``dt`` (seconds per step, finite and > 0) defaults to the graph's ``metadata['dt']`` when present, else
+    ``1e-4`` (SpikingJelly's default). ``backend`` is given to every neuron. Every neuron fires on
+    ``v > v_threshold`` (``strict_threshold=True``), as NIR says. A node snn cannot express, a graph that is not
+    a chain, a NaN/Inf parameter or a shape that does not fit is a ``ValueError`` naming the node.
     """
     nir = _nir()
+    where = "the graph"
     if not isinstance(graph, nir.NIRGraph):
-        graph = nir.read(str(graph))
-    if dt is None:
-        dt = float((getattr(graph, "metadata", None) or {}).get("dt", DEFAULT_DT))
-    order, rec = _chain(graph)
+        if isinstance(graph, nir.NIRNode):
+            raise TypeError(f"from_nir: expected an nir.NIRGraph or a file path, got a single "
+                            f"{type(graph).__name__} node")
+        where = f"NIR file {graph}"
+        graph = read_nir(graph)
+    dt = _graph_dt(graph, dt, where)
+    nodes, edges = _flatten(dict(graph.nodes), _edge_list(graph.edges, where))
+    _check_nodes_finite(nodes, f"from_nir ({where})")
+    first, order, rec = _chain(nodes, edges)
+    shape = _input_shape(nodes[first], first)
     mods = []
     for name in order:
-        node = graph.nodes[name]
-        neuron = _neuron_module(node, dt, name, backend)
-        if neuron is None:
-            mods.append(_layer_module(node, name))
-        elif name in rec:
-            w = torch.as_tensor(np.asarray(graph.nodes[rec[name]].weight), dtype=torch.float32)
-            mods.append(Recurrent(neuron, w.shape[0], w))
+        node = nodes[name]
+        if _is_neuron(node):
+            neuron = _neuron_module(node, dt, name, math.prod(shape), backend)
+            mods.append(_recurrent_module(neuron, nodes[rec[name]], name, shape, rec[name]) if name in rec
+                        else neuron)
         else:
-            mods.append(neuron)
+            m = _layer_module(node, name)
+            shape = _out_shape(m, shape, name)
+            mods.append(m)
     return nn.Sequential(*mods)

@@ -19,7 +19,7 @@ import torch
 
 from ... import surrogate as sg
 from .constants import ACT_SHIFT, DECAY_UNITY, MAX_UV, VTH_SHIFT
-from .lowering import CubaNet
+from .lowering import CubaNet, check_finite_net, lava_threshold
 from .quantizer import FixedLayer, FixedNet
 
 
@@ -115,6 +115,7 @@ def emulate_fixed(net: FixedNet, x_seq: torch.Tensor, *, surrogate=None, all_lay
     (used by :class:`QATNet`).
     """
     surrogate = sg.get(surrogate)
+    check_finite_net(net)
     T, B = x_seq.shape[:2]
     s = _input_ints(x_seq, net.input_bits).reshape(T, B, -1)
     x_max = float(2 ** net.input_bits - 1) if net.input_bits else 1.0
@@ -133,15 +134,18 @@ def emulate_fixed(net: FixedNet, x_seq: torch.Tensor, *, surrogate=None, all_lay
 
 
 def emulate_float(net: CubaNet, x_seq: torch.Tensor, *, all_layers: bool = False, surrogate=None):
-    """Lava's ``floating_pt`` LIF/Dense arithmetic in float64 on snn's timeline (see the module docstring).
+    """Lava's ``floating_pt`` LIF/Dense arithmetic in float64 on snn's timeline (see the module docstring),
+    with the threshold of :func:`~snn.export.loihi.lowering.lava_threshold` (each layer's own comparison).
 
     Returns spikes ``[T, B, *out_shape]``, or for a readout network the final readout potential ``[B, *out_shape]``.
     """
     surrogate = sg.get(surrogate)
+    check_finite_net(net)
     T, B = x_seq.shape[:2]
     s = x_seq.double().reshape(T, B, -1)
     outs = []
     for L in net.layers:
+        vth = lava_threshold(L)
         a_ff = (s.reshape(T * B, -1) @ L.weight.to(s.device, torch.float64).t()).reshape(T, B, -1)
         bias = L.bias.to(s.device, torch.float64)
         u = torch.zeros_like(a_ff[0])
@@ -155,7 +159,7 @@ def emulate_float(net: CubaNet, x_seq: torch.Tensor, *, all_layers: bool = False
             u = u * (1 - L.du) + a
             v = v * (1 - L.dv) + u + bias
             if not L.readout:
-                sp = _spike(v, L.vth, surrogate)
+                sp = _spike(v, vth, surrogate)
                 v = v * (1 - sp)
             out.append(sp)
         s = torch.stack(out)

@@ -10,7 +10,7 @@ with the identity basis. The neuron becomes Lava's CUBA LIF (``lava.proc.lif.pro
     V[t] = V[t-1]·(1 - dv) + U[t] + bias
     S[t] = V[t] > vth;   V[t] = 0 where S[t]
 
-Mapping of snn neurons (all exact up to float rounding, except the threshold comparison)::
+Mapping of snn neurons (all exact up to float rounding)::
 
     CUBALIF           du, dv, vth, bias as given; a Linear bias is allowed only with du = 1
     IF  (v_reset=r)   du = 1, dv = 0,     vth = V_th - r, W, bias = b
@@ -19,9 +19,12 @@ Mapping of snn neurons (all exact up to float rounding, except the threshold com
     PLIF              as LIF with tau = 1/sigmoid(w)
 
 The potential is shifted by ``r`` (V' = V - r) so Lava's reset to 0 is snn's reset to ``r``.
-Where it cannot be exact: Lava fires on ``V > vth``, snn's IF/LIF on ``V >= V_th``; the two differ only
-when the potential lands exactly on the threshold. Soft reset (``v_reset=None``), ALIF and MaxPool have
-no Lava LIF counterpart and are rejected with a clear error.
+Threshold comparison: Lava fires on ``V > vth``; snn's IF/LIF/PLIF fire on ``V >= V_th`` unless built with
+``strict_threshold=True``. :class:`CubaLayer` keeps the neuron's comparison in ``strict``, and
+:func:`lava_threshold` gives the threshold that makes Lava's ``>`` the neuron's own test in float64
+(``V >= vth  ⟺  V > nextafter(vth, -inf)``); the fixed-point quantizer realises ``>=`` exactly in integers
+(see :mod:`.quantizer`). Soft reset (``v_reset=None``), ALIF and MaxPool have no Lava LIF counterpart and
+are rejected with a clear error; so are non-finite weights and parameters, naming the layer.
 
 Affine layers after the last neuron (a classifier's ``Linear`` readout, trained on the mean over time of
 its output) become a non-spiking *readout* layer: du = 1, dv = 0 and an unreachable threshold, so its
@@ -32,15 +35,17 @@ A :class:`snn.lsm.LiquidStateMachine` (ideal weights) is lowered as ``Linear(W_i
 (:func:`lsm_as_sequential`).
 
 A recurrent layer is any module with a ``recurrent_weight`` tensor ``[N, N]`` and a ``neuron``
-(e.g. :class:`Recurrent`): its input is ``I[t] = W·x[t] + W_rec·S[t-1]`` (the one-step delay is
-what Lava's recurrent ``Dense`` gives).
+(e.g. :class:`Recurrent`, whose optional ``recurrent_bias`` joins the connection bias): its input is
+``I[t] = W·x[t] + W_rec·S[t-1] + b_rec`` (the one-step delay is what Lava's recurrent ``Dense`` gives).
 """
 from __future__ import annotations
 
 import copy
+import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -76,21 +81,27 @@ class SumPool2d(nn.Module):
 
 
 class Recurrent(MemoryModule):
-    """A recurrent spiking layer: ``I[t] = x[t] + W_rec·S[t-1]``, ``S[t] = neuron(I[t])``.
+    """A recurrent spiking layer: ``I[t] = x[t] + W_rec·S[t-1] + b_rec``, ``S[t] = neuron(I[t])``, ``S[-1] = 0``.
 
     ``neuron`` is an snn neuron (driven one step at a time here); input ``[T, B, N]`` (``step_mode='m'``, the
-    default) or ``[B, N]`` (``'s'``). The last spikes are state, cleared by :meth:`reset` (and so by
+    default) or ``[B, N]`` (``'s'``). ``bias`` (``b_rec [N]``, optional) is the recurrent connection's bias, added
+    at every step (an NIR recurrent ``Affine``). The last spikes are state, cleared by :meth:`reset` (and so by
     ``snn.reset(net)``). This is the documented form :func:`lower` maps onto a Lava LIF with a recurrent
     ``Dense`` (any module with a ``recurrent_weight [N, N]`` and a ``neuron`` attribute is lowered the same way).
     """
 
-    def __init__(self, neuron: BaseNeuron, n: int, weight: torch.Tensor | None = None, step_mode: str = "m"):
+    def __init__(self, neuron: BaseNeuron, n: int, weight: torch.Tensor | None = None, step_mode: str = "m", *,
+                 bias: torch.Tensor | None = None):
         super().__init__(step_mode)
         self.neuron = neuron
         w = torch.zeros(n, n) if weight is None else torch.as_tensor(weight, dtype=torch.float32)
         if w.shape != (n, n):
             raise ValueError(f"Recurrent: weight must be [{n}, {n}], got {tuple(w.shape)}")
         self.recurrent_weight = nn.Parameter(w.clone())
+        b = None if bias is None else torch.as_tensor(bias, dtype=torch.float32)
+        if b is not None and b.shape != (n,):
+            raise ValueError(f"Recurrent: bias must be [{n}], got {tuple(b.shape)}")
+        self.recurrent_bias = None if b is None else nn.Parameter(b.clone())
         self.s = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,7 +110,10 @@ class Recurrent(MemoryModule):
         s = torch.zeros_like(x_seq[0]) if self.s is None else self.s
         out = []
         for x_t in x_seq:
-            s = self.neuron(x_t + s @ self.recurrent_weight.t())
+            rec = s @ self.recurrent_weight.t()
+            if self.recurrent_bias is not None:
+                rec = rec + self.recurrent_bias
+            s = self.neuron(x_t + rec)
             out.append(s)
         self.s = s
         y = torch.stack(out)
@@ -132,6 +146,8 @@ class CubaLayer(DenseShape):
     """One CUBA LIF layer with its input connection, float (Lava ``floating_pt``) form.
 
     ``weight [N_out, N_in]`` and ``bias [N_out]`` are in potential units; ``rec_weight [N_out, N_out]`` or None.
+    ``strict``: the neuron fires on ``V > vth`` (Lava's own test, CUBALIF, ``strict_threshold=True``) or, when
+    False, on ``V >= vth`` (snn's IF/LIF/PLIF default); :func:`lava_threshold` maps it onto Lava's ``>``.
     """
 
     name: str
@@ -143,6 +159,15 @@ class CubaLayer(DenseShape):
     rec_weight: torch.Tensor | None = None
     out_shape: tuple = ()
     readout: bool = False
+    strict: bool = True
+
+
+def lava_threshold(L: CubaLayer) -> float:
+    """The float64 threshold θ for which Lava's ``V > θ`` is the layer's own test on float64 potentials:
+    ``θ = vth`` when ``L.strict``, else ``θ = nextafter(vth, -inf)`` (no float64 lies strictly between the two,
+    so ``V >= vth ⟺ V > θ``)."""
+    vth = float(L.vth)
+    return vth if L.strict else float(np.nextafter(vth, -math.inf))
 
 
 @dataclass
@@ -248,40 +273,80 @@ def _affine_map(ops, in_shape, name):
     return (y[1:] - b).t().contiguous(), b.clone(), out_shape
 
 
+def check_finite_module(m: nn.Module, label: str) -> None:
+    """Refuse a module whose parameters or buffers hold NaN/Inf, naming the layer and the tensor."""
+    for pname, t in itertools.chain(m.named_parameters(), m.named_buffers()):
+        if t is not None and t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+            n = int((~torch.isfinite(t.detach())).sum())
+            raise ValueError(f"layer {label} ({type(m).__name__}): {pname} has {n} non-finite value(s) (NaN/Inf); "
+                             f"an export needs finite weights and parameters")
+
+
+def check_finite_values(label: str, **values) -> None:
+    """Refuse NaN/Inf in named scalars or tensors of one layer (``label``), naming the value."""
+    for name, v in values.items():
+        if v is None:
+            continue
+        t = torch.as_tensor(v.detach() if isinstance(v, torch.Tensor) else v, dtype=torch.float64)
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"layer {label}: {name} is not finite ({int((~torch.isfinite(t)).sum())} NaN/Inf "
+                             f"value(s)); an export needs finite weights and parameters")
+
+
+def check_finite_net(net) -> None:
+    """Refuse a lowered network (:class:`CubaNet` or fixed-point ``FixedNet``) with a NaN/Inf weight or
+    parameter, naming the layer (a readout's infinite float threshold is its design, not an error)."""
+    for L in net.layers:
+        vals = {f.name: getattr(L, f.name) for f in fields(L)
+                if f.name not in ("name", "out_shape", "readout", "strict")}
+        if L.readout and isinstance(L, CubaLayer):
+            vals.pop("vth")
+        check_finite_values(f"{L.name} of the lowered network", **vals)
+
+
 def _neuron_params(neuron, name):
-    """(du, dv, vth, v_offset, weight_scale, bias) of the CUBA LIF that stands for ``neuron``."""
+    """(du, dv, vth, weight_scale, bias, strict) of the CUBA LIF that stands for ``neuron``."""
     who = f"{name} ({type(neuron).__name__})"
     if isinstance(neuron, ALIF):
         raise LoweringError(f"{who}: adaptive thresholds have no Lava LIF counterpart; supported: "
                             f"{', '.join(SUPPORTED_LAYERS)}")
+    check_finite_module(neuron, name)
     if isinstance(neuron, CUBALIF):
-        return float(neuron.du), float(neuron.dv), float(neuron.v_threshold), 1.0, float(neuron.bias)
-    if isinstance(neuron, LIF):  # IF and PLIF are LIFs
+        p = float(neuron.du), float(neuron.dv), float(neuron.v_threshold), 1.0, float(neuron.bias), True
+    elif isinstance(neuron, LIF):  # IF and PLIF are LIFs
         if neuron.v_reset is None:
             raise LoweringError(f"{who}: soft reset (v_reset=None) cannot be mapped: Lava's LIF resets to 0; "
                                 f"use a hard reset (v_reset=0.0)")
         k = float(torch.as_tensor(neuron.decay()).detach())
         vth = float(neuron.v_threshold) - float(neuron.v_reset)
         w_scale = k if (neuron.decay_input and not isinstance(neuron, IF)) else 1.0
-        return 1.0, k, vth, w_scale, 0.0
-    raise LoweringError(f"{who} is not a supported neuron")
+        p = 1.0, k, vth, w_scale, 0.0, bool(getattr(neuron, "strict_threshold", False))
+    else:
+        raise LoweringError(f"{who} is not a supported neuron")
+    check_finite_values(who, du=p[0], dv=p[1], v_threshold=p[2], decay=p[3], bias=p[4])
+    return p
 
 
 def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
     """Lower ``model`` (an ``nn.Sequential`` or a single neuron) for inputs of shape ``in_shape`` (no T, B).
 
-    Raises :class:`LoweringError` naming an unsupported layer and listing :data:`SUPPORTED_LAYERS`.
+    Raises :class:`LoweringError` naming an unsupported layer and listing :data:`SUPPORTED_LAYERS`, and
+    ``ValueError`` naming a layer with a NaN/Inf weight or parameter.
     """
     in_shape, cur_shape = tuple(in_shape), tuple(in_shape)
     layers, pending = [], []
     for name, m in iter_sequential(model):
         label = name or type(m).__name__
         if isinstance(m, _AFFINE) or is_dropout(m):
+            check_finite_module(m, label)
             pending.append(m)
             continue
-        rec = None
+        rec = rec_bias = None
         if hasattr(m, "recurrent_weight") and hasattr(m, "neuron"):
+            check_finite_module(m, label)
             rec = torch.as_tensor(m.recurrent_weight).detach().double()
+            rb = getattr(m, "recurrent_bias", None)
+            rec_bias = None if rb is None else torch.as_tensor(rb).detach().double()
             neuron = m.neuron
         elif isinstance(m, BaseNeuron):
             neuron = m
@@ -292,7 +357,9 @@ def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
             raise LoweringError(f"{label}: a neuron layer needs a connection (e.g. Linear) before it")
         w, b, out_shape = _affine_map(pending, cur_shape, label)
         pending = []
-        du, dv, vth, w_scale, nbias = _neuron_params(neuron, label)
+        du, dv, vth, w_scale, nbias, strict = _neuron_params(neuron, label)
+        if rec_bias is not None:
+            b = b + rec_bias
         if du != 1.0 and bool((b != 0).any()):
             raise LoweringError(f"{label}: a connection bias before a CUBALIF with du={du} != 1 cannot be mapped "
                                 f"exactly (it would decay in the current); use bias=False or the neuron's bias")
@@ -300,7 +367,8 @@ def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
             raise LoweringError(f"{label}: recurrent_weight must be [{w.shape[0]}, {w.shape[0]}], "
                                 f"got {tuple(rec.shape)}")
         layers.append(CubaLayer(name=label, weight=w * w_scale, bias=b * w_scale + nbias, du=du, dv=dv, vth=vth,
-                                rec_weight=None if rec is None else rec * w_scale, out_shape=out_shape))
+                                rec_weight=None if rec is None else rec * w_scale, out_shape=out_shape,
+                                strict=strict))
         cur_shape = out_shape
     if pending:
         if not layers:

@@ -3,8 +3,15 @@ r"""The Loihi 2 fixed-point quantizer: :func:`quantize`, :class:`FixedLayer`, :c
 :func:`quantize` turns a :class:`~snn.export.loihi.CubaNet` into a :class:`FixedNet` in the ranges of Lava's
 ``PyLifModelBitAcc`` and fixed-point ``Dense`` (:data:`~snn.export.loihi.constants.RANGES`): per layer a scale
 ``s`` maps float potentials to integers; weights become 8-bit mantissas ``m`` (Lava weight ``2m``, sign mode
-MIXED) with a shared exponent ``e``; the threshold ``vth = round(s·V_th / 64)`` (Lava compares with
-``vth << 6``); ``du``, ``dv`` become 12-bit integers; the bias becomes ``mant << exp``.
+MIXED) with a shared exponent ``e``; ``du``, ``dv`` become 12-bit integers; the bias becomes ``mant << exp``.
+
+Threshold: Lava fires on ``v > (vth << 6)``. The scale is chosen so that the float threshold lands exactly on an
+integer potential, ``s·V_th = 64·vth + δ``: ``δ = 0`` for a strict layer (``V > V_th ⟺ v > 64·vth``) and
+``δ = 1`` for a layer that fires on ``V >= V_th`` (in integers ``v >= 64·vth + 1 ⟺ v > 64·vth``), so the
+integer network keeps the layer's own comparison.
+
+Non-finite weights or parameters are refused naming the layer; values outside Loihi's ranges raise
+:class:`LoihiRangeError` unless ``clip=True`` (then they are clipped and counted in ``report``).
 """
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .constants import DECAY_UNITY, RANGES
-from .lowering import CubaLayer, CubaNet, DenseShape
+from .lowering import CubaLayer, CubaNet, DenseShape, check_finite_net
 
 VTH_TARGET = 512            # quantizer aims for vth >= this (threshold rounding error <= 0.1%)
 
@@ -91,6 +98,15 @@ def _weight_exp_for(w_max: float, scale: float) -> int:
     return math.ceil(math.log2(w_max * scale / (2 * 64 * 127)) - 1e-12)
 
 
+def _threshold_and_scale(L: CubaLayer, scale: float, delta: int, check) -> tuple[int, float]:
+    """The integer threshold ``k`` and the scale ``s' <= scale`` with ``s'·V_th = 64·k + delta``: Lava's
+    ``v > 64·k`` is then ``v > s'·V_th`` (strict, ``delta = 0``) or ``v >= s'·V_th`` (``delta = 1``) on integer
+    potentials. ``k`` must lie in [1, 2^17 - 1] (a threshold of 0 would give the scale 0)."""
+    k = math.floor((L.vth * scale - delta) / 64)
+    k = int(check(L.name, "vth", k, (1, RANGES["vth"][1])))
+    return k, (64 * k + delta) / L.vth
+
+
 def _quantize_weight(w, scale, exp, layer, what, check):
     """Lava weights ``2·round(w·scale / (2·64·2^exp))`` (Lava applies ``<< exp`` and ``<< 6``)."""
     m = torch.round(w * scale / (2 * 64 * 2.0 ** exp))
@@ -132,6 +148,7 @@ def quantize(net: CubaNet, clip: bool = False, vth_target: int = VTH_TARGET) -> 
     weight exponent giving ``vth >= vth_target``. Out-of-range values raise :class:`LoihiRangeError`
     naming the layer, value and range; with ``clip=True`` they are clipped and counted in ``report``.
     """
+    check_finite_net(net)
     check = _Ranges(clip)
     layers, in_scale = [], (2 ** net.input_bits - 1) if net.input_bits else 1
     for L in net.layers:
@@ -139,19 +156,24 @@ def quantize(net: CubaNet, clip: bool = False, vth_target: int = VTH_TARGET) -> 
         if L.readout:
             layers.append(_quantize_readout(L, w, check))
             continue
+        if not L.vth > 0:
+            raise LoihiRangeError(f"{L.name}: threshold vth = {L.vth} must be > 0 to be quantized (it sets the "
+                                  f"layer's scale)")
+        delta = 0 if L.strict else 1
         w_max = float(w.abs().max()) if w.numel() else 0.0
         if L.rec_weight is not None and L.rec_weight.numel():
             w_max = max(w_max, float(L.rec_weight.abs().max()))
         lo_e, hi_e = RANGES["weight_exp"]
-        exp, scale = hi_e, None
+        scale = None
         for e in range(lo_e, hi_e + 1):
-            s = (2 * 64 * 127 * 2.0 ** e / w_max) if w_max > 0 else 64.0 * vth_target / L.vth
-            if L.vth * s / 64 >= vth_target or e == hi_e:
-                exp, scale = e, s
+            s = (2 * 64 * 127 * 2.0 ** e / w_max) if w_max > 0 else 64.0 * (vth_target + 1) / L.vth
+            if (L.vth * s - delta) / 64 >= vth_target or e == hi_e:
+                scale = s
                 break
         vth_max = RANGES["vth"][1]
         if L.vth * scale / 64 > vth_max:       # weights tiny against the threshold: cap the scale
             scale = vth_max * 64 / L.vth
+        vth, scale = _threshold_and_scale(L, scale, delta, check)
         wexp = check(L.name, "weight_exp", _weight_exp_for(float(w.abs().max()) if w.numel() else 0, scale), None)
         weight = _quantize_weight(w, scale, wexp, L.name, "weight", check)
         rec, rexp = None, 0
@@ -160,7 +182,6 @@ def quantize(net: CubaNet, clip: bool = False, vth_target: int = VTH_TARGET) -> 
             rec = _quantize_weight(L.rec_weight, scale, rexp, L.name, "rec_weight", check)
         du = check(L.name, f"du (4096·{L.du:g} - 1)", round(L.du * DECAY_UNITY) - 1, None)
         dv = check(L.name, f"dv (4096·{L.dv:g})", round(L.dv * DECAY_UNITY), None)
-        vth = check(L.name, "vth", round(L.vth * scale / 64), None)
         mant, bexp = _quantize_bias(L.bias * scale, L.name, check)
         layers.append(FixedLayer(name=L.name, weight=weight, weight_exp=int(wexp), bias_mant=mant, bias_exp=bexp,
                                  du=int(du), dv=int(dv), vth=int(vth), scale=scale, rec_weight=rec,
