@@ -1,4 +1,5 @@
 import gzip
+import re
 
 import numpy as np
 import pytest
@@ -99,3 +100,57 @@ def test_batches_cover_everything_once():
     assert sorted(seen.tolist()) == list(range(10))
     with pytest.raises(ValueError, match="batch_size"):
         next(data.batches(x, y, 0))
+
+
+# -- IDX files written per LeCun's spec: big-endian magic 0x00000803 / 0x00000801, big-endian int32 sizes --
+def _idx_bytes(type_code, shape, payload: bytes) -> bytes:
+    return (0x0000_0000 | type_code << 8 | len(shape)).to_bytes(4, "big") \
+        + b"".join(d.to_bytes(4, "big", signed=True) for d in shape) + payload
+
+
+def _write_fashion_files(root, split="t10k", n=3, images=None, labels=None):
+    """The two IDX files of a split, byte by byte; ``images``/``labels`` replace either file's bytes."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    lbl = np.arange(n, dtype=np.uint8) % 10
+    (root / f"{split}-images-idx3-ubyte").write_bytes(images if images is not None else
+                                                      _idx_bytes(0x08, (n, 28, 28), img.tobytes()))
+    (root / f"{split}-labels-idx1-ubyte").write_bytes(labels if labels is not None else
+                                                      _idx_bytes(0x08, (n,), lbl.tobytes()))
+    other = "train" if split == "t10k" else "t10k"
+    for stem, arr in ((f"{other}-images-idx3-ubyte", img), (f"{other}-labels-idx1-ubyte", lbl)):
+        write_idx(root / stem, arr)
+    return img, lbl
+
+
+def test_spec_written_idx_files_load(tmp_path):
+    img, lbl = _write_fashion_files(tmp_path)
+    assert (tmp_path / "t10k-images-idx3-ubyte").read_bytes()[:4] == b"\x00\x00\x08\x03"  # magic 2051
+    assert (tmp_path / "t10k-labels-idx1-ubyte").read_bytes()[:4] == b"\x00\x00\x08\x01"  # magic 2049
+    x, y = data.load("fashion-mnist", "test", data_dir=tmp_path)
+    assert torch.equal(x[:, 0], torch.from_numpy(img).float() / 255) and y.tolist() == lbl.tolist()
+    # write_idx writes exactly the spec's bytes
+    write_idx(tmp_path / "w.idx", img)
+    assert (tmp_path / "w.idx").read_bytes() == (tmp_path / "t10k-images-idx3-ubyte").read_bytes()
+
+
+def test_read_idx_big_endian_types(tmp_path):
+    p = tmp_path / "f.idx"
+    p.write_bytes(_idx_bytes(0x0D, (2, 2), np.array([1.5, -2, 3, 4], dtype=">f4").tobytes()))
+    assert read_idx(p).tolist() == [[1.5, -2.0], [3.0, 4.0]]
+    p.write_bytes(_idx_bytes(0x0B, (3,), np.array([1, -1, 300], dtype=">i2").tobytes()))
+    assert read_idx(p).tolist() == [1, -1, 300]
+
+
+@pytest.mark.parametrize("which, code, dtype, found", [
+    ("images", 0x0D, ">f4", "float32"), ("labels", 0x0D, ">f4", "float32"),
+    ("labels", 0x0C, ">i4", "int32"), ("images", 0x09, "i1", "signed byte")])
+def test_wrong_element_type_is_refused_by_name(tmp_path, which, code, dtype, found):
+    n = 3
+    shape = (n, 28, 28) if which == "images" else (n,)
+    bad = _idx_bytes(code, shape, np.ones(shape, dtype=dtype).tobytes())
+    _write_fashion_files(tmp_path, **{which: bad})
+    expected = "unsigned byte [N, 28, 28]" if which == "images" else "unsigned byte [N]"
+    with pytest.raises(IDXError, match=rf"t10k-{which}-idx\d-ubyte: expected an IDX array of "
+                                       rf"{re.escape(expected)}, got {found}"):
+        data.load("fashion-mnist", "test", data_dir=tmp_path)

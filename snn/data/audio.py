@@ -39,7 +39,7 @@ from .events import bin_events_channels, make_events
 
 __all__ = ["erb", "erb_space", "gammatone_bank", "cochleagram", "audio_to_events", "synthesize", "phonemes",
            "EspeakNotFound", "load_spoken_words", "load_spoken_digits", "DIGIT_WORDS", "VOCABULARY",
-           "DEFAULT_VOICES", "cache_dir", "read_wav"]
+           "DEFAULT_VOICES", "cache_dir", "spoken_words_cache", "read_wav"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # Common English words for the zero-shot word task (snn.lsm.zeroshot): varied phonemes, none of them a digit
@@ -181,17 +181,8 @@ def load_spoken_words(words, voices=DEFAULT_VOICES, speeds=DEFAULT_SPEEDS, pitch
     into ``words``), meta dict)``, one utterance per (word, voice, speed, pitch). Each utterance is trimmed of
     silence and binned over its first ``duration_s`` seconds (later spikes are dropped). Raises
     :class:`EspeakNotFound` without espeak-ng."""
-    words = [str(w) for w in words]
-    if not words or len(set(words)) != len(words) or not all(w.strip() for w in words):
-        raise ValueError(f"load_spoken_words: need distinct non-empty words, got {words[:5]}...")
-    _check_settings(voices, speeds, pitches, n_bins, n_channels, duration_s, max_rate)
-    settings = dict(voices=list(voices), speeds=list(speeds), pitches=list(pitches), n_bins=n_bins,
-                    n_channels=n_channels, duration_s=duration_s, max_rate=max_rate,
-                    version=2)  # changes whenever the conversion does, so that no stale cache is reused
-    if tuple(words) != DIGIT_WORDS:  # the digits' cache key predates the word list
-        settings["words"] = words
-    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    path = cache_dir() / f"spoken-{'digits' if tuple(words) == DIGIT_WORDS else 'words'}-{key}.pt"
+    words, settings = _settings(words, voices, speeds, pitches, n_bins, n_channels, duration_s, max_rate)
+    path = _cache_path(words, settings)
     if cache and path.is_file():
         return _load_cache(path, n_bins, n_channels, len(words))
     _espeak()  # fail early and clearly
@@ -207,6 +198,32 @@ def load_spoken_words(words, voices=DEFAULT_VOICES, speeds=DEFAULT_SPEEDS, pitch
     if cache:
         atomic_torch_save({"x": x, "y": y, "meta": meta}, path)
     return x, y, meta
+
+
+def spoken_words_cache(words, voices=DEFAULT_VOICES, speeds=DEFAULT_SPEEDS, pitches=DEFAULT_PITCHES,
+                       n_bins: int = 40, n_channels: int = 32, duration_s: float = 0.8,
+                       max_rate: float = 200.0) -> Path:
+    """The cache file :func:`load_spoken_words` reads and writes for these settings (in :func:`cache_dir`)."""
+    return _cache_path(*_settings(words, voices, speeds, pitches, n_bins, n_channels, duration_s, max_rate))
+
+
+def _settings(words, voices, speeds, pitches, n_bins, n_channels, duration_s, max_rate) -> tuple[list, dict]:
+    """The checked word list and the settings dict that keys the cache."""
+    words = [str(w) for w in words]
+    if not words or len(set(words)) != len(words) or not all(w.strip() for w in words):
+        raise ValueError(f"load_spoken_words: need distinct non-empty words, got {words[:5]}...")
+    _check_settings(voices, speeds, pitches, n_bins, n_channels, duration_s, max_rate)
+    settings = dict(voices=list(voices), speeds=list(speeds), pitches=list(pitches), n_bins=n_bins,
+                    n_channels=n_channels, duration_s=duration_s, max_rate=max_rate,
+                    version=2)  # changes whenever the conversion does, so that no stale cache is reused
+    if tuple(words) != DIGIT_WORDS:  # the digits' cache key predates the word list
+        settings["words"] = words
+    return words, settings
+
+
+def _cache_path(words: list, settings: dict) -> Path:
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir() / f"spoken-{'digits' if tuple(words) == DIGIT_WORDS else 'words'}-{key}.pt"
 
 
 def _check_settings(voices, speeds, pitches, n_bins, n_channels, duration_s, max_rate) -> None:

@@ -97,8 +97,7 @@ def as_events(events, who: str = "as_events") -> np.ndarray:
                         f"EVENT_DTYPE; build one with make_events(x, y, t, p)), got {kind}")
     if events.ndim != 1:
         raise ValueError(f"{who}: events must be a 1-D event array, got shape {events.shape}")
-    if events.dtype == EVENT_DTYPE and not (events.size and (events["t"].min() < 0 or
-                                                              not np.isin(events["p"], (0, 1)).all())):
+    if events.dtype == EVENT_DTYPE and _in_range(events):
         return events
     return _event_array(*(events[f] for f in _FIELDS), who, _EVENT_FIELD_NAMES)
 
@@ -106,9 +105,15 @@ def as_events(events, who: str = "as_events") -> np.ndarray:
 _EVENT_FIELD_NAMES = tuple(f"events['{f}']" for f in _FIELDS)
 
 
+def _in_range(ev: np.ndarray) -> bool:
+    """Whether an :data:`EVENT_DTYPE` array holds only what :func:`make_events` accepts (its dtype bounds
+    x and y; t and p need a look)."""
+    return ev.size == 0 or (ev["t"].min() >= 0 and bool(np.isin(ev["p"], (0, 1)).all()))
+
+
 # -- foreign event formats ---------------------------------------------------------------------------
 _MAGIC = ((b"#!AER-DAT", None), (b"\x89HDF\r\n\x1a\n", "HDF5"), (b"\x93NUMPY", "NumPy .npy"),
-          (b"PK\x03\x04", "ZIP (e.g. NumPy .npz)"), (b"\x1f\x8b", "gzip-compressed data (decompress it first)"))
+          (b"PK\x03\x04", "ZIP (e.g. NumPy .npz)"), (b"\x1f\x8b\x08", "gzip-compressed data (decompress it first)"))
 _TEXT_LINE = re.compile(rb"[\x20-\x7e\t]{6,}\r?\n")
 _EVT_VERSIONS = {"2": "2.0", "21": "2.1", "3": "3.0"}  # 'format EVT21' in a header means EVT 2.1
 
@@ -116,8 +121,7 @@ _EVT_VERSIONS = {"2": "2.0", "21": "2.1", "3": "3.0"}  # 'format EVT21' in a hea
 def _prophesee_format(header: bytes) -> str:
     """Which Prophesee file a ``%`` text header introduces: RAW with its EVT encoding, or DAT."""
     text = header.decode("ascii", "replace").lower()
-    evt = re.search(r"%\s*evt\s+([0-9.]+)", text) or re.search(r"format\s+evt\s*([0-9.]+)", text) \
-        or re.search(r"format\s*=?\s*evt([0-9.]+)", text)
+    evt = re.search(r"(?:%\s*evt\s+|format\s*=?\s*evt\s*)([0-9.]+)", text)  # '% evt 3.0', '% format EVT3;...'
     if evt:
         version = evt.group(1).rstrip(".")
         return f"Prophesee RAW (EVT {_EVT_VERSIONS.get(version, version)})"
@@ -128,9 +132,9 @@ def sniff_event_format(head: bytes) -> str | None:
     """The format a file's first bytes announce when it is not N-MNIST (``None`` when nothing is announced).
 
     Recognised: AEDAT 1-4 (``#!AER-DAT<version>``), Prophesee DAT and RAW/EVT 2/2.1/3 (``%`` text header
-    lines), HDF5, NumPy ``.npy``/``.npz``, gzip, and other text. An N-MNIST file cannot start with a
-    printable text line ending in a newline: its third byte holds the first event's timestamp bits 22..16,
-    which stay below 32 (a printable character) for the first 2 s of a recording.
+    lines), HDF5, NumPy ``.npy``/``.npz``, gzip, and other text. None of these can open a real N-MNIST or
+    N-Caltech101 recording: its third byte holds the first event's timestamp bits 22..16, which are 0 for
+    the first 65 ms (the magic numbers need 3 or more, a text line 32 or more).
     """
     for magic, name in _MAGIC:
         if head.startswith(magic):
