@@ -86,7 +86,7 @@ void on_device(const Tensor& x, Cpu&& cpu, Gpu&& gpu) {
 #endif
 
 snn::LifParams lif_params(double decay, double v_threshold, double v_reset, bool hard_reset, bool decay_input,
-                          bool detach_reset, int64_t surrogate, double alpha) {
+                          bool detach_reset, int64_t surrogate, double alpha, bool strict_threshold) {
   TORCH_CHECK(surrogate >= 0 && surrogate < snn::kNumSurrogates, "snn._C: unknown surrogate kind ", surrogate,
               " (accepted 0..4, see snn.surrogate.KINDS)");
   snn::LifParams p;
@@ -96,6 +96,7 @@ snn::LifParams lif_params(double decay, double v_threshold, double v_reset, bool
   p.hard_reset = hard_reset;
   p.decay_input = decay_input;
   p.detach_reset = detach_reset;
+  p.strict_threshold = strict_threshold;
   p.surrogate = static_cast<int>(surrogate);
   p.alpha = alpha;
   return p;
@@ -104,10 +105,11 @@ snn::LifParams lif_params(double decay, double v_threshold, double v_reset, bool
 // ---- LIF ------------------------------------------------------------------------------------
 std::tuple<Tensor, Tensor, Tensor, Tensor> lif_forward(const Tensor& x, const Tensor& v0, double decay,
                                                        double v_threshold, double v_reset, bool hard_reset,
-                                                       bool decay_input, bool save_h, bool record_v) {
+                                                       bool decay_input, bool save_h, bool record_v,
+                                                       bool strict_threshold) {
   check_seq(x, "x_seq");
   check_like(v0, x, "v_init", false);
-  const auto p = lif_params(decay, v_threshold, v_reset, hard_reset, decay_input, false, 0, 1.0);
+  const auto p = lif_params(decay, v_threshold, v_reset, hard_reset, decay_input, false, 0, 1.0, strict_threshold);
   Tensor spikes = at::empty_like(x), v_last = at::empty_like(v0);
   Tensor h_seq = maybe_empty(save_h, x), v_seq = maybe_empty(record_v, x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "snn_lif_forward", [&] {
@@ -123,7 +125,7 @@ std::tuple<Tensor, Tensor, Tensor> lif_backward(const Tensor& grad_spikes, const
                                                 const OptTensor& grad_v_seq, const Tensor& h_seq, const OptTensor& x,
                                                 const Tensor& v0, double decay, double v_threshold, double v_reset,
                                                 bool hard_reset, bool decay_input, bool detach_reset,
-                                                int64_t surrogate, double alpha, bool grad_decay) {
+                                                int64_t surrogate, double alpha, bool grad_decay, bool strict_threshold) {
   check_seq(h_seq, "h_seq");
   check_like(grad_spikes, h_seq, "grad_spikes", true);
   check_opt(grad_v_last, h_seq, "grad_v_last", false);
@@ -132,7 +134,8 @@ std::tuple<Tensor, Tensor, Tensor> lif_backward(const Tensor& grad_spikes, const
   check_like(v0, h_seq, "v_init", false);
   TORCH_CHECK(!(grad_decay && decay_input && !(x.has_value() && x->defined())),
               "snn._C: the decay gradient with decay_input=True needs x_seq");
-  const auto p = lif_params(decay, v_threshold, v_reset, hard_reset, decay_input, detach_reset, surrogate, alpha);
+  const auto p = lif_params(decay, v_threshold, v_reset, hard_reset, decay_input, detach_reset, surrogate, alpha,
+                            strict_threshold);
   Tensor grad_x = at::empty_like(h_seq), grad_v0 = at::empty_like(v0);
   Tensor gd = grad_decay ? at::zeros({1}, h_seq.options().dtype(at::kDouble)) : Tensor();
   AT_DISPATCH_FLOATING_TYPES(h_seq.scalar_type(), "snn_lif_backward", [&] {
@@ -149,12 +152,12 @@ std::tuple<Tensor, Tensor, Tensor> lif_backward(const Tensor& grad_spikes, const
 // ---- ALIF -----------------------------------------------------------------------------------
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> alif_forward(
     const Tensor& x, const Tensor& v0, const Tensor& b0, double decay, double rho, double beta, double v_threshold,
-    double v_reset, bool hard_reset, bool decay_input, bool save, bool record_v) {
+    double v_reset, bool hard_reset, bool decay_input, bool save, bool record_v, bool strict_threshold) {
   check_seq(x, "x_seq");
   check_like(v0, x, "v_init", false);
   check_like(b0, x, "b_init", false);
   snn::AlifParams p;
-  p.lif = lif_params(decay, v_threshold, v_reset, hard_reset, decay_input, false, 0, 1.0);
+  p.lif = lif_params(decay, v_threshold, v_reset, hard_reset, decay_input, false, 0, 1.0, strict_threshold);
   p.rho = rho;
   p.beta = beta;
   Tensor spikes = at::empty_like(x), v_last = at::empty_like(v0), b_last = at::empty_like(b0);
@@ -173,7 +176,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> alif_backward(
     const Tensor& grad_spikes, const OptTensor& grad_v_last, const OptTensor& grad_b_last, const OptTensor& grad_v_seq,
     const Tensor& h_seq, const Tensor& b_seq, const OptTensor& x, const Tensor& v0, const Tensor& b0, double decay,
     double rho, double beta, double v_threshold, double v_reset, bool hard_reset, bool decay_input, bool detach_reset,
-    int64_t surrogate, double alpha, bool grad_decay) {
+    int64_t surrogate, double alpha, bool grad_decay, bool strict_threshold) {
   check_seq(h_seq, "h_seq");
   check_like(b_seq, h_seq, "b_seq", true);
   check_like(grad_spikes, h_seq, "grad_spikes", true);
@@ -186,7 +189,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> alif_backward(
   TORCH_CHECK(!(grad_decay && decay_input && !(x.has_value() && x->defined())),
               "snn._C: the decay gradient with decay_input=True needs x_seq");
   snn::AlifParams p;
-  p.lif = lif_params(decay, v_threshold, v_reset, hard_reset, decay_input, detach_reset, surrogate, alpha);
+  p.lif = lif_params(decay, v_threshold, v_reset, hard_reset, decay_input, detach_reset, surrogate, alpha,
+                     strict_threshold);
   p.rho = rho;
   p.beta = beta;
   Tensor grad_x = at::empty_like(h_seq), grad_v0 = at::empty_like(v0), grad_b0 = at::empty_like(b0);
@@ -288,22 +292,24 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       py::arg("bytes"));
   m.def("lif_forward", &lif_forward, "IF/LIF/PLIF multi-step forward -> (spikes, v_last, h_seq?, v_seq?)",
         py::arg("x"), py::arg("v0"), py::arg("decay"), py::arg("v_threshold"), py::arg("v_reset"),
-        py::arg("hard_reset"), py::arg("decay_input"), py::arg("save_h"), py::arg("record_v"));
+        py::arg("hard_reset"), py::arg("decay_input"), py::arg("save_h"), py::arg("record_v"),
+        py::arg("strict_threshold") = false);
   m.def("lif_backward", &lif_backward, "IF/LIF/PLIF multi-step backward -> (grad_x, grad_v0, grad_decay?)",
         py::arg("grad_spikes"), py::arg("grad_v_last"), py::arg("grad_v_seq"), py::arg("h_seq"), py::arg("x"),
         py::arg("v0"), py::arg("decay"), py::arg("v_threshold"), py::arg("v_reset"), py::arg("hard_reset"),
         py::arg("decay_input"), py::arg("detach_reset"), py::arg("surrogate"), py::arg("alpha"),
-        py::arg("grad_decay"));
+        py::arg("grad_decay"), py::arg("strict_threshold") = false);
   m.def("alif_forward", &alif_forward,
         "ALIF multi-step forward -> (spikes, v_last, b_last, h_seq?, b_seq?, v_seq?)", py::arg("x"), py::arg("v0"),
         py::arg("b0"), py::arg("decay"), py::arg("rho"), py::arg("beta"), py::arg("v_threshold"), py::arg("v_reset"),
-        py::arg("hard_reset"), py::arg("decay_input"), py::arg("save"), py::arg("record_v"));
+        py::arg("hard_reset"), py::arg("decay_input"), py::arg("save"), py::arg("record_v"),
+        py::arg("strict_threshold") = false);
   m.def("alif_backward", &alif_backward, "ALIF multi-step backward -> (grad_x, grad_v0, grad_b0, grad_decay?)",
         py::arg("grad_spikes"), py::arg("grad_v_last"), py::arg("grad_b_last"), py::arg("grad_v_seq"),
         py::arg("h_seq"), py::arg("b_seq"), py::arg("x"), py::arg("v0"), py::arg("b0"), py::arg("decay"),
         py::arg("rho"), py::arg("beta"), py::arg("v_threshold"), py::arg("v_reset"), py::arg("hard_reset"),
         py::arg("decay_input"), py::arg("detach_reset"), py::arg("surrogate"), py::arg("alpha"),
-        py::arg("grad_decay"));
+        py::arg("grad_decay"), py::arg("strict_threshold") = false);
   m.def("cubalif_forward", &cubalif_forward,
         "CUBALIF multi-step forward -> (spikes, u_last, v_last, vpre_seq?, v_seq?); cu = 1 - du, cv = 1 - dv",
         py::arg("x"), py::arg("u0"), py::arg("v0"), py::arg("cu"), py::arg("cv"), py::arg("v_threshold"),

@@ -46,11 +46,15 @@ SNN_HD T lif_dh_dd(T v_prev, T x, T vr) {
 }
 
 // ---- fire ----------------------------------------------------------------------------------
-// S = Θ(m) with m = H - V_th: 1 where m >= 0 (Θ_strict: m > 0, CUBALIF / Loihi).
+// S = Θ(m) with m = H - V_th: 1 where m >= 0; with STRICT (a neuron's strict_threshold, and
+// always for CUBALIF / Loihi) Θ_strict: 1 where m > 0 (snn.surrogate: surrogate(m, strict=True)).
+template <bool STRICT = false, typename T>
+SNN_HD T fire(T m) {
+  if (STRICT) return m > T(0) ? T(1) : T(0);
+  return m >= T(0) ? T(1) : T(0);
+}
 template <typename T>
-SNN_HD T fire(T m) { return m >= T(0) ? T(1) : T(0); }
-template <typename T>
-SNN_HD T fire_strict(T m) { return m > T(0) ? T(1) : T(0); }
+SNN_HD T fire_strict(T m) { return fire<true>(m); }
 
 // ---- reset ---------------------------------------------------------------------------------
 // hard: V = H·(1 - S) + V_r·S = S ? V_r : H     soft: V = H - θ·S = S ? H - θ : H

@@ -18,6 +18,7 @@ struct LifParams {
   bool hard_reset = true;
   bool decay_input = true;
   bool detach_reset = false;
+  bool strict_threshold = false;  // fire on H > V_th (else H >= V_th)
   int surrogate = 0;   // snn/surrogate.py kind
   double alpha = 4.0;  // surrogate sharpness
 };

@@ -5,6 +5,11 @@ Every neuron takes ``step_mode='s'`` (input ``[B, ...]``) or ``'m'`` (input
 and runs its dynamics on ``backend='auto'|'torch'|'cpp'|'cuda'|'triton'``.
 The equations are in :mod:`snn.functional`.
 
+Precision: float16/bfloat16 inputs run with the state (``v``, ``b``, ``u``) in float32, in every
+backend and both step modes, and the state stays float32 between single-step calls; spikes and
+``v_seq`` come back in the input dtype. So one input gives the same spikes on every backend and in
+either step mode (float64 inputs keep a float64 state).
+
 Threshold comparison: IF, LIF, PLIF and ALIF fire on ``H >= V_th`` (SpikingJelly's convention)
 unless built with ``strict_threshold=True``, which fires on ``H > V_th`` (NIR, Norse, snnTorch);
 CUBALIF always fires on ``V > V_th`` (Lava/Loihi). ``neuron.strict_threshold`` says which.
@@ -16,6 +21,7 @@ import math
 import torch
 import torch.nn as nn
 
+from . import functional as F
 from . import ops
 from . import surrogate as sg
 from .base import MemoryModule
@@ -63,14 +69,16 @@ class BaseNeuron(MemoryModule):
         return 0.0
 
     def _state(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        """The state ``name`` for an input step shaped like ``like``; created on first use."""
+        """The state ``name`` for an input step shaped like ``like``, in the state dtype (float32 for 16-bit
+        inputs, :func:`snn.functional.state_dtype`); created on first use."""
+        dtype = F.state_dtype(like.dtype)
         cur = getattr(self, name)
         if cur is None:
-            return torch.full_like(like, self._initial(name))
+            return torch.full(like.shape, self._initial(name), dtype=dtype, device=like.device)
         if cur.shape != like.shape:
             raise ValueError(f"{type(self).__name__}: input step shape {tuple(like.shape)} differs from the state "
                              f"shape {tuple(cur.shape)}; call snn.functional.reset(net) between batches")
-        return cur.to(dtype=like.dtype, device=like.device)
+        return cur.to(dtype=dtype, device=like.device)
 
     # -- forward -------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:

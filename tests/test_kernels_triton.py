@@ -61,7 +61,8 @@ def _worker_case(case: dict) -> None:
     surrogate = sg.KINDS[case["kind"]](case["alpha"])
     kw = dict(surrogate=surrogate, detach_reset=case["detach"], record_v=case["record_v"])
     if fam in ("lif", "alif"):
-        kw.update(v_threshold=case["v_th"], v_reset=case["v_reset"], decay_input=case["decay_input"])
+        kw.update(v_threshold=case["v_th"], v_reset=case["v_reset"], decay_input=case["decay_input"],
+                  strict_threshold=case.get("strict", False))
         if fam == "alif":
             kw.update(rho=case["rho"], beta=case["beta"])
     else:
@@ -93,7 +94,7 @@ def _worker_case(case: dict) -> None:
     if T == 0:      # the reference cannot stack zero steps: the state passes through unchanged
         assert out_t[0].shape == x.shape and out_t[0].dtype == dtype
         for got, st in zip(out_t[1:1 + len(states)], states):
-            assert torch.equal(got, st)
+            assert got.dtype == ref_dt and torch.equal(got, st.to(ref_dt))   # states come back in the state dtype
         if case["record_v"]:
             assert out_t[-1].shape == x.shape
         return
@@ -109,7 +110,10 @@ def _worker_case(case: dict) -> None:
     assert torch.equal(out_t[0].to(ref_dt), out_r[0]), "spikes differ from the reference"
     tol = {torch.float32: 1e-5, torch.float64: 1e-10}.get(dtype)
     for i, (a, b) in enumerate(zip(out_t[1:], out_r[1:])):
-        if dtype == torch.float16:
+        if a.dtype == ref_dt:   # a state: kept in the state dtype (float32 for 16-bit inputs)
+            t = {torch.float32: 1e-5, torch.float64: 1e-10}[ref_dt]
+            torch.testing.assert_close(a, b, atol=t, rtol=t, msg=lambda m: f"output {i + 1}: {m}")
+        elif dtype == torch.float16:
             assert torch.equal(a, b.to(dtype)), f"output {i + 1}: not the rounded float32 reference"
         elif half:
             # the interpreter casts float32 -> bfloat16 by truncation (GPUs round to nearest even): 1 ulp
@@ -328,6 +332,7 @@ def _lif_cases(draw):
     case["decay"] = 0.0 if variant == "if" else draw(st.floats(0.05, 0.95))
     case["decay_input"] = False if variant == "if" else draw(st.booleans())
     case["grid"] = draw(st.booleans()) and variant != "if"
+    case["strict"] = draw(st.booleans())
     if case["grid"]:
         case["decay"], case["v_th"] = 0.5, 1.0
         case["v_reset"] = draw(st.sampled_from([None, 0.0, -0.25]))
@@ -392,6 +397,8 @@ def test_edge_cases(worker, family, edge):
         "threshold_ties": dict(grid=True, T=6, shape=[4, 50], plif=family != "cubalif"),
     }[edge]
     worker(_base(family, **kw))
+    if edge == "threshold_ties" and family != "cubalif":
+        worker(_base(family, strict=True, **kw))
     if edge == "some_outputs":
         worker(_base(family, used=[False, True, True, False], seed=8))
 

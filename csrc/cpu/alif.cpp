@@ -4,7 +4,7 @@
 // (see lif.cpp), the threshold adapts with the carried state B (B[-1] = b_init):
 //
 //   forward   H[t] = charge(V[t-1], X[t])                  θ[t] = V_th + β·B[t-1]
-//             S[t] = Θ(H[t] - θ[t])
+//             S[t] = Θ(H[t] - θ[t])                   (strict_threshold: H[t] > θ[t])
 //             V[t] = S ? V_r : H  (hard)    V[t] = S ? H - θ[t] : H  (soft)
 //             B[t] = ρ·B[t-1] + S[t]
 //   backward  (reverse in t; carries gV = ∂L/∂V[t], gB = ∂L/∂B[t])
@@ -33,14 +33,14 @@ template <typename T>
 inline T threshold(T vth, T beta, T b) { return vth + beta * b; }
 
 // One time step over a block: charge, adaptive threshold, fire, reset; V and B in place.
-template <bool DI, bool HARD, typename T>
+template <bool DI, bool HARD, bool STRICT, typename T>
 SNN_SIMD_CLONES void forward_step(const T* __restrict x, T* __restrict s, T* __restrict v, T* __restrict bb,
                                   T* __restrict h, int64_t len, T d, T vr, T vth, T rho, T beta) {
 #pragma omp simd
   for (int64_t i = 0; i < len; ++i) {
     const T hi = lif_charge<DI>(v[i], x[i], d, vr);
     const T theta = threshold(vth, beta, bb[i]);
-    const T si = fire(hi - theta);
+    const T si = fire<STRICT>(hi - theta);
     s[i] = si;
     h[i] = hi;
     v[i] = lif_reset<HARD>(hi, si, theta, vr);
@@ -49,7 +49,7 @@ SNN_SIMD_CLONES void forward_step(const T* __restrict x, T* __restrict s, T* __r
 }
 
 // One reverse time step over a block; gV and gB carried in place, gH kept for the decay gradient.
-template <int K, bool HARD, typename T>
+template <int K, bool HARD, bool STRICT, typename T>
 SNN_SIMD_CLONES void backward_step(const T* __restrict h, const T* __restrict bprev, const T* __restrict gs,
                                    T* __restrict gx, T* __restrict gv, T* __restrict gb, T* __restrict gh,
                                    int64_t len, T vth, T vr, T alpha, T keep, T rho, T beta, T dhdx,
@@ -58,7 +58,7 @@ SNN_SIMD_CLONES void backward_step(const T* __restrict h, const T* __restrict bp
 #pragma omp simd
   for (int64_t i = 0; i < len; ++i) {
     const T hi = h[i], theta = threshold(vth, beta, bprev[i]), m = hi - theta;
-    const T s = fire(m), sg = surrogate_grad<K>(m, alpha);
+    const T s = fire<STRICT>(m), sg = surrogate_grad<K>(m, alpha);
     const T gS = gs[i] + gb[i] + keep * gv[i] * lif_dv_ds<HARD>(hi, theta, vr);
     const T gm = gS * sg;
     const T g = gv[i] * lif_dv_dh<HARD>(s) + gm;
@@ -70,7 +70,7 @@ SNN_SIMD_CLONES void backward_step(const T* __restrict h, const T* __restrict bp
   }
 }
 
-template <bool DI, bool HARD, typename T>
+template <bool DI, bool HARD, bool STRICT, typename T>
 void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
   const T d = T(p.lif.decay), vr = T(p.lif.v_reset), vth = T(p.lif.v_threshold);
   const T rho = T(p.rho), beta = T(p.beta);
@@ -85,7 +85,7 @@ void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
     for (int64_t t = 0; t < a.steps; ++t) {
       for_each_chunk(len, [&](int64_t c, int64_t m) {
         const int64_t off = t * a.n + i0 + c;
-        forward_step<DI, HARD>(a.x + off, s.dst(off), v + c, bb + c, h.dst(off), m, d, vr, vth, rho, beta);
+        forward_step<DI, HARD, STRICT>(a.x + off, s.dst(off), v + c, bb + c, h.dst(off), m, d, vr, vth, rho, beta);
         s.flush(off, m);
         h.flush(off, m);
         record(a.b_seq, off, bb + c, m, stream);
@@ -95,7 +95,7 @@ void forward_impl(const AlifForward<T>& a, const AlifParams& p, int threads) {
   });
 }
 
-template <int K, bool DI, bool HARD, typename T>
+template <int K, bool DI, bool HARD, bool STRICT, typename T>
 void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
   const T d = T(p.lif.decay), vr = T(p.lif.v_reset), vth = T(p.lif.v_threshold), alpha = T(p.lif.alpha);
   const T rho = T(p.rho), beta = T(p.beta);
@@ -118,15 +118,15 @@ void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
         const int64_t off = t * a.n + i0 + c;
         if (a.grad_v_seq) add_into(gv + c, a.grad_v_seq + off, m);
         const T* bprev = t > 0 ? a.b_seq + off - a.n : a.b0 + i0 + c;
-        backward_step<K, HARD>(a.h_seq + off, bprev, a.grad_spikes + off, gx.dst(off), gv + c, gb + c, gh, m, vth,
-                               vr, alpha, keep, rho, beta, dhdx, one_minus_d);
+        backward_step<K, HARD, STRICT>(a.h_seq + off, bprev, a.grad_spikes + off, gx.dst(off), gv + c, gb + c, gh,
+                                       m, vth, vr, alpha, keep, rho, beta, dhdx, one_minus_d);
         gx.flush(off, m);
         if (a.grad_decay) {  // V[t-1] is the reset of H[t-1] at θ(B[t-2]) (B[-1] = b0)
           const T* h_prev = t > 0 ? a.h_seq + off - a.n : nullptr;
           const T* b_prev2 = t > 1 ? a.b_seq + off - 2 * a.n : a.b0 + i0 + c;
           const T* x = DI ? a.x + off : nullptr;
           auto theta_prev = [&](int64_t i) { return threshold(vth, beta, b_prev2[i]); };
-          partial[(i0 + c) / kChunk] += decay_grad_chunk<DI, HARD>(h_prev, a.v0 + i0 + c, x, gh, m, vr, theta_prev);
+          partial[(i0 + c) / kChunk] += decay_grad_chunk<DI, HARD, STRICT>(h_prev, a.v0 + i0 + c, x, gh, m, vr, theta_prev);
         }
       });
     }
@@ -139,7 +139,10 @@ void backward_impl(const AlifBackward<T>& a, const AlifParams& p, int threads) {
 template <typename T>
 void alif_forward(const AlifForward<T>& a, const AlifParams& p, int threads) {
   dispatch_bool(p.lif.decay_input, [&](auto di) {
-    dispatch_bool(p.lif.hard_reset, [&](auto hard) { forward_impl<di.value, hard.value>(a, p, threads); });
+    dispatch_bool(p.lif.hard_reset, [&](auto hard) {
+      dispatch_bool(p.lif.strict_threshold,
+                    [&](auto strict) { forward_impl<di.value, hard.value, strict.value>(a, p, threads); });
+    });
   });
 }
 
@@ -147,7 +150,11 @@ template <typename T>
 void alif_backward(const AlifBackward<T>& a, const AlifParams& p, int threads) {
   dispatch_kind(p.lif.surrogate, [&](auto k) {
     dispatch_bool(p.lif.decay_input, [&](auto di) {
-      dispatch_bool(p.lif.hard_reset, [&](auto hard) { backward_impl<k.value, di.value, hard.value>(a, p, threads); });
+      dispatch_bool(p.lif.hard_reset, [&](auto hard) {
+        dispatch_bool(p.lif.strict_threshold, [&](auto strict) {
+          backward_impl<k.value, di.value, hard.value, strict.value>(a, p, threads);
+        });
+      });
     });
   });
 }

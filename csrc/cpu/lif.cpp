@@ -5,7 +5,7 @@
 //
 //   forward   H[t] = V[t-1] + (X[t] - (V[t-1] - V_r))·d        (decay_input)
 //                  = V[t-1] - (V[t-1] - V_r)·d + X[t]          (otherwise)
-//             S[t] = Θ(H[t] - V_th)
+//             S[t] = Θ(H[t] - V_th)          (strict_threshold: H[t] > V_th)
 //             V[t] = S ? V_r : H  (hard)    V[t] = S ? H - V_th : H  (soft)
 //   backward  (reverse in t, carry gV = ∂L/∂V[t], starting from ∂L/∂V[T-1])
 //             σ    = σ'(H[t] - V_th)
@@ -28,13 +28,13 @@ namespace cpu {
 namespace {
 
 // One time step over a block: charge, fire, reset (V in place); H kept for the caller.
-template <bool DI, bool HARD, typename T>
+template <bool DI, bool HARD, bool STRICT, typename T>
 SNN_SIMD_CLONES void forward_step(const T* __restrict x, T* __restrict s, T* __restrict v, T* __restrict h,
                                   int64_t len, T d, T vr, T vth) {
 #pragma omp simd
   for (int64_t i = 0; i < len; ++i) {
     const T hi = lif_charge<DI>(v[i], x[i], d, vr);
-    const T si = fire(hi - vth);
+    const T si = fire<STRICT>(hi - vth);
     s[i] = si;
     h[i] = hi;
     v[i] = lif_reset<HARD>(hi, si, vth, vr);
@@ -42,14 +42,14 @@ SNN_SIMD_CLONES void forward_step(const T* __restrict x, T* __restrict s, T* __r
 }
 
 // One reverse time step over a block: gH from gS and the carried gV; gX written, gV carried.
-template <int K, bool HARD, typename T>
+template <int K, bool HARD, bool STRICT, typename T>
 SNN_SIMD_CLONES void backward_step(const T* __restrict h, const T* __restrict gs, T* __restrict gx, T* __restrict gv,
                                    T* __restrict gh, int64_t len, T vth, T vr, T alpha, T keep, T dhdx,
                                    T one_minus_d) {
 #pragma omp simd
   for (int64_t i = 0; i < len; ++i) {
     const T hi = h[i], m = hi - vth;
-    const T s = fire(m), sg = surrogate_grad<K>(m, alpha);
+    const T s = fire<STRICT>(m), sg = surrogate_grad<K>(m, alpha);
     const T dvdh = lif_dv_dh<HARD>(s) + keep * lif_dv_ds<HARD>(hi, vth, vr) * sg;
     const T g = gs[i] * sg + gv[i] * dvdh;
     gx[i] = g * dhdx;
@@ -58,7 +58,7 @@ SNN_SIMD_CLONES void backward_step(const T* __restrict h, const T* __restrict gs
   }
 }
 
-template <bool DI, bool HARD, typename T>
+template <bool DI, bool HARD, bool STRICT, typename T>
 void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
   const T d = T(p.decay), vr = T(p.v_reset), vth = T(p.v_threshold);
   const bool stream = streams(a.steps, a.n, sizeof(T));
@@ -70,7 +70,7 @@ void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
     for (int64_t t = 0; t < a.steps; ++t) {
       for_each_chunk(len, [&](int64_t c, int64_t m) {
         const int64_t off = t * a.n + i0 + c;
-        forward_step<DI, HARD>(a.x + off, s.dst(off), v + c, h.dst(off), m, d, vr, vth);
+        forward_step<DI, HARD, STRICT>(a.x + off, s.dst(off), v + c, h.dst(off), m, d, vr, vth);
         s.flush(off, m);
         h.flush(off, m);
         record(a.v_seq, off, v + c, m, stream);
@@ -79,7 +79,7 @@ void forward_impl(const LifForward<T>& a, const LifParams& p, int threads) {
   });
 }
 
-template <int K, bool DI, bool HARD, typename T>
+template <int K, bool DI, bool HARD, bool STRICT, typename T>
 void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
   const T d = T(p.decay), vr = T(p.v_reset), vth = T(p.v_threshold), alpha = T(p.alpha);
   const T keep = p.detach_reset ? T(0) : T(1);
@@ -97,14 +97,14 @@ void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
       for_each_chunk(len, [&](int64_t c, int64_t m) {
         const int64_t off = t * a.n + i0 + c;
         if (a.grad_v_seq) add_into(gv + c, a.grad_v_seq + off, m);
-        backward_step<K, HARD>(a.h_seq + off, a.grad_spikes + off, gx.dst(off), gv + c, gh, m, vth, vr, alpha, keep,
-                               dhdx, one_minus_d);
+        backward_step<K, HARD, STRICT>(a.h_seq + off, a.grad_spikes + off, gx.dst(off), gv + c, gh, m, vth, vr,
+                                       alpha, keep, dhdx, one_minus_d);
         gx.flush(off, m);
         if (a.grad_decay) {
           const T* h_prev = t > 0 ? a.h_seq + off - a.n : nullptr;
           const T* x = DI ? a.x + off : nullptr;
           partial[(i0 + c) / kChunk] +=
-              decay_grad_chunk<DI, HARD>(h_prev, a.v0 + i0 + c, x, gh, m, vr, [&](int64_t) { return vth; });
+              decay_grad_chunk<DI, HARD, STRICT>(h_prev, a.v0 + i0 + c, x, gh, m, vr, [&](int64_t) { return vth; });
         }
       });
     }
@@ -117,7 +117,10 @@ void backward_impl(const LifBackward<T>& a, const LifParams& p, int threads) {
 template <typename T>
 void lif_forward(const LifForward<T>& a, const LifParams& p, int threads) {
   dispatch_bool(p.decay_input, [&](auto di) {
-    dispatch_bool(p.hard_reset, [&](auto hard) { forward_impl<di.value, hard.value>(a, p, threads); });
+    dispatch_bool(p.hard_reset, [&](auto hard) {
+      dispatch_bool(p.strict_threshold,
+                    [&](auto strict) { forward_impl<di.value, hard.value, strict.value>(a, p, threads); });
+    });
   });
 }
 
@@ -125,7 +128,11 @@ template <typename T>
 void lif_backward(const LifBackward<T>& a, const LifParams& p, int threads) {
   dispatch_kind(p.surrogate, [&](auto k) {
     dispatch_bool(p.decay_input, [&](auto di) {
-      dispatch_bool(p.hard_reset, [&](auto hard) { backward_impl<k.value, di.value, hard.value>(a, p, threads); });
+      dispatch_bool(p.hard_reset, [&](auto hard) {
+        dispatch_bool(p.strict_threshold, [&](auto strict) {
+          backward_impl<k.value, di.value, hard.value, strict.value>(a, p, threads);
+        });
+      });
     });
   });
 }

@@ -15,7 +15,7 @@ namespace {
 template <typename T>
 __device__ __forceinline__ T threshold(T vth, T beta, T b) { return vth + beta * b; }
 
-template <bool DI, bool HARD, typename T>
+template <bool DI, bool HARD, bool STRICT, typename T>
 __global__ void forward_kernel(AlifForward<T> a, T d, T vr, T vth, T rho, T beta) {
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= a.n) return;
@@ -24,7 +24,7 @@ __global__ void forward_kernel(AlifForward<T> a, T d, T vr, T vth, T rho, T beta
     const int64_t k = t * a.n + i;
     const T h = lif_charge<DI>(v, a.x[k], d, vr);
     const T theta = threshold(vth, beta, b);
-    const T s = fire(h - theta);
+    const T s = fire<STRICT>(h - theta);
     a.spikes[k] = s;
     v = lif_reset<HARD>(h, s, theta, vr);
     b = rho * b + s;
@@ -36,7 +36,7 @@ __global__ void forward_kernel(AlifForward<T> a, T d, T vr, T vth, T rho, T beta
   a.b_last[i] = b;
 }
 
-template <int K, bool DI, bool HARD, typename T>
+template <int K, bool DI, bool HARD, bool STRICT, typename T>
 __global__ void backward_kernel(AlifBackward<T> a, T d, T vr, T vth, T alpha, T keep, T rho, T beta,
                                 double* partial) {
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -50,7 +50,7 @@ __global__ void backward_kernel(AlifBackward<T> a, T d, T vr, T vth, T alpha, T 
       if (a.grad_v_seq) gv += a.grad_v_seq[k];
       const T bprev = t > 0 ? a.b_seq[k - a.n] : a.b0[i];
       const T h = a.h_seq[k], theta = threshold(vth, beta, bprev), m = h - theta;
-      const T s = fire(m), sg = surrogate_grad<K>(m, alpha);
+      const T s = fire<STRICT>(m), sg = surrogate_grad<K>(m, alpha);
       const T gm = (a.grad_spikes[k] + gb + keep * gv * lif_dv_ds<HARD>(h, theta, vr)) * sg;
       const T g = gv * lif_dv_dh<HARD>(s) + gm;
       const T gtheta = -gm - soft * gv * s;
@@ -62,7 +62,7 @@ __global__ void backward_kernel(AlifBackward<T> a, T d, T vr, T vth, T alpha, T 
         if (t > 0) {
           const T hp = a.h_seq[k - a.n];
           const T th = threshold(vth, beta, t > 1 ? a.b_seq[k - 2 * a.n] : a.b0[i]);
-          vp = lif_reset<HARD>(hp, fire(hp - th), th, vr);
+          vp = lif_reset<HARD>(hp, fire<STRICT>(hp - th), th, vr);
         } else {
           vp = a.v0[i];
         }
@@ -85,8 +85,10 @@ void alif_forward(const AlifForward<T>& a, const AlifParams& p, void* stream) {
   if (a.n == 0) return;
   dispatch_bool(p.lif.decay_input, [&](auto di) {
     dispatch_bool(p.lif.hard_reset, [&](auto hard) {
-      forward_kernel<di.value, hard.value, T><<<grid_for(a.n), kThreads, 0, as_stream(stream)>>>(
-          a, T(p.lif.decay), T(p.lif.v_reset), T(p.lif.v_threshold), T(p.rho), T(p.beta));
+      dispatch_bool(p.lif.strict_threshold, [&](auto strict) {
+        forward_kernel<di.value, hard.value, strict.value, T><<<grid_for(a.n), kThreads, 0, as_stream(stream)>>>(
+            a, T(p.lif.decay), T(p.lif.v_reset), T(p.lif.v_threshold), T(p.rho), T(p.beta));
+      });
     });
   });
   check(cudaGetLastError(), "alif_forward launch");
@@ -105,9 +107,11 @@ void alif_backward(const AlifBackward<T>& a, const AlifParams& p, void* stream) 
   dispatch_kind(q.surrogate, [&](auto k) {
     dispatch_bool(q.decay_input, [&](auto di) {
       dispatch_bool(q.hard_reset, [&](auto hard) {
-        backward_kernel<k.value, di.value, hard.value, T><<<blocks, kThreads, 0, s>>>(
-            a, T(q.decay), T(q.v_reset), T(q.v_threshold), T(q.alpha), T(q.detach_reset ? 0 : 1), T(p.rho),
-            T(p.beta), a.grad_decay ? partial.ptr : nullptr);
+        dispatch_bool(q.strict_threshold, [&](auto strict) {
+          backward_kernel<k.value, di.value, hard.value, strict.value, T><<<blocks, kThreads, 0, s>>>(
+              a, T(q.decay), T(q.v_reset), T(q.v_threshold), T(q.alpha), T(q.detach_reset ? 0 : 1), T(p.rho),
+              T(p.beta), a.grad_decay ? partial.ptr : nullptr);
+        });
       });
     });
   });

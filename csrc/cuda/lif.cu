@@ -14,7 +14,7 @@ namespace snn {
 namespace cuda {
 namespace {
 
-template <bool DI, bool HARD, typename T>
+template <bool DI, bool HARD, bool STRICT, typename T>
 __global__ void forward_kernel(LifForward<T> a, T d, T vr, T vth) {
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= a.n) return;
@@ -22,7 +22,7 @@ __global__ void forward_kernel(LifForward<T> a, T d, T vr, T vth) {
   for (int64_t t = 0; t < a.steps; ++t) {
     const int64_t k = t * a.n + i;
     const T h = lif_charge<DI>(v, a.x[k], d, vr);
-    const T s = fire(h - vth);
+    const T s = fire<STRICT>(h - vth);
     a.spikes[k] = s;
     if (a.h_seq) a.h_seq[k] = h;
     v = lif_reset<HARD>(h, s, vth, vr);
@@ -31,7 +31,7 @@ __global__ void forward_kernel(LifForward<T> a, T d, T vr, T vth) {
   a.v_last[i] = v;
 }
 
-template <int K, bool DI, bool HARD, typename T>
+template <int K, bool DI, bool HARD, bool STRICT, typename T>
 __global__ void backward_kernel(LifBackward<T> a, T d, T vr, T vth, T alpha, T keep, double* partial) {
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   const bool live = i < a.n;
@@ -43,7 +43,7 @@ __global__ void backward_kernel(LifBackward<T> a, T d, T vr, T vth, T alpha, T k
       const int64_t k = t * a.n + i;
       if (a.grad_v_seq) gv += a.grad_v_seq[k];
       const T h = a.h_seq[k], m = h - vth;
-      const T s = fire(m), sg = surrogate_grad<K>(m, alpha);
+      const T s = fire<STRICT>(m), sg = surrogate_grad<K>(m, alpha);
       const T g = a.grad_spikes[k] * sg + gv * (lif_dv_dh<HARD>(s) + keep * lif_dv_ds<HARD>(h, vth, vr) * sg);
       a.grad_x[k] = g * dhdx;
       gv = g * one_minus_d;
@@ -51,7 +51,7 @@ __global__ void backward_kernel(LifBackward<T> a, T d, T vr, T vth, T alpha, T k
         T vp;
         if (t > 0) {
           const T hp = a.h_seq[k - a.n];
-          vp = lif_reset<HARD>(hp, fire(hp - vth), vth, vr);
+          vp = lif_reset<HARD>(hp, fire<STRICT>(hp - vth), vth, vr);
         } else {
           vp = a.v0[i];
         }
@@ -73,8 +73,10 @@ void lif_forward(const LifForward<T>& a, const LifParams& p, void* stream) {
   if (a.n == 0) return;
   dispatch_bool(p.decay_input, [&](auto di) {
     dispatch_bool(p.hard_reset, [&](auto hard) {
-      forward_kernel<di.value, hard.value, T><<<grid_for(a.n), kThreads, 0, as_stream(stream)>>>(
-          a, T(p.decay), T(p.v_reset), T(p.v_threshold));
+      dispatch_bool(p.strict_threshold, [&](auto strict) {
+        forward_kernel<di.value, hard.value, strict.value, T><<<grid_for(a.n), kThreads, 0, as_stream(stream)>>>(
+            a, T(p.decay), T(p.v_reset), T(p.v_threshold));
+      });
     });
   });
   check(cudaGetLastError(), "lif_forward launch");
@@ -92,9 +94,11 @@ void lif_backward(const LifBackward<T>& a, const LifParams& p, void* stream) {
   dispatch_kind(p.surrogate, [&](auto k) {
     dispatch_bool(p.decay_input, [&](auto di) {
       dispatch_bool(p.hard_reset, [&](auto hard) {
-        backward_kernel<k.value, di.value, hard.value, T><<<blocks, kThreads, 0, s>>>(
-            a, T(p.decay), T(p.v_reset), T(p.v_threshold), T(p.alpha), T(p.detach_reset ? 0 : 1),
-            a.grad_decay ? partial.ptr : nullptr);
+        dispatch_bool(p.strict_threshold, [&](auto strict) {
+          backward_kernel<k.value, di.value, hard.value, strict.value, T><<<blocks, kThreads, 0, s>>>(
+              a, T(p.decay), T(p.v_reset), T(p.v_threshold), T(p.alpha), T(p.detach_reset ? 0 : 1),
+              a.grad_decay ? partial.ptr : nullptr);
+        });
       });
     });
   });

@@ -10,6 +10,12 @@ One step, with ``d = 1/tau`` (``d = 0`` and ``decay_input=False`` give IF)::
 
 ``detach_reset`` detaches the S[t] used in the reset. ``d`` may be a tensor that
 requires grad (PLIF: ``d = sigmoid(w)``).
+
+Precision: the state (V here; A, U in the other families) is kept in :func:`state_dtype` of the
+input, float32 for float16/bfloat16 inputs (float64 stays float64): a 16-bit input is read exactly
+into float32, every step is computed in float32, and only the outputs (spikes, a recorded V) are
+cast back to the input dtype. Every backend and both step modes follow this rule, so the same input
+gives the same spikes everywhere.
 """
 from __future__ import annotations
 
@@ -17,12 +23,25 @@ import torch
 
 from ..surrogate import Surrogate
 
-__all__ = ["lif_charge", "lif_fire_reset", "lif_multistep"]
+__all__ = ["state_dtype", "as_state", "lif_charge", "lif_fire_reset", "lif_multistep"]
 
 
-def _stack(steps: list, x_seq: torch.Tensor) -> torch.Tensor:
-    """Stack per-step tensors into ``[T, ...]``; an empty ``[0, ...]`` tensor when T = 0."""
-    return torch.stack(steps) if steps else x_seq.new_empty(x_seq.shape)
+def state_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the neuron state for inputs of ``dtype``: float64 for float64, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def as_state(s, x_seq: torch.Tensor) -> torch.Tensor:
+    """An initial state (tensor or number) in the state dtype of ``x_seq``, on its device (differentiable)."""
+    dtype = state_dtype(x_seq.dtype)
+    if isinstance(s, torch.Tensor):
+        return s.to(device=x_seq.device, dtype=dtype)
+    return torch.full(x_seq.shape[1:], float(s), dtype=dtype, device=x_seq.device)
+
+
+def _stack(steps: list, x_seq: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Stack per-step tensors into ``[T, ...]`` of ``dtype``; an empty ``[0, ...]`` tensor when T = 0."""
+    return torch.stack(steps).to(dtype) if steps else x_seq.new_empty(x_seq.shape, dtype=dtype)
 
 
 def lif_charge(v, x, decay, v_reset, decay_input: bool):
@@ -49,11 +68,14 @@ def lif_fire_reset(h, v_threshold, v_reset, detach_reset: bool, surrogate: Surro
 def lif_multistep(x_seq: torch.Tensor, v: torch.Tensor, decay, *, v_threshold: float = 1.0,
                   v_reset: float | None = 0.0, decay_input: bool = True, detach_reset: bool = False,
                   surrogate: Surrogate, strict_threshold: bool = False):
-    """Run T steps. Returns ``(spikes [T, ...], v_seq [T, ...])``; ``v_seq[-1]`` is the new state."""
+    """Run T steps. Returns ``(spikes [T, ...], v_seq [T, ...])``: spikes in the input dtype, ``v_seq`` in the
+    state dtype (float32 for 16-bit inputs); ``v_seq[-1]`` is the new state."""
+    sdt = state_dtype(x_seq.dtype)
+    v = as_state(v, x_seq)
     spikes, vs = [], []
-    for x in x_seq:
+    for x in x_seq.to(sdt):
         h = lif_charge(v, x, decay, v_reset, decay_input)
         s, v = lif_fire_reset(h, v_threshold, v_reset, detach_reset, surrogate, strict_threshold)
         spikes.append(s)
         vs.append(v)
-    return _stack(spikes, x_seq), _stack(vs, x_seq)
+    return _stack(spikes, x_seq, x_seq.dtype), _stack(vs, x_seq, sdt)

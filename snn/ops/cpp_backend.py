@@ -6,7 +6,11 @@ backward runs the reverse time loop in one kernel. The results equal the torch r
 (:mod:`snn.functional`): spikes bit-identical, states and gradients to rounding.
 
 * dtypes: float32 and float64 run natively; float16/bfloat16 inputs are computed with
-  float32 state (the input is upcast, the outputs cast back to the input dtype).
+  float32 state (the input is upcast; spikes and the recorded membrane are cast back to the input
+  dtype, the returned states stay float32 so that the next call continues exactly where a
+  multi-step run would: :func:`snn.functional.state_dtype`).
+* threshold: ``strict_threshold=True`` fires on ``H > V_th`` (a compile-time variant of the
+  kernels, ``fire<STRICT>`` in ``csrc/neuron_math.h``); CUBALIF is always strict.
 * memory: without gradients nothing is saved; with gradients the forward saves ``H`` (the
   membrane before the reset, in the compute dtype; spikes and the previous ``V`` are
   recomputed from it), ALIF also its threshold state ``B``, CUBALIF only ``V`` before reset;
@@ -43,6 +47,8 @@ import os
 
 import torch
 from torch.autograd.function import once_differentiable
+
+from ..functional import state_dtype
 
 try:  # the compiled extension; absent until `make build`
     from .. import _C
@@ -97,10 +103,6 @@ if _C is not None and os.environ.get("SNN_MALLOC_TUNE", "1") != "0":
 
 
 # --------------------------------------------------------------------------------- input handling
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _check_input(x_seq, who: str) -> None:
     if not isinstance(x_seq, torch.Tensor):
         raise TypeError(f"{who}: x_seq must be a torch.Tensor, got {type(x_seq).__name__}")
@@ -155,12 +157,6 @@ def _surrogate(surrogate, who: str):
     return int(kind), float(alpha)
 
 
-def _refuse_strict(strict_threshold, who: str) -> None:
-    if strict_threshold:
-        raise NotImplementedError(f"{who}: strict_threshold=True is not implemented by this backend yet; "
-                                  f"use backend='torch' or 'triton'")
-
-
 def _needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
 
@@ -184,7 +180,7 @@ class LIFFunction(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # unused outputs' gradients stay None: no zero tensors
         c = cfg
         s, v_last, h_seq, v_seq = _C.lif_forward(x, v0, c["decay"], c["v_threshold"], c["v_reset"], c["hard"],
-                                                 c["decay_input"], True, c["record_v"])
+                                                 c["decay_input"], True, c["record_v"], c["strict"])
         need_x = decay_t is not None and c["decay_input"]
         ctx.save_for_backward(h_seq, v0, x if need_x else None)
         ctx.cfg = c
@@ -200,15 +196,23 @@ class LIFFunction(torch.autograd.Function):
         g_v_seq = _opt(g_v_seq) if c["record_v"] else None
         gx, gv0, gd = _C.lif_backward(g_s, _opt(g_v_last), g_v_seq, h_seq, x, v0, c["decay"], c["v_threshold"],
                                       c["v_reset"], c["hard"], c["decay_input"], c["detach_reset"], c["kind"],
-                                      c["alpha"], ctx.has_decay and ctx.needs_input_grad[2])
+                                      c["alpha"], ctx.has_decay and ctx.needs_input_grad[2], c["strict"])
         return gx, gv0, (gd.reshape(()) if gd is not None else None), None
 
 
-def _lif_cfg(decay, v_threshold, v_reset, decay_input, detach_reset, surrogate, record_v, who):
+def _lif_cfg(decay, v_threshold, v_reset, decay_input, detach_reset, surrogate, record_v, strict, who):
     kind, alpha = _surrogate(surrogate, who)
     return dict(decay=decay, v_threshold=float(v_threshold), v_reset=0.0 if v_reset is None else float(v_reset),
                 hard=v_reset is not None, decay_input=bool(decay_input), detach_reset=bool(detach_reset),
-                kind=kind, alpha=alpha, record_v=bool(record_v))
+                kind=kind, alpha=alpha, record_v=bool(record_v), strict=bool(strict))
+
+
+def _outputs(x_seq, s, states, v_seq, record_v):
+    """Kernel outputs in the caller's shapes: spikes and the recorded membrane in the input dtype, the
+    states in the state dtype (as the kernel computed them)."""
+    io, step = x_seq.dtype, x_seq.shape[1:]
+    return (s.reshape(x_seq.shape).to(io), *(st.reshape(step) for st in states),
+            v_seq.reshape(x_seq.shape).to(io) if record_v else None)
 
 
 def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, detach_reset, surrogate,
@@ -217,10 +221,10 @@ def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, de
     :func:`snn.functional.lif.lif_multistep`."""
     who = "lif_multistep(backend='cpp')"
     _check_input(x_seq, who)
-    _refuse_strict(strict_threshold, who)
-    dt = _compute_dtype(x_seq.dtype)
+    dt = state_dtype(x_seq.dtype)
     d_value, d_tensor = _decay(decay, who)
-    cfg = _lif_cfg(d_value, v_threshold, v_reset, decay_input, detach_reset, surrogate, record_v, who)
+    cfg = _lif_cfg(d_value, v_threshold, v_reset, decay_input, detach_reset, surrogate, record_v, strict_threshold,
+                   who)
     x = _flat_seq(x_seq, dt)
     v0 = _flat_state(v_init, x_seq, dt, "v_init", who)
     if _needs_grad(x, v0, d_tensor):
@@ -228,10 +232,8 @@ def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, de
         s, v_last, v_seq = LIFFunction.apply(x, v0, d_in, cfg)
     else:
         s, v_last, _, v_seq = _C.lif_forward(x, v0, d_value, cfg["v_threshold"], cfg["v_reset"], cfg["hard"],
-                                             cfg["decay_input"], False, cfg["record_v"])
-    io = x_seq.dtype
-    return (s.reshape(x_seq.shape).to(io), v_last.reshape(x_seq.shape[1:]).to(io),
-            v_seq.reshape(x_seq.shape).to(io) if record_v else None)
+                                             cfg["decay_input"], False, cfg["record_v"], cfg["strict"])
+    return _outputs(x_seq, s, (v_last,), v_seq, record_v)
 
 
 # --------------------------------------------------------------------------------- ALIF
@@ -244,7 +246,7 @@ class ALIFFunction(torch.autograd.Function):
         c = cfg
         s, v_last, b_last, h_seq, b_seq, v_seq = _C.alif_forward(
             x, v0, b0, c["decay"], c["rho"], c["beta"], c["v_threshold"], c["v_reset"], c["hard"], c["decay_input"],
-            True, c["record_v"])
+            True, c["record_v"], c["strict"])
         need_x = decay_t is not None and c["decay_input"]
         ctx.save_for_backward(h_seq, b_seq, v0, b0, x if need_x else None)
         ctx.cfg = c
@@ -261,7 +263,7 @@ class ALIFFunction(torch.autograd.Function):
         gx, gv0, gb0, gd = _C.alif_backward(
             g_s, _opt(g_v_last), _opt(g_b_last), g_v_seq, h_seq, b_seq, x, v0, b0, c["decay"], c["rho"], c["beta"],
             c["v_threshold"], c["v_reset"], c["hard"], c["decay_input"], c["detach_reset"], c["kind"], c["alpha"],
-            ctx.has_decay and ctx.needs_input_grad[3])
+            ctx.has_decay and ctx.needs_input_grad[3], c["strict"])
         return gx, gv0, gb0, (gd.reshape(()) if gd is not None else None), None
 
 
@@ -271,10 +273,10 @@ def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_re
     :func:`snn.functional.alif.alif_multistep`."""
     who = "alif_multistep(backend='cpp')"
     _check_input(x_seq, who)
-    _refuse_strict(strict_threshold, who)
-    dt = _compute_dtype(x_seq.dtype)
+    dt = state_dtype(x_seq.dtype)
     d_value, d_tensor = _decay(decay, who)
-    cfg = _lif_cfg(d_value, v_threshold, v_reset, decay_input, detach_reset, surrogate, record_v, who)
+    cfg = _lif_cfg(d_value, v_threshold, v_reset, decay_input, detach_reset, surrogate, record_v, strict_threshold,
+                   who)
     cfg.update(rho=float(rho), beta=float(beta))
     x = _flat_seq(x_seq, dt)
     v0 = _flat_state(v_init, x_seq, dt, "v_init", who)
@@ -285,10 +287,8 @@ def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_re
     else:
         s, v_last, b_last, _, _, v_seq = _C.alif_forward(
             x, v0, b0, d_value, cfg["rho"], cfg["beta"], cfg["v_threshold"], cfg["v_reset"], cfg["hard"],
-            cfg["decay_input"], False, cfg["record_v"])
-    io, step = x_seq.dtype, x_seq.shape[1:]
-    return (s.reshape(x_seq.shape).to(io), v_last.reshape(step).to(io), b_last.reshape(step).to(io),
-            v_seq.reshape(x_seq.shape).to(io) if record_v else None)
+            cfg["decay_input"], False, cfg["record_v"], cfg["strict"])
+    return _outputs(x_seq, s, (v_last, b_last), v_seq, record_v)
 
 
 # --------------------------------------------------------------------------------- CUBALIF
@@ -327,7 +327,7 @@ def cubalif_multistep(x_seq, u_init, v_init, *, du, dv, v_threshold, bias, detac
             raise ValueError(f"{who}: bias must be a python float (or a one-element tensor without gradient)")
         bias = float(bias)
     kind, alpha = _surrogate(surrogate, who)
-    dt = _compute_dtype(x_seq.dtype)
+    dt = state_dtype(x_seq.dtype)
     cfg = dict(cu=1.0 - float(du), cv=1.0 - float(dv), v_threshold=float(v_threshold), bias=float(bias),
                detach_reset=bool(detach_reset), kind=kind, alpha=alpha, record_v=bool(record_v))
     x = _flat_seq(x_seq, dt)
@@ -338,6 +338,4 @@ def cubalif_multistep(x_seq, u_init, v_init, *, du, dv, v_threshold, bias, detac
     else:
         s, u_last, v_last, _, v_seq = _C.cubalif_forward(x, u0, v0, cfg["cu"], cfg["cv"], cfg["v_threshold"],
                                                          cfg["bias"], False, cfg["record_v"])
-    io, step = x_seq.dtype, x_seq.shape[1:]
-    return (s.reshape(x_seq.shape).to(io), u_last.reshape(step).to(io), v_last.reshape(step).to(io),
-            v_seq.reshape(x_seq.shape).to(io) if record_v else None)
+    return _outputs(x_seq, s, (u_last, v_last), v_seq, record_v)

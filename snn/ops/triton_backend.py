@@ -6,8 +6,11 @@ One ``torch.autograd.Function`` per family wraps a forward and a backward kernel
 ``x_seq``, the initial states and, for PLIF, to ``decay`` when it is a tensor that requires grad.
 
 Inputs may be non-contiguous (they are made contiguous), ``T`` may be 0 or 1, the neuron count ``N``
-anything (also 0). float16/bfloat16 inputs keep a float32 state inside the kernels; float64 runs
-in float64. Triton is imported on first use, so importing this module never needs it.
+anything (also 0). float16/bfloat16 inputs keep a float32 state inside the kernels and between calls
+(the initial and returned states are float32, :func:`snn.functional.state_dtype`; spikes and the
+recorded membrane come back in the input dtype); float64 runs in float64. ``strict_threshold=True``
+fires on ``H > V_th`` (the kernels' ``STRICT``). Triton is imported on first use, so importing this
+module never needs it.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import os
 
 import torch
 from torch.autograd.function import once_differentiable
+
+from ..functional import state_dtype
 
 NAME = "triton"
 FAMILIES = ("lif", "alif", "cubalif")
@@ -125,8 +130,8 @@ def _check(x_seq, *states):
 
 
 def _flat_state(s, x_seq, N):
-    """An initial state as a contiguous ``[N]`` tensor of x's dtype (broadcast to a step's shape)."""
-    s = s.to(device=x_seq.device, dtype=x_seq.dtype)
+    """An initial state as a contiguous ``[N]`` tensor of the state dtype (broadcast to a step's shape)."""
+    s = s.to(device=x_seq.device, dtype=state_dtype(x_seq.dtype))
     return s.expand(x_seq.shape[1:]).contiguous().view(N)
 
 
@@ -179,6 +184,7 @@ class _LIFFunction(torch.autograd.Function):
             saved_z = _half(x)
             ctx.saved_z, ctx.grad_d = saved_z, grad_d
             ctx.cfg, ctx.shape, ctx.decay_meta = cfg, (T, N), (decay.shape, decay.dtype)
+            ctx.state_dtype = v0.dtype
             ctx.save_for_backward(h, spikes if saved_z else None, x if grad_d and cfg["decay_input"] else None,
                                   v0 if grad_d else None, d, params)
         ctx.set_materialize_grads(False)
@@ -191,7 +197,7 @@ class _LIFFunction(torch.autograd.Function):
         h, s, x, v0, d, params = ctx.saved_tensors
         cfg, (T, N) = ctx.cfg, ctx.shape
         gx = torch.empty_like(h)
-        gv0 = torch.empty(N, dtype=h.dtype, device=h.device)
+        gv0 = torch.empty(N, dtype=ctx.state_dtype, device=h.device)
         block = _block(h)
         nprog = _cdiv(N, block)
         gd = torch.zeros(max(nprog, 1), dtype=torch.float64, device=h.device) if ctx.grad_d else None
@@ -273,6 +279,7 @@ class _ALIFFunction(torch.autograd.Function):
             saved_z = _half(x)
             ctx.saved_z, ctx.grad_d = saved_z, grad_d
             ctx.cfg, ctx.shape, ctx.decay_meta = cfg, (T, N), (decay.shape, decay.dtype)
+            ctx.state_dtype = v0.dtype
             ctx.save_for_backward(h, b_seq, spikes if saved_z else None,
                                   x if grad_d and cfg["decay_input"] else None, v0 if grad_d else None, b0,
                                   d, params)
@@ -286,8 +293,8 @@ class _ALIFFunction(torch.autograd.Function):
         h, b_seq, s, x, v0, b0, d, params = ctx.saved_tensors
         cfg, (T, N) = ctx.cfg, ctx.shape
         gx = torch.empty_like(h)
-        gv0 = torch.empty(N, dtype=h.dtype, device=h.device)
-        gb0 = torch.empty(N, dtype=h.dtype, device=h.device)
+        gv0 = torch.empty(N, dtype=ctx.state_dtype, device=h.device)
+        gb0 = torch.empty(N, dtype=ctx.state_dtype, device=h.device)
         block = _block(h)
         nprog = _cdiv(N, block)
         gd = torch.zeros(max(nprog, 1), dtype=torch.float64, device=h.device) if ctx.grad_d else None
@@ -360,7 +367,7 @@ class _CUBALIFFunction(torch.autograd.Function):
                     **_launch_kw(x, block))
         if need_grad:
             saved_z = _half(x)
-            ctx.saved_z, ctx.cfg, ctx.shape = saved_z, cfg, (T, N)
+            ctx.saved_z, ctx.cfg, ctx.shape, ctx.state_dtype = saved_z, cfg, (T, N), v0.dtype
             ctx.save_for_backward(h, spikes if saved_z else None, params)
         ctx.set_materialize_grads(False)
         return (spikes, u_last, v_last, v_seq) if v_seq is not None else (spikes, u_last, v_last)
@@ -372,8 +379,8 @@ class _CUBALIFFunction(torch.autograd.Function):
         h, s, params = ctx.saved_tensors
         cfg, (T, N) = ctx.cfg, ctx.shape
         gx = torch.empty_like(h)
-        gu0 = torch.empty(N, dtype=h.dtype, device=h.device)
-        gv0 = torch.empty(N, dtype=h.dtype, device=h.device)
+        gu0 = torch.empty(N, dtype=ctx.state_dtype, device=h.device)
+        gv0 = torch.empty(N, dtype=ctx.state_dtype, device=h.device)
         block = _block(h)
         if N > 0:
             gs, gulast, gvlast, gvseq = (g.contiguous() if g is not None else None for g in (gs, gulast, gvlast, gvseq))
