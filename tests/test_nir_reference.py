@@ -11,7 +11,7 @@ The reference reads the NIR spec (the node docstrings of the ``nir`` package and
     CubaLIF  i += dt/tau_syn·(w_in·I - i);  v += dt/tau_mem·(v_leak - v + r·i)   (the new current)
     spike    z = v > v_threshold;  v = v_reset where z;   at rest before t = 0: v = v_reset, i = 0, z = 0
 
-A node's input is the sum of its incoming edges. An edge that closes a cycle (found by depth-first search from
+A node's input is the sum of its incoming edges (a nested graph is inlined). An edge that closes a cycle (found by depth-first search from
 the input) carries the value its source had one step earlier; before t = 0 that is the source's response to a
 network at rest (no spikes), so a recurrent ``Affine`` gives ``W·S[t-1] + b`` with ``S[-1] = 0``.
 
@@ -153,13 +153,32 @@ def _schedule(nodes, edges, first):
     return post[::-1], back
 
 
+def _inline(graph, prefix=""):
+    """Nodes and edges of ``graph`` with nested graphs inlined: a subgraph's Input and Output nodes stay as
+    pass-through nodes named ``<sub>/<name>``."""
+    nodes, edges = {}, []
+    ends = {}
+    for k, n in graph.nodes.items():
+        if isinstance(n, nir.NIRGraph):
+            sub_nodes, sub_edges = _inline(n, f"{prefix}{k}/")
+            nodes.update(sub_nodes)
+            edges += sub_edges
+            ends[k] = (next(f"{prefix}{k}/{j}" for j, m in n.nodes.items() if isinstance(m, nir.Input)),
+                       next(f"{prefix}{k}/{j}" for j, m in n.nodes.items() if isinstance(m, nir.Output)))
+        else:
+            nodes[prefix + k] = n
+    for a, b in graph.edges:
+        edges.append((ends[a][1] if a in ends else prefix + a, ends[b][0] if b in ends else prefix + b))
+    return nodes, edges
+
+
 def nir_reference(graph, x: np.ndarray, dt: float):
     """Output spikes ``[T, B, ...]`` of ``graph`` for input ``x [T, B, *in_shape]`` (float64 forward Euler), and
     the neurons' closest approach to the threshold, number of exact ties, and whether every state was a float32
     value (the premise of the exact family)."""
-    nodes, edges = dict(graph.nodes), [tuple(e) for e in graph.edges]
-    first = next(k for k, n in nodes.items() if isinstance(n, nir.Input))
-    last = next(k for k, n in nodes.items() if isinstance(n, nir.Output))
+    nodes, edges = _inline(graph)
+    first = next(k for k, n in graph.nodes.items() if isinstance(n, nir.Input))
+    last = next(k for k, n in graph.nodes.items() if isinstance(n, nir.Output))
     order, back = _schedule(nodes, edges, first)
     preds = {k: [a for a, b in edges if b == k] for k in nodes}
     neurons = {}
@@ -168,13 +187,13 @@ def nir_reference(graph, x: np.ndarray, dt: float):
         out = {}
         for n in order:
             node = nodes[n]
-            if isinstance(node, nir.Input):
+            if n == first:
                 out[n] = xt
                 continue
             fwd = [out[p] for p in preds[n] if (p, n) not in back]
             ins = fwd + ([] if rest else [prev[p] for p in preds[n] if (p, n) in back])
             total = sum(ins)
-            if isinstance(node, nir.Output):
+            if isinstance(node, (nir.Input, nir.Output)):       # a subgraph's ends, or the output
                 out[n] = total
             elif isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF)):
                 if rest:
