@@ -155,8 +155,9 @@ def _numpy_array_globals() -> list:
 def safe_torch_load(path, what: str = "checkpoint", map_location="cpu", allow_numpy: bool = False):
     """``torch.load`` that runs no code from the file: ``weights_only=True`` admits tensors, numbers, strings,
     lists, tuples, dicts and ``None`` (plus plain numpy arrays with ``allow_numpy``); anything else is an
-    :class:`UnsafeFileError` naming the file and the refused object. A missing path is a FileNotFoundError,
-    a damaged file a ValueError, each naming the file as ``what``."""
+    :class:`UnsafeFileError` naming the file and the refused object. The zip records' CRC-32 checksums are
+    verified first. A missing path is a FileNotFoundError, a damaged file a ValueError, each naming the file
+    as ``what``."""
     import pickle
 
     import torch
@@ -166,6 +167,7 @@ def safe_torch_load(path, what: str = "checkpoint", map_location="cpu", allow_nu
         raise FileNotFoundError(f"{what} {path} not found")
     if not path.is_file():
         raise ValueError(f"{what} {path} is not a regular file")
+    _check_zip_checksums(path, what)
     extra = _numpy_array_globals() if allow_numpy else []
     try:
         with torch.serialization.safe_globals(extra), warnings.catch_warnings():
@@ -185,6 +187,23 @@ def safe_torch_load(path, what: str = "checkpoint", map_location="cpu", allow_nu
                          f"{type(e).__name__}: {_first_line(e)})") from None
 
 
+def _check_zip_checksums(path: Path, what: str) -> None:
+    """torch's files are zip archives whose records carry CRC-32 checksums, which ``torch.load`` does not
+    check: verify them, so that a damaged weight is an error rather than a silently different network."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # torch's legacy format, or not a torch file: torch.load decides
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except Exception as e:  # noqa: BLE001 - zipfile raises many kinds on a damaged archive
+        raise ValueError(f"{what} {path} could not be read (damaged archive: {type(e).__name__}: "
+                         f"{_first_line(e)})") from None
+    if bad is not None:
+        raise ValueError(f"{what} {path} is damaged: its record {bad!r} fails its CRC-32 checksum")
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:300] if text else type(e).__name__
@@ -193,8 +212,10 @@ def _first_line(e: BaseException) -> str:
 def _refused(e: BaseException) -> str | None:
     """The object torch's weights-only unpickler refused to build, from its long message (None: the file
     was refused for being malformed, not for what it holds)."""
-    m = re.search(r"(unsupported GLOBAL \S+|call reduce for \S+|Unsupported class \S+)", str(e), re.IGNORECASE)
-    return m.group(1).rstrip(".") if m else None
+    m = re.search(r"GLOBAL ([\w.]+)|call reduce for ([\w.]+)|Unsupported class ([\w.]+)", str(e), re.IGNORECASE)
+    if not m:
+        return None
+    return f"GLOBAL {m.group(1)}" if m.group(1) else f"class {m.group(2) or m.group(3)}"
 
 
 def _unpickler_reason(e: BaseException) -> str:
