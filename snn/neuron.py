@@ -24,8 +24,8 @@ import torch.nn as nn
 from . import functional as F
 from . import ops
 from . import surrogate as sg
-from .base import MemoryModule
-from .checks import check_bool, check_positive, check_sequence, check_tau
+from .base import MemoryModule, guard_carried_state, watch_backward
+from .checks import check_bool, check_finite, check_range, check_real_tensor, check_sequence
 
 __all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "ALIF", "CUBALIF"]
 
@@ -34,7 +34,10 @@ class BaseNeuron(MemoryModule):
     """Common shell: input checks, state handling, single-/multi-step, backend choice.
 
     ``store_v_seq=True`` keeps the membrane potential of every step of the last call in
-    ``self.v_seq`` (``[T, B, ...]``), for plots; it costs memory.
+    ``self.v_seq`` (``[T, B, ...]``), for plots; it costs memory. ``strict_threshold=True`` fires on
+    ``H > V_th`` instead of ``H >= V_th``. Parameters are checked here, once: finite, in range, flags
+    True/False. Inputs must be real floating-point tensors with at least one time step; a backward
+    pass through a state left over from an earlier batch (not reset) is a clear error.
     """
 
     family = "lif"
@@ -45,16 +48,14 @@ class BaseNeuron(MemoryModule):
                  store_v_seq: bool = False):
         super().__init__(step_mode)
         who = type(self).__name__
-        if not math.isfinite(float(v_threshold)):
-            raise ValueError(f"{who}: v_threshold must be finite, got {v_threshold}")
         if backend != "auto" and backend not in ops.BACKENDS:
             raise ValueError(f"{who}: unknown backend {backend!r}; accepted: 'auto' or one of {ops.BACKENDS}")
-        self.v_threshold = float(v_threshold)
+        self.v_threshold = check_finite(v_threshold, "v_threshold", who)
         self.surrogate = sg.get(surrogate)
-        self.detach_reset = bool(detach_reset)
+        self.detach_reset = check_bool(detach_reset, "detach_reset", who)
         self.strict_threshold = check_bool(strict_threshold, "strict_threshold", who)
         self.backend = backend
-        self.store_v_seq = store_v_seq
+        self.store_v_seq = check_bool(store_v_seq, "store_v_seq", who)
         self.last_backend: str | None = None
         self.v_seq: torch.Tensor | None = None
         self.reset()
@@ -64,6 +65,7 @@ class BaseNeuron(MemoryModule):
         for name in self.state_names:
             setattr(self, name, None)
         self.v_seq = None
+        self._backward_token = None  # set when a backward pass reaches the graph of the last call
 
     def _initial(self, name: str) -> float:
         return 0.0
@@ -78,15 +80,26 @@ class BaseNeuron(MemoryModule):
         if cur.shape != like.shape:
             raise ValueError(f"{type(self).__name__}: input step shape {tuple(like.shape)} differs from the state "
                              f"shape {tuple(cur.shape)}; call snn.functional.reset(net) between batches")
-        return cur.to(dtype=dtype, device=like.device)
+        cur = cur.to(dtype=dtype, device=like.device)
+        return guard_carried_state(cur, self._backward_token, type(self).__name__)
 
     # -- forward -------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_sequence(x, self.step_mode, type(self).__name__)
+        self._check_input(x)
         x_seq = x.unsqueeze(0) if self.step_mode == "s" else x
         self.last_backend = self._pick_backend(x_seq)
         spikes = self._run(x_seq, self.last_backend)
+        self._backward_token = watch_backward(spikes)
         return spikes[0] if self.step_mode == "s" else spikes
+
+    def _check_input(self, x) -> None:
+        """A real floating tensor of rank >= 1 ('s') or >= 2 ('m'), finite, with T >= 1 steps in 'm'."""
+        who = type(self).__name__
+        check_real_tensor(x, "input", who)
+        check_sequence(x, self.step_mode, who)
+        if self.step_mode == "m" and x.shape[0] == 0:
+            raise ValueError(f"{who}: step_mode='m' input of shape {tuple(x.shape)} has T = 0 time steps; "
+                             f"a sequence [T, B, ...] needs T >= 1")
 
     def _pick_backend(self, x_seq: torch.Tensor) -> str:
         """The backend for this call; the smooth (``spiking=False``) surrogate mode runs on torch only."""
@@ -120,9 +133,10 @@ class LIF(BaseNeuron):
 
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
                  decay_input: bool = True, **kw):
-        self.tau = check_tau(tau, type(self).__name__) if tau is not None else None
-        self.v_reset = _check_reset(v_reset, v_threshold, type(self).__name__)
-        self.decay_input = bool(decay_input)
+        who = type(self).__name__
+        self.tau = check_range(tau, "tau", who, low=1.0) if tau is not None else None  # decay 1/tau in (0, 1]
+        self.v_reset = _check_reset(v_reset, v_threshold, who)
+        self.decay_input = check_bool(decay_input, "decay_input", who)
         super().__init__(v_threshold=v_threshold, **kw)
 
     def _initial(self, name: str) -> float:
@@ -166,9 +180,7 @@ class PLIF(LIF):
 
     def __init__(self, init_tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
                  decay_input: bool = True, **kw):
-        init_tau = check_tau(init_tau, "PLIF")
-        if init_tau == 1.0:
-            raise ValueError("PLIF: init_tau must be > 1 (w0 = -log(init_tau - 1) is infinite at 1)")
+        init_tau = check_range(init_tau, "init_tau", "PLIF", low=1.0, low_open=True)  # w0 is infinite at 1
         super().__init__(tau=init_tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input, **kw)
         self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
 
@@ -191,10 +203,8 @@ class ALIF(LIF):
 
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
                  decay_input: bool = True, rho: float = 0.9, beta: float = 0.1, **kw):
-        if not (0.0 <= float(rho) < 1.0):
-            raise ValueError(f"ALIF: rho must lie in [0, 1), got {rho}")
-        self.rho = float(rho)
-        self.beta = check_positive(beta, "beta", "ALIF", allow_zero=True)
+        self.rho = check_range(rho, "rho", "ALIF", low=0.0, high=1.0, high_open=True)
+        self.beta = check_range(beta, "beta", "ALIF", low=0.0)
         super().__init__(tau=tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input, **kw)
 
     def _initial(self, name: str) -> float:
@@ -230,12 +240,10 @@ class CUBALIF(BaseNeuron):
         if not check_bool(strict_threshold, "strict_threshold", "CUBALIF"):
             raise ValueError(f"CUBALIF: strict_threshold must be True (it fires on V > V_th, as Lava/Loihi do); "
                              f"got {strict_threshold!r}. For a neuron that fires on V >= V_th use LIF/IF")
-        for name, val in (("du", du), ("dv", dv)):
-            if not (0.0 <= float(val) <= 1.0):
-                raise ValueError(f"CUBALIF: {name} must lie in [0, 1], got {val}")
-        if float(v_threshold) <= 0:
-            raise ValueError(f"CUBALIF: v_threshold must be > 0 (the reset potential is 0), got {v_threshold}")
-        self.du, self.dv, self.bias = float(du), float(dv), float(bias)
+        self.du = check_range(du, "du", "CUBALIF", low=0.0, high=1.0)
+        self.dv = check_range(dv, "dv", "CUBALIF", low=0.0, high=1.0)
+        self.bias = check_finite(bias, "bias", "CUBALIF")
+        check_range(v_threshold, "v_threshold", "CUBALIF", low=0.0, low_open=True)  # the reset potential is 0
         super().__init__(v_threshold=v_threshold, strict_threshold=True, **kw)
 
     def _run(self, x_seq, backend):
@@ -251,14 +259,15 @@ class CUBALIF(BaseNeuron):
 
 
 def _check_reset(v_reset, v_threshold, who):
-    """Hard reset needs V_reset < V_th; soft reset (None) needs V_th > 0."""
+    """Hard reset needs a finite V_reset < V_th; soft reset (None) needs V_th > 0."""
+    v_threshold = check_finite(v_threshold, "v_threshold", who)
     if v_reset is None:
-        if float(v_threshold) <= 0:
+        if v_threshold <= 0:
             raise ValueError(f"{who}: with soft reset (v_reset=None) v_threshold must be > 0, got {v_threshold}")
         return None
-    v_reset = float(v_reset)
-    if not math.isfinite(v_reset) or v_reset >= float(v_threshold):
-        raise ValueError(f"{who}: v_reset must be finite and below v_threshold ({v_threshold}), got {v_reset}")
+    v_reset = check_finite(v_reset, "v_reset", who)
+    if v_reset >= v_threshold:
+        raise ValueError(f"{who}: v_reset must be below v_threshold ({v_threshold}), got v_reset={v_reset}")
     return v_reset
 
 

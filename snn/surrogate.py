@@ -1,6 +1,8 @@
 """Surrogate spike functions.
 
-Forward pass of every surrogate is the Heaviside step ``Θ(x) = 1 if x >= 0 else 0``.
+Forward pass of every surrogate is the Heaviside step ``Θ(x) = 1 if x >= 0 else 0``
+(``strict=True``: ``1 if x > 0``, the comparison of neurons built with ``strict_threshold=True``
+and of CUBALIF).
 The backward pass is the derivative ``σ'(x)`` of a smooth function ``σ`` that
 approaches the step as the sharpness ``alpha`` grows.
 

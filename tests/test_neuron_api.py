@@ -108,16 +108,16 @@ def test_batch_change_without_reset():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: LIF(tau=0.5), "tau must be >= 1"),
-    (lambda: LIF(tau=math.inf), "tau must be >= 1"),
-    (lambda: PLIF(init_tau=1.0), "init_tau must be > 1"),
+    (lambda: LIF(tau=0.5), r"tau must lie in \[1.0, inf\)"),
+    (lambda: LIF(tau=math.inf), "tau must be finite"),
+    (lambda: PLIF(init_tau=1.0), r"init_tau must lie in \(1.0, inf\)"),
     (lambda: LIF(v_threshold=-1.0, v_reset=None), "v_threshold must be > 0"),
     (lambda: LIF(v_threshold=1.0, v_reset=1.5), "below v_threshold"),
     (lambda: IF(v_threshold=math.nan), "v_threshold must be finite"),
-    (lambda: ALIF(rho=1.0), r"rho must lie in \[0, 1\)"),
-    (lambda: ALIF(beta=-0.1), "beta must be"),
-    (lambda: CUBALIF(du=1.5), r"du must lie in \[0, 1\]"),
-    (lambda: CUBALIF(v_threshold=0.0), "v_threshold must be > 0"),
+    (lambda: ALIF(rho=1.0), r"rho must lie in \[0.0, 1.0\)"),
+    (lambda: ALIF(beta=-0.1), "beta must lie in"),
+    (lambda: CUBALIF(du=1.5), r"du must lie in \[0.0, 1.0\]"),
+    (lambda: CUBALIF(v_threshold=0.0), r"v_threshold must lie in \(0.0, inf\)"),
     (lambda: LIF(step_mode="x"), "step_mode must be"),
     (lambda: LIF(backend="gpu"), "unknown backend"),
 ])

@@ -19,6 +19,11 @@ All backends share one signature per family (``x_seq`` is ``[T, ...]``)::
     cubalif_multistep(x_seq, u_init, v_init, *, du, dv, v_threshold, bias, detach_reset,
                       surrogate, record_v=False) -> (spikes, u_last, v_last, v_seq | None)
 
+Precision: the states are computed and returned in :func:`snn.functional.state_dtype` of the
+input (float32 for float16/bfloat16 inputs, float64 for float64); spikes and the recorded
+``v_seq`` come back in the input dtype. A 16-bit input therefore gives the same spikes on every
+backend, and a state passed back in (single-step use) continues exactly as one multi-step call.
+
 Threshold comparison: IF/LIF/PLIF/ALIF fire on ``H >= V_th`` by default (SpikingJelly's
 convention) and on ``H > V_th`` with ``strict_threshold=True`` (NIR, Norse, snnTorch);
 CUBALIF always fires on ``V > V_th`` (Lava/Loihi), so its ``strict_threshold`` may only be True.
