@@ -52,3 +52,65 @@ def test_unknown_choices_are_rejected(flags, capsys):
 def test_bad_values_are_clear_errors(tmp_path, flags, msg, capsys):
     assert main(["train", "--dataset", "digits", "--out", str(tmp_path), *flags]) == 1
     assert msg in capsys.readouterr().err
+
+
+def _finished_run(out, **train_config):
+    """A directory holding a complete checkpoint of a run with ``train_config`` (no training needed)."""
+    from snn.train import TrainConfig, save_checkpoint
+    from snn.train.checkpoint import RESUME_KEYS
+
+    cfg = TrainConfig(**{**dict(dataset="digits", model="mlp", hidden=[8], T=2, epochs=1, lr=1e-3), **train_config})
+    save_checkpoint(out / "checkpoint.pt", {**{k: {} for k in RESUME_KEYS}, "train_config": cfg.to_dict(),
+                                            "dataset": "digits"})
+    (out / "history.json").write_text("{}\n")
+    return out
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_a_new_run_refuses_to_replace_a_finished_one(tmp_path, capsys, command):
+    from badinput import expect_cli_error
+
+    run = _finished_run(tmp_path / "run")
+    err = expect_cli_error([command, "--out", run, "--epochs", "1"], capsys, "--out", str(run), "checkpoint.pt",
+                           "--overwrite", unchanged=[tmp_path])
+    assert ("--resume" in err) == (command == "train")
+
+
+def test_overwrite_replaces_a_finished_run(tmp_path):
+    run = _finished_run(tmp_path / "run")
+    args = ["train", "--dataset", "digits", "--model", "mlp", "--hidden", "8", "--T", "2", "--epochs", "1",
+            "--train-limit", "64", "--test-limit", "32", "--backend", "torch", "--out", str(run), "--overwrite"]
+    assert main(args) == 0
+    assert len(json.loads((run / "history.json").read_text())["test_acc"]) == 1
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path, capsys):
+    from badinput import expect_cli_error
+
+    expect_cli_error(["train", "--resume", "--overwrite", "--out", tmp_path], capsys, "--resume", "--overwrite")
+
+
+def test_resume_with_flags_that_contradict_the_checkpoint_lists_them(tmp_path, capsys):
+    from badinput import expect_cli_error
+
+    run = _finished_run(tmp_path / "run", lr=1e-3, T=4, hidden=[8])
+    err = expect_cli_error(["train", "--resume", "--out", run, "--lr", "0.01", "--T", "8", "--hidden", "8",
+                            "--epochs", "3", "--model", "mlp"], capsys,
+                           "--resume", "--lr 0.01 (checkpoint 0.001)", "--T 8 (checkpoint 4)", "drop them",
+                           unchanged=[tmp_path])
+    assert "--hidden" not in err and "--epochs" not in err and "--model" not in err  # equal, or may change
+
+
+def test_resume_flags_left_at_their_defaults_do_not_count(tmp_path, capsys):
+    """The checkpoint's run used --lr 0.01 --T 8; resuming without those flags is not a contradiction
+    although the parser's defaults differ."""
+    from snn.cli import build_parser, given_flags
+    from snn.train import load_checkpoint
+    from snn.train.cli import contradicting_flags
+
+    run = _finished_run(tmp_path / "run", lr=0.01, T=8)
+    argv = ["train", "--resume", "--out", str(run), "--epochs", "5"]
+    args = build_parser().parse_args(argv)
+    args._given = given_flags(argv)
+    assert args.lr != 0.01 and args.T != 8  # the parser's defaults differ from the checkpoint's
+    assert contradicting_flags(args, load_checkpoint(run / "checkpoint.pt")) == []
