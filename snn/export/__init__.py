@@ -2,10 +2,11 @@
 
 - :mod:`snn.export.loihi`: lowering to Loihi's CUBA LIF form, fixed-point quantizer, bit-accurate emulation, QAT.
 - :mod:`snn.export.lava`: run the lowered network in lava-nc (``floating_pt`` / ``fixed_pt``), save/load it.
-- :mod:`snn.export.nir`: ``to_nir`` / ``from_nir``.
+- :mod:`snn.export.nir`: ``to_nir`` / ``from_nir``, ``write_nir`` (atomic) / ``read_nir`` (clear errors on bad files).
 - :mod:`snn.export.lava_compat`: the one place that makes lava-nc 0.10.0 import on Python 3.11.
 
-Lava and NIR are optional: they are imported only when a function that needs them is used.
+Lava and NIR are optional: they are imported only when a function that needs them is used. Every export refuses
+NaN/Inf weights and parameters (naming the layer) and keeps each neuron's threshold comparison (``>=`` or ``>``).
 
 >>> cuba = snn.export.lower(net, in_shape=(1, 28, 28), input_bits=8)    # float Loihi form
 >>> fixed = snn.export.quantize(cuba)                                   # Loihi 2 fixed point
@@ -18,7 +19,8 @@ import importlib
 from .loihi import (CubaNet, FixedNet, LoihiRangeError, LoweringError, QATNet, Recurrent, SumPool2d, emulate_fixed,
                     emulate_float, lower, quantize)
 
-_LAZY = {"run_lava": "lava", "save_lowered": "lava", "load_lowered": "lava", "to_nir": "nir", "from_nir": "nir"}
+_LAZY = {"run_lava": "lava", "save_lowered": "lava", "load_lowered": "lava", "to_nir": "nir", "from_nir": "nir",
+         "write_nir": "nir", "read_nir": "nir"}
 
 __all__ = ["lower", "quantize", "emulate_fixed", "emulate_float", "QATNet", "CubaNet", "FixedNet", "Recurrent",
            "SumPool2d", "LoweringError", "LoihiRangeError", *_LAZY]

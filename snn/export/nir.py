@@ -286,12 +286,12 @@ def _node_arrays(node):
             yield key, a.astype(np.float64)
 
 
-def _check_nodes_finite(nodes: dict, where: str) -> None:
-    """Refuse a NaN/Inf in any node's parameters, naming the node and the parameter."""
+def _check_nodes_finite(nodes: dict, where: str | None = None) -> None:
+    """Refuse a NaN/Inf in any node's parameters, naming the node and the parameter (after ``where: ``)."""
     for name, node in nodes.items():
         for key, a in _node_arrays(node):
             if not np.isfinite(a).all():
-                raise ValueError(f"{where}: node {name!r} ({type(node).__name__}): {key} has "
+                raise ValueError(f"{where + ': ' if where else ''}node {name!r} ({type(node).__name__}): {key} has "
                                  f"{int((~np.isfinite(a)).sum())} non-finite value(s) (NaN/Inf)")
 
 
@@ -357,7 +357,7 @@ def _flatten(nodes: dict, edges: list) -> tuple[dict, list]:
         ins = [k for k, n in sub_nodes.items() if isinstance(n, nir.Input)]
         outs = [k for k, n in sub_nodes.items() if isinstance(n, nir.Output)]
         if len(ins) != 1 or len(outs) != 1:
-            raise ValueError(f"from_nir: subgraph {name!r} needs one Input and one Output node, found "
+            raise ValueError(f"subgraph {name!r} needs one Input and one Output node, found "
                              f"{len(ins)} and {len(outs)}")
         for k, n in sub_nodes.items():
             if k not in (ins[0], outs[0]):
@@ -367,7 +367,7 @@ def _flatten(nodes: dict, edges: list) -> tuple[dict, list]:
         inner_edges += [(f"{name}.{a}", f"{name}.{b}") for a, b in sub_edges if a != ins[0] and b != outs[0]]
     out = [(a2, b2) for a, b in edges for a2 in exits.get(a, [a]) for b2 in entry.get(b, [b])]
     if len(flat) != len(set(flat)):  # pragma: no cover - dict keys are unique
-        raise ValueError("from_nir: flattening subgraphs gave duplicate node names")
+        raise ValueError("flattening subgraphs gave duplicate node names")
     return flat, out + inner_edges
 
 
@@ -380,7 +380,7 @@ def _edge_list(edges, where: str) -> list:
             if e not in out:
                 out.append(e)
     except (TypeError, ValueError):
-        raise ValueError(f"from_nir: the edges of {where} must be (source, target) pairs, got {edges!r}") from None
+        raise ValueError(f"the edges of {where} must be (source, target) pairs, got {edges!r}") from None
     return out
 
 
@@ -399,7 +399,7 @@ def _recurrent_links(nodes, succ, pred) -> dict:
         neuron = succ[name][0]
         if _is_neuron(nodes[neuron]):
             if neuron in rec:
-                raise ValueError(f"from_nir: neuron node {neuron!r} has two recurrent connections "
+                raise ValueError(f"neuron node {neuron!r} has two recurrent connections "
                                  f"({rec[neuron]!r}, {name!r}); snn's recurrent layer has one")
             rec[neuron] = name
     return rec
@@ -411,7 +411,7 @@ def _chain(nodes: dict, edges: list):
     for a, b in edges:
         for end in (a, b):
             if end not in nodes:
-                raise ValueError(f"from_nir: edge ({a!r}, {b!r}) names a node {end!r} that the graph does not have")
+                raise ValueError(f"edge ({a!r}, {b!r}) names a node {end!r} that the graph does not have")
     succ, pred = defaultdict(list), defaultdict(list)
     for a, b in edges:
         succ[a].append(b)
@@ -419,7 +419,7 @@ def _chain(nodes: dict, edges: list):
     inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
     outputs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(f"from_nir: the graph needs exactly one Input and one Output node, found "
+        raise ValueError(f"the graph needs exactly one Input and one Output node, found "
                          f"{len(inputs)} Input and {len(outputs)} Output")
     rec = _recurrent_links(nodes, succ, pred)
     order, cur = [], inputs[0]
@@ -427,21 +427,21 @@ def _chain(nodes: dict, edges: list):
         nexts = [n for n in succ[cur] if n != rec.get(cur)]
         if len(nexts) != 1:
             what = "does not lead to the output" if not nexts else f"branches to {nexts}"
-            raise ValueError(f"from_nir: node {cur!r} {what}; only chains of nodes (with neuron layers recurrent "
+            raise ValueError(f"node {cur!r} {what}; only chains of nodes (with neuron layers recurrent "
                              f"through one Linear/Affine) are supported")
         prev, cur = cur, nexts[0]
         others = [p for p in pred[cur] if p not in (prev, rec.get(cur))]
         if others:
-            raise ValueError(f"from_nir: node {cur!r} also receives input from {others}; only chains of nodes "
+            raise ValueError(f"node {cur!r} also receives input from {others}; only chains of nodes "
                              f"(with neuron layers recurrent through one Linear/Affine) are supported")
         if cur == outputs[0]:
             break
         if cur in order or cur == inputs[0]:
-            raise ValueError(f"from_nir: the graph has a cycle through {cur!r} that is not a recurrent layer")
+            raise ValueError(f"the graph has a cycle through {cur!r} that is not a recurrent layer")
         order.append(cur)
     unused = sorted(set(nodes) - {inputs[0], outputs[0]} - set(order) - set(rec.values()))
     if unused:
-        raise ValueError(f"from_nir: node(s) {unused} are not on the chain from input to output")
+        raise ValueError(f"node(s) {unused} are not on the chain from input to output")
     return inputs[0], order, rec
 
 
@@ -501,13 +501,13 @@ def _neuron_module(node, dt: float, name: str, n: int, backend: str) -> BaseNeur
     try:
         return build(node, dt, p, kw)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"from_nir: node {name!r} ({type(node).__name__}, dt={dt:g}): {e}") from None
+        raise ValueError(f"node {name!r} ({type(node).__name__}, dt={dt:g}): {e}") from None
 
 
 def _weight(node, name: str, ndim: int) -> torch.Tensor:
     w = torch.as_tensor(np.asarray(node.weight, dtype=np.float32))
     if w.dim() != ndim or 0 in w.shape:
-        raise ValueError(f"from_nir: node {name!r} ({type(node).__name__}): weight must be a non-empty "
+        raise ValueError(f"node {name!r} ({type(node).__name__}): weight must be a non-empty "
                          f"{ndim}-D array, got shape {tuple(w.shape)}")
     return w
 
@@ -517,7 +517,7 @@ def _bias(node, name: str, n: int) -> torch.Tensor:
     if b.dim() == 0:
         b = b.expand(n)
     if b.shape != (n,):
-        raise ValueError(f"from_nir: node {name!r} ({type(node).__name__}): bias must have {n} entries, got shape "
+        raise ValueError(f"node {name!r} ({type(node).__name__}): bias must have {n} entries, got shape "
                          f"{tuple(b.shape)}")
     return b
 
@@ -525,7 +525,7 @@ def _bias(node, name: str, n: int) -> torch.Tensor:
 def _ints(v, name: str, what: str):
     a = np.atleast_1d(np.asarray(v))
     if a.dtype.kind not in "iu" and not (a.dtype.kind == "f" and np.all(a == np.round(a))):
-        raise ValueError(f"from_nir: node {name!r}: {what} must be integers, got {v!r}")
+        raise ValueError(f"node {name!r}: {what} must be integers, got {v!r}")
     return tuple(int(x) for x in a)
 
 
@@ -571,7 +571,7 @@ def _layer_module(node, name: str) -> nn.Module:
         shift = lambda d: d + 1 if d >= 0 else d  # noqa: E731
         start, end = _ints(node.start_dim, name, "start_dim")[0], _ints(node.end_dim, name, "end_dim")[0]
         return layers.Flatten(start_dim=shift(start), end_dim=shift(end), step_mode="m")
-    raise ValueError(f"from_nir: node {name!r} is a NIR {type(node).__name__}, which has no snn counterpart; "
+    raise ValueError(f"node {name!r} is a NIR {type(node).__name__}, which has no snn counterpart; "
                      f"supported: {', '.join(NIR_IMPORTABLE)}")
 
 
@@ -582,13 +582,13 @@ def _out_shape(m: nn.Module, shape: tuple, name: str) -> tuple:
         with torch.no_grad():
             return tuple(plain_forward(probe, torch.empty(1, *shape, device="meta")).shape[1:])
     except (RuntimeError, ValueError, IndexError, TypeError) as e:
-        raise ValueError(f"from_nir: node {name!r} does not accept input of shape {shape}: {e}") from None
+        raise ValueError(f"node {name!r} does not accept input of shape {shape}: {e}") from None
 
 
 def _input_shape(node, name: str) -> tuple:
     shape = np.atleast_1d(np.asarray(next(iter(node.input_type.values()), None)))
     if shape.dtype.kind not in "iuf" or shape.size == 0 or np.any(shape < 1) or np.any(shape != np.round(shape)):
-        raise ValueError(f"from_nir: Input node {name!r} has shape {shape.tolist()}; it must be positive integers")
+        raise ValueError(f"Input node {name!r} has shape {shape.tolist()}; it must be positive integers")
     return tuple(int(s) for s in shape)
 
 
@@ -597,43 +597,33 @@ def _recurrent_module(neuron, node, name: str, shape: tuple, rec_name: str) -> R
     n = math.prod(shape)
     w = _weight(node, rec_name, 2)
     if len(shape) != 1 or w.shape != (n, n):
-        raise ValueError(f"from_nir: recurrent node {rec_name!r} of {name!r}: weight {tuple(w.shape)} must be "
+        raise ValueError(f"recurrent node {rec_name!r} of {name!r}: weight {tuple(w.shape)} must be "
                          f"[{n}, {n}] over a flat layer (neuron shape {shape})")
     b = _bias(node, rec_name, n) if isinstance(node, nir.Affine) else None
     return Recurrent(neuron, n, w, bias=b)
 
 
 def _graph_dt(graph, dt, where: str) -> float:
+    """``dt`` if given, else the graph's ``metadata['dt']``, else :data:`DEFAULT_DT`; checked finite and > 0."""
     if dt is not None:
         return check_dt(dt, "from_nir")
     meta = getattr(graph, "metadata", None)
     if not isinstance(meta, dict) or "dt" not in meta:
         return DEFAULT_DT
+    who = f"from_nir: {where}'s metadata['dt']"
+    value = np.asarray(meta["dt"])
+    if value.size != 1 or value.dtype.kind not in "iuf":
+        raise ValueError(f"{who} must be one number of seconds per step, got {meta['dt']!r} (pass dt= to override)")
     try:
-        return check_dt(np.asarray(meta["dt"]).item(), f"from_nir: {where}'s metadata['dt']")
-    except (TypeError, ValueError) as e:
+        return check_dt(value.item(), who)
+    except ValueError as e:
         raise ValueError(f"{e} (pass dt= to override it)") from None
 
 
-def from_nir(graph, dt: float | None = None, backend: str = "auto") -> nn.Sequential:
-    """An snn ``nn.Sequential`` (step mode 'm': input ``[T, B, ...]``) from an ``nir.NIRGraph`` or a file path.
-
-    ``dt`` (seconds per step, finite and > 0) defaults to the graph's ``metadata['dt']`` when present, else
-    ``1e-4`` (SpikingJelly's default). ``backend`` is given to every neuron. Every neuron fires on
-    ``v > v_threshold`` (``strict_threshold=True``), as NIR says. A node snn cannot express, a graph that is not
-    a chain, a NaN/Inf parameter or a shape that does not fit is a ``ValueError`` naming the node.
-    """
-    nir = _nir()
-    where = "the graph"
-    if not isinstance(graph, nir.NIRGraph):
-        if isinstance(graph, nir.NIRNode):
-            raise TypeError(f"from_nir: expected an nir.NIRGraph or a file path, got a single "
-                            f"{type(graph).__name__} node")
-        where = f"NIR file {graph}"
-        graph = read_nir(graph)
-    dt = _graph_dt(graph, dt, where)
-    nodes, edges = _flatten(dict(graph.nodes), _edge_list(graph.edges, where))
-    _check_nodes_finite(nodes, f"from_nir ({where})")
+def _build(graph, dt: float, backend: str) -> nn.Sequential:
+    """The snn network of a graph (see :func:`from_nir`)."""
+    nodes, edges = _flatten(dict(graph.nodes), _edge_list(graph.edges, "the graph"))
+    _check_nodes_finite(nodes)
     first, order, rec = _chain(nodes, edges)
     shape = _input_shape(nodes[first], first)
     mods = []
@@ -648,3 +638,32 @@ def from_nir(graph, dt: float | None = None, backend: str = "auto") -> nn.Sequen
             shape = _out_shape(m, shape, name)
             mods.append(m)
     return nn.Sequential(*mods)
+
+
+# What building a network from foreign node contents can raise; all are reported as a bad graph.
+_BAD_GRAPH = (ValueError, TypeError, RuntimeError, IndexError, KeyError, ZeroDivisionError, AttributeError,
+              OverflowError, AssertionError)
+
+
+def from_nir(graph, dt: float | None = None, backend: str = "auto") -> nn.Sequential:
+    """An snn ``nn.Sequential`` (step mode 'm': input ``[T, B, ...]``) from an ``nir.NIRGraph`` or a file path.
+
+    ``dt`` (seconds per step, finite and > 0) defaults to the graph's ``metadata['dt']`` when present, else
+    ``1e-4`` (SpikingJelly's default). ``backend`` is given to every neuron. Every neuron fires on
+    ``v > v_threshold`` (``strict_threshold=True``), as NIR says. A node snn cannot express, a graph that is not
+    a chain, a NaN/Inf parameter or a shape that does not fit is a ``ValueError`` naming the node (and the file).
+    """
+    nir = _nir()
+    where = "graph"
+    if not isinstance(graph, nir.NIRGraph):
+        if isinstance(graph, nir.NIRNode):
+            raise TypeError(f"from_nir: expected an nir.NIRGraph or a file path, got a single "
+                            f"{type(graph).__name__} node")
+        where = f"NIR file {graph}"
+        graph = read_nir(graph)
+    dt = _graph_dt(graph, dt, where)
+    try:
+        return _build(graph, dt, backend)
+    except _BAD_GRAPH as e:
+        detail = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"from_nir ({where}): {detail}") from None

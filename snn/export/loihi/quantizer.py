@@ -85,7 +85,7 @@ class _Ranges:
             return value
         if not self.clip:
             worst = t[bad].flatten()[0].item()
-            raise LoihiRangeError(f"{layer}: {what} = {worst} is outside Loihi's range [{lo}, {hi}] "
+            raise LoihiRangeError(f"layer {layer}: {what} = {worst} is outside Loihi's range [{lo}, {hi}] "
                                   f"({n} value(s)); pass clip=True to clip")
         self.clipped[f"{layer}.{what}"] = self.clipped.get(f"{layer}.{what}", 0) + n
         return t.clamp(lo, hi) if isinstance(value, torch.Tensor) else int(t.clamp(lo, hi))
@@ -157,7 +157,7 @@ def quantize(net: CubaNet, clip: bool = False, vth_target: int = VTH_TARGET) -> 
             layers.append(_quantize_readout(L, w, check))
             continue
         if not L.vth > 0:
-            raise LoihiRangeError(f"{L.name}: threshold vth = {L.vth} must be > 0 to be quantized (it sets the "
+            raise LoihiRangeError(f"layer {L.name}: threshold vth = {L.vth} must be > 0 to be quantized (it sets the "
                                   f"layer's scale)")
         delta = 0 if L.strict else 1
         w_max = float(w.abs().max()) if w.numel() else 0.0
