@@ -128,3 +128,15 @@ def test_liquid_state_machine_fixed_pt():
     x = _spikes(12, 2, (10,), 0.3, torch.Generator().manual_seed(2))
     emu = emulate_fixed(fixed, x)
     assert emu.sum() > 20 and torch.equal(run_lava(fixed, x, batch_size=2), emu.float())
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_floating_pt_keeps_the_tie_case(strict):
+    """Lava's own float LIF (fires on v > vth) run with lava_threshold gives the snn network's spikes exactly,
+    potentials landing on thresholds included, for >= and > neurons."""
+    from test_export_loihi import _run_snn, tie_input, tie_net
+
+    net, x = tie_net(strict), tie_input(T=10, B=2)
+    ref = _run_snn(net, x)
+    assert torch.equal(run_lava(lower(net, (6,)), x, batch_size=2), ref)
+    assert not torch.equal(_run_snn(tie_net(not strict), x), ref), "ties must occur, or this test proves nothing"

@@ -172,3 +172,71 @@ def test_recurrent_module_state_and_step_modes():
     rec.step_mode = "s"
     steps = torch.stack([rec(xt) for xt in x])
     assert torch.equal(whole, halves) and torch.equal(whole, steps)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Threshold comparison: >= (IF/LIF/PLIF default) and > (strict_threshold=True, CUBALIF) survive the lowering
+# ------------------------------------------------------------------------------------------------------------
+def tie_net(strict: bool, seed: int = 0):
+    """IF, LIF and CUBALIF layers with dyadic weights (multiples of 1/4), thresholds and decays (1/2): every
+    potential is exact in float32 and float64, and many land exactly on their threshold."""
+    kw = dict(backend="torch", strict_threshold=strict)
+    net = nn.Sequential(nn.Linear(6, 8, bias=False), IF(v_threshold=1.0, v_reset=-0.25, **kw),
+                        nn.Linear(8, 7), LIF(tau=2.0, v_threshold=0.5, **kw),
+                        nn.Linear(7, 5, bias=False), LIF(tau=2.0, v_threshold=0.75, decay_input=False, **kw),
+                        nn.Linear(5, 4, bias=False), CUBALIF(du=1.0, dv=0.5, v_threshold=0.5, bias=0.25))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randint(0, 4, m.weight.shape, generator=g) / 4)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randint(-1, 2, m.bias.shape, generator=g) / 4)
+    return net
+
+
+def tie_input(seed: int = 1, T: int = 12, B: int = 3):
+    return (torch.rand(T, B, 6, generator=torch.Generator().manual_seed(seed)) < 0.5).float()
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_float_lowering_keeps_the_tie_case(strict):
+    """The float CUBA form (Lava's ``floating_pt`` arithmetic, threshold from ``lava_threshold``) gives exactly the
+    snn network's spikes, with potentials landing on the threshold, for >= and > neurons alike."""
+    from snn.export.loihi.lowering import lava_threshold
+
+    net, x = tie_net(strict), tie_input()
+    ref = _run_snn(net, x)
+    cuba = lower(net, (6,))
+    assert [L.strict for L in cuba.layers] == [strict, strict, strict, True]
+    assert all(lava_threshold(L) < L.vth for L in cuba.layers if not L.strict)
+    got = emulate_float(cuba, x, all_layers=True)
+    ref_layers, h = [], x
+    snn.reset(net)
+    with torch.no_grad():
+        for m in net:
+            h = m(h)
+            if not isinstance(m, nn.Linear):
+                ref_layers.append(h)
+    for a, b in zip(ref_layers, got):
+        assert torch.equal(a.double(), b)
+    assert ref.sum() > 20
+    assert not torch.equal(_run_snn(tie_net(not strict), x), ref), "ties must occur, or this test proves nothing"
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_quantizer_puts_the_threshold_on_an_integer_potential(strict):
+    """s·V_th = 64·vth + δ exactly (δ = 1 for >=, 0 for >): Lava's ``v > (vth << 6)`` is then the layer's own
+    comparison with its scaled threshold, on integer potentials; weights stay within 8 bits."""
+    for seed in range(6):
+        g = torch.Generator().manual_seed(seed)
+        neurons = [IF(v_threshold=0.3 + float(torch.rand(1, generator=g)), strict_threshold=strict),
+                   LIF(tau=3.0, v_threshold=1.7, v_reset=-0.2, strict_threshold=strict),
+                   CUBALIF(du=1.0, dv=0.3, v_threshold=0.9)]
+        cuba = lower(_net(g, neurons, [9, 12, 10, 8], scale=float(1 + 5 * torch.rand(1, generator=g))), (9,))
+        fixed = quantize(cuba)
+        for L, F in zip(cuba.layers, fixed.layers):
+            delta = 0 if L.strict else 1
+            assert math.isclose(F.scale * L.vth, 64 * F.vth + delta, rel_tol=1e-12)
+            assert F.vth >= 512 and F.weight.abs().max() <= 256
+            assert L.strict == (strict or isinstance(neurons[cuba.layers.index(L)], CUBALIF))
