@@ -215,8 +215,11 @@ def nir_reference(graph, x: np.ndarray, dt: float):
             all(nr.f32_exact for nr in neurons.values()))
 
 
-def snn_run(graph, x: np.ndarray, dt: float) -> np.ndarray:
-    net = from_nir(graph, dt=dt, backend="torch")
+CPU_BACKENDS = [b for b in ("torch", "cpp") if b in snn.ops.available_backends()]
+
+
+def snn_run(graph, x: np.ndarray, dt: float, backend: str = "torch") -> np.ndarray:
+    net = from_nir(graph, dt=dt, backend=backend)
     snn.reset(net)
     with torch.no_grad():
         return net(torch.as_tensor(x, dtype=torch.float32)).double().numpy()
@@ -321,13 +324,14 @@ def _inputs(seed, in_shape, T=12, B=3):
 # ----------------------------------------------------------------------------------------------------------------
 # Tests
 # ----------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("seed", range(12))
-def test_exact_graphs_match_the_reference_including_ties(seed):
+def test_exact_graphs_match_the_reference_including_ties(seed, backend):
     graph, dt, in_shape = random_graph(seed, exact=True)
     x = _inputs(seed, in_shape)
     ref, _, _, exact = nir_reference(graph, x, dt)
     assert exact, "the exact family must stay within float32"
-    got = snn_run(graph, x, dt)
+    got = snn_run(graph, x, dt, backend)
     assert ref.shape == got.shape
     np.testing.assert_array_equal(got, ref)
     assert ref.sum() > 0
@@ -361,13 +365,14 @@ def _generic_cases(n_cases: int):
     return seeds
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("seed", _generic_cases(8))
-def test_generic_graphs_match_the_reference(seed):
+def test_generic_graphs_match_the_reference(seed, backend):
     graph, dt, in_shape = random_graph(seed, exact=False)
     x = _inputs(seed, in_shape)
     ref, margin = nir_reference(graph, x, dt)[:2]
     assert margin > MARGIN
-    np.testing.assert_array_equal(snn_run(graph, x, dt), ref)
+    np.testing.assert_array_equal(snn_run(graph, x, dt, backend), ref)
     assert ref.sum() > 0
 
 
