@@ -82,7 +82,7 @@ def int_list(minimum: int = 1):
         try:
             values = [int(v) for v in text.replace(",", " ").split()]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
         if not values:
             raise argparse.ArgumentTypeError("expected at least one integer")
         bad = [v for v in values if v < minimum]

@@ -114,3 +114,12 @@ def test_resume_flags_left_at_their_defaults_do_not_count(tmp_path, capsys):
     args._given = given_flags(argv)
     assert args.lr != 0.01 and args.T != 8  # the parser's defaults differ from the checkpoint's
     assert contradicting_flags(args, load_checkpoint(run / "checkpoint.pt")) == []
+
+
+def test_demo_replaces_an_earlier_demo_but_no_other_run(tmp_path):
+    """`make demo` twice works: the demo's own earlier output is replaced; a training run's is not."""
+    from snn.train.cli import DEMO_CONFIG, _is_demo_run
+
+    assert _is_demo_run(_finished_run(tmp_path / "demo", **{**DEMO_CONFIG, "epochs": 2}))
+    assert not _is_demo_run(_finished_run(tmp_path / "train"))
+    assert not _is_demo_run(tmp_path / "empty")

@@ -62,3 +62,47 @@ def test_cli_errors_are_clear(checkpoint, tmp_path, capsys):
                      "not found")
     expect_cli_error(["deploy", "--checkpoint", checkpoint, "--samples", "0", "--no-lava"], capsys, "--samples",
                      unchanged=[checkpoint])
+
+
+@pytest.fixture
+def fashion_dir(tmp_path):
+    """A directory where `--dataset auto` would find (tiny) Fashion-MNIST files."""
+    import numpy as np
+
+    from snn.data import write_idx
+
+    d = tmp_path / "fashion"
+    d.mkdir()
+    for split, n in (("train", 8), ("t10k", 8)):
+        write_idx(d / f"{split}-images-idx3-ubyte", np.zeros((n, 28, 28), np.uint8))
+        write_idx(d / f"{split}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8))
+    return d
+
+
+def test_deploy_runs_on_the_data_set_the_checkpoint_was_trained_on(tmp_path, fashion_dir):
+    """The run said `--dataset auto`, which meant digits when it trained; with Fashion-MNIST found now,
+    deploy still runs digits (re-resolving 'auto' would feed 28x28 images to an 8x8 network)."""
+    from snn.models import build_model, model_config
+    from snn.train import save_checkpoint
+
+    cfg = model_config("mlp", in_shape=[1, 8, 8], hidden=[8], backend="torch")
+    ckpt = tmp_path / "auto.pt"
+    save_checkpoint(ckpt, {"model_config": cfg, "model": build_model(cfg).state_dict(), "dataset": "digits",
+                           "train_config": {"dataset": "auto", "T": 2, "encoding": "direct"}})
+    assert main(["deploy", "--checkpoint", str(ckpt), "--no-lava", "--samples", "4", "--data-dir", str(fashion_dir),
+                 "--json", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["dataset"] == "digits"
+
+
+def test_deploy_needs_a_dataset_when_the_checkpoint_does_not_say(tmp_path, capsys):
+    from badinput import expect_cli_error
+    from snn.models import build_model, model_config
+    from snn.train import save_checkpoint
+
+    cfg = model_config("mlp", in_shape=[1, 8, 8], hidden=[8], backend="torch")
+    ckpt = tmp_path / "unknown.pt"
+    save_checkpoint(ckpt, {"model_config": cfg, "model": build_model(cfg).state_dict(),
+                           "train_config": {"dataset": "auto", "T": 2}})
+    expect_cli_error(["deploy", "--checkpoint", ckpt, "--no-lava"], capsys, str(ckpt), "--dataset",
+                     unchanged=[tmp_path])
+    assert main(["deploy", "--checkpoint", str(ckpt), "--no-lava", "--samples", "2", "--dataset", "digits"]) == 0
