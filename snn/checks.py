@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
+import numbers
 from contextlib import contextmanager
 
 import torch
 
 __all__ = ["set_finite_checks", "finite_checks_enabled", "finite_checks", "all_finite", "check_sequence",
-           "check_positive", "check_tau", "check_finite", "check_range", "check_real_tensor", "check_bool"]
+           "check_positive", "check_tau", "check_finite", "check_range", "check_real_tensor", "check_int", "check_bool"]
 
 _FINITE_CHECKS = True
 
@@ -130,3 +131,19 @@ def check_bool(value, name: str, who: str) -> bool:
     if np is not None and isinstance(value, np.bool_):
         return bool(value)
     raise TypeError(f"{who}: {name} must be True or False, got {type(value).__name__} {value!r}")
+
+
+def check_int(value, name: str, who: str, low: int | None = None, high: int | None = None) -> int:
+    """An integer (Python or numpy, not bool, not a float) in ``[low, high]``, returned as ``int``."""
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{who}: {name} must be an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{who}: {name} must lie in [{lo}, {hi}], got {value}")
+    return value
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"

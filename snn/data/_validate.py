@@ -1,23 +1,11 @@
-"""Argument checks shared by the data readers: whole numbers in a range, and integer-valued arrays."""
+"""Argument checks shared by the data readers: integer-valued arrays (``check_int`` is :func:`snn.checks.check_int`)."""
 from __future__ import annotations
-
-import numbers
 
 import numpy as np
 
+from ..checks import check_int
+
 __all__ = ["check_int", "whole_numbers"]
-
-
-def check_int(value, name: str, who: str, low: int | None = None, high: int | None = None) -> int:
-    """An integer (Python or numpy, not bool, not a float) in ``[low, high]``, returned as ``int``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{who}: {name} must be an integer, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if (low is not None and value < low) or (high is not None and value > high):
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        raise ValueError(f"{who}: {name} must lie in [{lo}, {hi}], got {value}")
-    return value
 
 
 def whole_numbers(a, name: str, who: str, low: int, high: int) -> np.ndarray:

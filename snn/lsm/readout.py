@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checks import check_range
+from ..checks import check_int, check_range
 
 __all__ = ["Standardizer", "RidgeReadout", "LogisticReadout", "ProjectionHead", "info_nce", "train_contrastive",
            "make_readout", "READOUTS"]
@@ -181,8 +181,7 @@ class LogisticReadout(RidgeReadout):
 
     def __init__(self, l2: float = 1e-2, max_iter: int = 200):
         check_range(l2, "l2", "LogisticReadout", low=0)
-        if isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 1:
-            raise ValueError(f"LogisticReadout: max_iter must be an integer >= 1, got {max_iter!r}")
+        check_int(max_iter, "max_iter", "LogisticReadout", low=1)
         self.l2, self.max_iter = float(l2), int(max_iter)
 
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> "LogisticReadout":

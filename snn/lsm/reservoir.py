@@ -262,8 +262,7 @@ class LiquidStateMachine(nn.Module):
         if features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
         t_steps, b, _ = x.shape
-        if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or not 1 <= n_bins <= t_steps:
-            raise ValueError(f"n_bins must lie in [1, T={t_steps}], got {n_bins}")
+        n_bins = checks.check_int(n_bins, "n_bins", f"LiquidStateMachine (T={t_steps})", low=1, high=t_steps)
         edges = [round(k * t_steps / n_bins) for k in range(n_bins + 1)]
         if self.engine == "event":
             counts, traces, volts, out = self._run_event(x, edges, n_bins, record, volts=features == "all")
@@ -318,8 +317,7 @@ class LiquidStateMachine(nn.Module):
 
     def features(self, x: torch.Tensor, n_bins: int = 3, features: str = "both", batch_size: int = 256) -> torch.Tensor:
         """Features ``[B, F]`` of ``x [T, B, n_inputs]``, simulated ``batch_size`` samples at a time."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"LiquidStateMachine.features: batch_size must be an integer >= 1, got {batch_size!r}")
+        checks.check_int(batch_size, "batch_size", "LiquidStateMachine.features", low=1)
         return torch.cat([self.run(x[:, i:i + batch_size], n_bins, features)[0]
                           for i in range(0, x.shape[1], batch_size)])
 
@@ -354,10 +352,9 @@ def _check_numbers(*, n_inputs, n_neurons, seed, **values) -> None:
     """Every numeric constructor argument finite and in its range (``_RANGES``; None allowed for
     ``input_envelope`` and ``spectral_radius``), sizes positive integers, and ``v_reset < v_threshold``."""
     who = "LiquidStateMachine"
-    for name, value in (("n_inputs", n_inputs), ("n_neurons", n_neurons), ("seed", seed)):
-        least = 0 if name == "seed" else 1
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{who}: {name} must be an integer >= {least}, got {value!r}")
+    checks.check_int(n_inputs, "n_inputs", who, low=1)
+    checks.check_int(n_neurons, "n_neurons", who, low=1)
+    checks.check_int(seed, "seed", who, low=0)
     for name, value in values.items():
         if value is None and name in ("input_envelope", "spectral_radius"):
             continue
