@@ -240,3 +240,20 @@ def test_quantizer_puts_the_threshold_on_an_integer_potential(strict):
             assert math.isclose(F.scale * L.vth, 64 * F.vth + delta, rel_tol=1e-12)
             assert F.vth >= 512 and F.weight.abs().max() <= 256
             assert L.strict == (strict or isinstance(neurons[cuba.layers.index(L)], CUBALIF))
+
+
+def test_fixed_point_emulation_warns_when_lava_arithmetic_overflows():
+    """1024 coincident input spikes, each worth half the threshold: one step's input is 512 thresholds, beyond
+    Lava's 24-bit current at the quantizer's scale, so it wraps around (Lava's arithmetic: the spikes are not the
+    float network's); the emulation says so, naming the layer. A quiet input gives no warning."""
+    import warnings
+
+    net = nn.Sequential(nn.Linear(1024, 2, bias=False), IF(v_threshold=1.0))
+    with torch.no_grad():
+        net[0].weight.fill_(0.5)
+    fixed = quantize(lower(net, (1024,)))
+    with pytest.warns(RuntimeWarning, match=r"layer 1: the current u wrapped around 24 bits 6 time"):
+        emulate_fixed(fixed, torch.ones(3, 1, 1024))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        emulate_fixed(fixed, (torch.rand(3, 1, 1024, generator=torch.Generator().manual_seed(0)) < 0.01).float())

@@ -9,11 +9,15 @@ the integer primitives (:func:`trunc_div`, :func:`floor_shift`, :func:`wrap24`).
     s    = v > (vth << 6);  v = 0 where s
 
 batched, on any device, with every rounding written as a straight-through estimator so that
-:class:`~snn.export.loihi.QATNet` can fine-tune the float weights through the deployed arithmetic.
+:class:`~snn.export.loihi.QATNet` can fine-tune the float weights through the deployed arithmetic. When the
+current wraps around or the potential is clipped (values the float network does not have), it warns, naming
+the layer.
 :func:`emulate_float` runs a :class:`~snn.export.loihi.CubaNet` with Lava's floating-point model (the
 equations in :mod:`snn.export.loihi.lowering`).
 """
 from __future__ import annotations
+
+import warnings
 
 import torch
 
@@ -71,27 +75,44 @@ def _fixed_layer_params(L: FixedLayer, device):
 
 
 def _run_fixed_layer(a_ff: torch.Tensor, L: FixedLayer, w_rec, bias, surrogate, record):
-    """Neuron loop of one fixed-point layer; ``a_ff [T, B, N]`` is the shifted synaptic input (before << 6)."""
+    """Neuron loop of one fixed-point layer; ``a_ff [T, B, N]`` is the shifted synaptic input (before << 6).
+
+    Returns spikes, the last potential, the recorded potentials (or None) and how many times the current wrapped
+    around 24 bits and the potential was clipped (Lava's arithmetic: values the float network does not have)."""
     T = a_ff.shape[0]
     u = torch.zeros_like(a_ff[0])
     v = torch.zeros_like(a_ff[0])
     s = torch.zeros_like(a_ff[0])
+    wraps = clips = torch.zeros((), dtype=torch.int64, device=a_ff.device)
     vth_eff = float(L.vth << VTH_SHIFT)
     out, vs = [], []
     for t in range(T):
         a = a_ff[t]
         if w_rec is not None:
             a = a + floor_shift(_exact_matmul(s, w_rec, 1.0), L.rec_weight_exp)
-        u = wrap24(trunc_div(u * (DECAY_UNITY - L.du - 1), DECAY_UNITY) + a * 2.0 ** ACT_SHIFT)
-        v = trunc_div(v * (DECAY_UNITY - L.dv), DECAY_UNITY) + u + bias
-        v = v.clamp(-MAX_UV + 1, MAX_UV - 1)
+        u_raw = trunc_div(u * (DECAY_UNITY - L.du - 1), DECAY_UNITY) + a * 2.0 ** ACT_SHIFT
+        u = wrap24(u_raw)
+        v_raw = trunc_div(v * (DECAY_UNITY - L.dv), DECAY_UNITY) + u + bias
+        v = v_raw.clamp(-MAX_UV + 1, MAX_UV - 1)
+        wraps = wraps + (u.detach() != u_raw.detach()).sum()
+        clips = clips + (v.detach() != v_raw.detach()).sum()
         if not L.readout:
             s = _spike(v, vth_eff, surrogate)
             v = v * (1 - s)
         out.append(s)
         if record:
             vs.append(v.detach())
-    return torch.stack(out), v, (torch.stack(vs) if record else None)
+    return torch.stack(out), v, (torch.stack(vs) if record else None), (int(wraps), int(clips))
+
+
+def _warn_overflow(L: FixedLayer, wraps: int, clips: int) -> None:
+    """Say when Lava's 24-bit arithmetic changed values (as it does on the chip): those spikes are not the float
+    network's."""
+    if wraps or clips:
+        warnings.warn(f"emulate_fixed: layer {L.name}: the current u wrapped around 24 bits {wraps} time(s) and the "
+                      f"potential v was clipped to ±(2^23 - 1) {clips} time(s), as Lava does; spikes there differ "
+                      f"from the float network (smaller weights, fewer coincident input spikes or fewer steps of a "
+                      f"readout avoid it)", RuntimeWarning, stacklevel=3)
 
 
 def _input_ints(x_seq: torch.Tensor, input_bits: int) -> torch.Tensor:
@@ -124,8 +145,9 @@ def emulate_fixed(net: FixedNet, x_seq: torch.Tensor, *, surrogate=None, all_lay
         w, w_rec = weights[i] if weights is not None else (L.weight, L.rec_weight)
         w = w.to(s.device)
         a = floor_shift(_exact_matmul(s.reshape(T * B, -1), w, x_max), L.weight_exp).reshape(T, B, -1)
-        s, v_last, v = _run_fixed_layer(a, L, None if w_rec is None else w_rec.to(s.device),
-                                        _fixed_layer_params(L, s.device), surrogate, record_v)
+        s, v_last, v, overflow = _run_fixed_layer(a, L, None if w_rec is None else w_rec.to(s.device),
+                                                  _fixed_layer_params(L, s.device), surrogate, record_v)
+        _warn_overflow(L, *overflow)
         x_max = 1.0
         outs.append((v_last / L.scale).reshape(B, *L.out_shape) if L.readout else s.reshape(T, B, *L.out_shape))
         vs.append(v)
