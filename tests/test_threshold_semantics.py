@@ -54,26 +54,28 @@ def check_cubalif_tie(backend, mode, dtype):
 
 def check_grid_against_reference(family, backend, strict, v_reset, seed=0):
     """Inputs on a grid of 1/4 with decay 1/2 and V_th = 1 hit the threshold exactly in many neurons: the
-    backend's spikes equal the torch reference's, its gradients (through S recomputed at the ties) too."""
+    backend's spikes equal the torch reference's, its gradients (through S recomputed at the ties, the PLIF
+    decay's included) too."""
     g = torch.Generator().manual_seed(seed)
     x = (torch.randint(-4, 9, (6, 200), generator=g).double() / 4).requires_grad_()
     v0 = torch.zeros(200, dtype=torch.float64, requires_grad=True)
+    d = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
     kw = dict(v_threshold=1.0, v_reset=v_reset, decay_input=True, detach_reset=False, surrogate=sg.Triangle(0.5),
               strict_threshold=strict, record_v=True)
     outs = []
     for b in ("torch", backend):
         if family == "lif":
-            s, v, vs = snn.ops.lif_multistep(x, v0, 0.5, backend=b, **kw)
+            s, v, vs = snn.ops.lif_multistep(x, v0, d, backend=b, **kw)
         else:
-            s, v, _, vs = snn.ops.alif_multistep(x, v0, torch.zeros(200, dtype=torch.float64), 0.5, backend=b,
+            s, v, _, vs = snn.ops.alif_multistep(x, v0, torch.zeros(200, dtype=torch.float64), d, backend=b,
                                                  rho=0.5, beta=0.25, **kw)
         w = torch.randn(s.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-        outs.append((s, vs) + torch.autograd.grad((s * w).sum() + vs.sum(), (x, v0)))
-    (s_r, vs_r, gx_r, gv_r), (s_b, vs_b, gx_b, gv_b) = outs
+        outs.append((s, vs) + torch.autograd.grad((s * w).sum() + vs.sum(), (x, v0, d)))
+    (s_r, vs_r, *g_r), (s_b, vs_b, *g_b) = outs
     assert torch.equal(s_b, s_r), f"{family} {backend} strict={strict}: spikes differ from the reference"
     torch.testing.assert_close(vs_b, vs_r, atol=1e-12, rtol=1e-12)
-    torch.testing.assert_close(gx_b, gx_r, atol=1e-10, rtol=1e-10)
-    torch.testing.assert_close(gv_b, gv_r, atol=1e-10, rtol=1e-10)
+    for name, a, r in zip(("x", "v_init", "decay"), g_b, g_r):
+        torch.testing.assert_close(a, r, atol=1e-9, rtol=1e-9, msg=lambda m: f"gradient of {name}: {m}")
     return s_r
 
 

@@ -10,9 +10,9 @@ NAME = "torch"
 FAMILIES = ("lif", "alif", "cubalif")
 
 
-def _last(seq, initial):
+def _last(seq, initial, x_seq):
     """The state after the last step; the initial state (in the state dtype) when there were no steps (T = 0)."""
-    return seq[-1] if len(seq) else initial.to(seq.dtype)
+    return seq[-1] if len(seq) else F.as_state(initial, x_seq)
 
 
 def _recorded(v_seq, x_seq, record_v):
@@ -33,7 +33,7 @@ def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, de
     s, v_seq = F.lif_multistep(x_seq, v_init, decay, v_threshold=v_threshold, v_reset=v_reset,
                                decay_input=decay_input, detach_reset=detach_reset, surrogate=surrogate,
                                strict_threshold=strict_threshold)
-    return s, _last(v_seq, v_init), _recorded(v_seq, x_seq, record_v)
+    return s, _last(v_seq, v_init, x_seq), _recorded(v_seq, x_seq, record_v)
 
 
 def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_reset, decay_input, detach_reset,
@@ -41,10 +41,10 @@ def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_re
     s, v_seq, b_seq = F.alif_multistep(x_seq, v_init, b_init, decay, rho=rho, beta=beta, v_threshold=v_threshold,
                                        v_reset=v_reset, decay_input=decay_input, detach_reset=detach_reset,
                                        surrogate=surrogate, strict_threshold=strict_threshold)
-    return s, _last(v_seq, v_init), _last(b_seq, b_init), _recorded(v_seq, x_seq, record_v)
+    return s, _last(v_seq, v_init, x_seq), _last(b_seq, b_init, x_seq), _recorded(v_seq, x_seq, record_v)
 
 
 def cubalif_multistep(x_seq, u_init, v_init, *, du, dv, v_threshold, bias, detach_reset, surrogate, record_v=False):
     s, u_seq, v_seq = F.cubalif_multistep(x_seq, u_init, v_init, du=du, dv=dv, v_threshold=v_threshold, bias=bias,
                                           detach_reset=detach_reset, surrogate=surrogate)
-    return s, _last(u_seq, u_init), _last(v_seq, v_init), _recorded(v_seq, x_seq, record_v)
+    return s, _last(u_seq, u_init, x_seq), _last(v_seq, v_init, x_seq), _recorded(v_seq, x_seq, record_v)
