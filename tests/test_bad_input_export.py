@@ -14,7 +14,7 @@ from badinput import expect_clear_error
 
 from snn.export.lava import save_lowered
 from snn.export.loihi import LoihiRangeError, Recurrent, emulate_fixed, emulate_float, lower, quantize
-from snn.neuron import CUBALIF, IF, LIF, PLIF
+from snn.neuron import IF, LIF, PLIF
 
 nir = pytest.importorskip("nir")
 from snn.export.nir import from_nir, to_nir, write_nir  # noqa: E402

@@ -1,9 +1,9 @@
 """Property-based fuzzing of the NIR reader (:func:`snn.export.nir.from_nir` on a path).
 
 Random bytes, truncations, bit flips and overwritten spans of a valid NIR file give either a network that runs
-(a flip may leave the file valid) or a clear error: ``ValueError`` naming the file. Never another exception, a crash or a hang: every case
-runs under a watchdog (``faulthandler.dump_traceback_later(exit=True)`` ends the run with a traceback if a case
-takes longer than ``WATCHDOG_S``, even inside C code).
+(a flip may leave the file valid) or a clear error: ``ValueError`` naming the file. Never another exception, a
+crash or a hang: every case runs under a watchdog (``faulthandler.dump_traceback_later(exit=True)`` ends the
+run with a traceback if a case takes longer than ``WATCHDOG_S``, even inside C code).
 """
 from __future__ import annotations
 

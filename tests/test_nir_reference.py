@@ -11,9 +11,10 @@ The reference reads the NIR spec (the node docstrings of the ``nir`` package and
     CubaLIF  i += dt/tau_syn·(w_in·I - i);  v += dt/tau_mem·(v_leak - v + r·i)   (the new current)
     spike    z = v > v_threshold;  v = v_reset where z;   at rest before t = 0: v = v_reset, i = 0, z = 0
 
-A node's input is the sum of its incoming edges (a nested graph is inlined). An edge that closes a cycle (found by depth-first search from
-the input) carries the value its source had one step earlier; before t = 0 that is the source's response to a
-network at rest (no spikes), so a recurrent ``Affine`` gives ``W·S[t-1] + b`` with ``S[-1] = 0``.
+A node's input is the sum of its incoming edges (a nested graph is inlined). An edge that closes a cycle (found
+by depth-first search from the input) carries the value its source had one step earlier; before t = 0 that is
+the source's response to a network at rest (no spikes), so a recurrent ``Affine`` gives ``W·S[t-1] + b`` with
+``S[-1] = 0``.
 
 Two families of random graphs, over every node type the importer accepts:
 
@@ -124,7 +125,7 @@ class _Neuron:
             self.i = self.i + dt / p("tau_syn") * (p("w_in") * x - self.i)
             self.v = self.v + dt / p("tau_mem") * (p("v_leak") - self.v + p("r") * self.i)
         th = p("v_threshold")
-        self.f32_exact &= bool(np.all(self.v == self.v.astype(np.float32)) and np.all(self.i == self.i.astype(np.float32)))
+        self.f32_exact &= all(bool(np.all(a == a.astype(np.float32))) for a in (self.v, self.i))
         self.margin = min(self.margin, float(np.abs(self.v - th).min()))
         self.ties += int((self.v == th).sum())
         z = self.v > th
