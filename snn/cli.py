@@ -220,6 +220,9 @@ class _ReaderMayLeave(io.TextIOBase):
     def encoding(self):
         return self.stream.encoding
 
+    def __getattr__(self, name):  # anything else (buffer, reconfigure, ...) is the stream's
+        return getattr(self.stream, name)
+
 
 def print_summary(summary: dict, title: str | None = None) -> None:
     if title:
