@@ -238,3 +238,12 @@ def test_neuron_node_of_the_wrong_size_is_named():
 
 def test_a_single_node_is_not_a_graph():
     expect_clear_error(lambda: from_nir(nir.Linear(np.eye(3))), TypeError, "NIRGraph", "Linear")
+
+
+def test_subgraph_node_whose_flattened_name_clashes_is_named():
+    sub = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}),
+                              "fc": nir.Linear(np.eye(3, dtype=np.float32)),
+                              "output": nir.Output(output_type={"output": np.array([3])})},
+                       edges=[("input", "fc"), ("fc", "output")], type_check=False)
+    graph = _graph({"s": sub, "s.fc": nir.Linear(np.eye(3, dtype=np.float32))})
+    expect_clear_error(lambda: from_nir(graph), ValueError, "'s'", "'s.fc'", "already")

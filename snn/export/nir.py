@@ -280,7 +280,7 @@ def _node_arrays(node):
             continue
         try:
             a = np.asarray(value)
-        except Exception:  # noqa: BLE001 - an unconvertible field is not a numeric parameter
+        except (ValueError, TypeError):     # a ragged or odd field is not a numeric parameter
             continue
         if a.dtype.kind in "fiub":
             yield key, a.astype(np.float64)
@@ -360,14 +360,17 @@ def _flatten(nodes: dict, edges: list) -> tuple[dict, list]:
             raise ValueError(f"subgraph {name!r} needs one Input and one Output node, found "
                              f"{len(ins)} and {len(outs)}")
         for k, n in sub_nodes.items():
-            if k not in (ins[0], outs[0]):
-                flat[f"{name}.{k}"] = n
+            new = f"{name}.{k}"
+            if k in (ins[0], outs[0]):
+                continue
+            if new in nodes or new in flat:
+                raise ValueError(f"subgraph {name!r} holds a node {k!r} whose flattened name {new!r} is already "
+                                 f"a node of the graph")
+            flat[new] = n
         entry[name] = [f"{name}.{b}" for a, b in sub_edges if a == ins[0] and b != outs[0]]
         exits[name] = [f"{name}.{a}" for a, b in sub_edges if b == outs[0] and a != ins[0]]
         inner_edges += [(f"{name}.{a}", f"{name}.{b}") for a, b in sub_edges if a != ins[0] and b != outs[0]]
     out = [(a2, b2) for a, b in edges for a2 in exits.get(a, [a]) for b2 in entry.get(b, [b])]
-    if len(flat) != len(set(flat)):  # pragma: no cover - dict keys are unique
-        raise ValueError("flattening subgraphs gave duplicate node names")
     return flat, out + inner_edges
 
 
