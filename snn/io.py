@@ -18,7 +18,8 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_json", "atomic_torch_save", "atomic_write_bytes", "safe_torch_load",
+__all__ = ["atomic_path", "atomic_write_json", "atomic_torch_save", "atomic_write_bytes", "remove_stale_temporaries",
+           "safe_torch_load",
            "UnsafeFileError", "check_output_file", "check_output_dir", "existing_results"]
 
 
@@ -49,7 +50,7 @@ def remove_stale_temporaries(path) -> list[Path]:
     if not path.parent.is_dir():
         return []
     pattern, host, removed = _temp_pattern(path.name), _host(), []
-    for p in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+    for p in path.parent.glob(f".{_glob_escape(path.name)}.*.tmp"):
         m = pattern.fullmatch(p.name)
         if m and m["host"] == host and not _alive(int(m["pid"])):
             try:
@@ -60,7 +61,7 @@ def remove_stale_temporaries(path) -> list[Path]:
     return removed
 
 
-def glob_escape(name: str) -> str:
+def _glob_escape(name: str) -> str:
     """``name`` with glob's special characters taken literally."""
     return re.sub(r"([*?\[])", r"[\1]", name)
 

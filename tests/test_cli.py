@@ -46,7 +46,8 @@ def test_reader_gone_before_the_first_line_does_not_stop_the_work(tmp_path):
 
     out, summary = tmp_path / "run", tmp_path / "s.json"
     child = subprocess.Popen([sys.executable, "-m", "snn", *TINY_TRAIN, "--out", str(out), "--json", str(summary)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     child.stdout.close()  # the reader leaves at once
     err = child.stderr.read().decode()
     assert child.wait(timeout=300) == 0, err
