@@ -19,8 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_write_json", "atomic_torch_save", "atomic_write_bytes", "remove_stale_temporaries",
-           "safe_torch_load",
-           "UnsafeFileError", "check_output_file", "check_output_dir", "existing_results"]
+           "safe_torch_load", "UnsafeFileError", "check_output_file", "check_output_dir", "existing_results"]
 
 
 # -- atomic writes --------------------------------------------------------------------------------------
