@@ -32,8 +32,9 @@ and ALIF have no snn/NIR counterpart here and are rejected with the layer named.
 
 Threshold comparison: NIR fires on ``v > v_threshold``. Every imported neuron gets ``strict_threshold=True``.
 An exported neuron that fires on ``V >= V_th`` (snn's IF/LIF/PLIF default) is written with the threshold
-``nextafter(float32(V_th), -inf)``: snn compares float32 potentials with ``float32(V_th)``, and no float32 lies
-strictly between the two values, so ``v > threshold ⟺ v >= V_th`` for every float32 ``v``.
+``nextafter(float32(V_th), -inf)`` (:func:`nir_threshold`): snn compares float32 potentials with
+``float32(V_th)``, and no float32 lies strictly between the two values, so ``v > threshold ⟺ v >= V_th`` for
+every float32 ``v``.
 
 Exact round trip: weights, thresholds and resets are written as the float32 values snn computes with; time
 constants, ``r``, ``w_in`` and CubaLIF's ``v_leak`` as float64, picked among the float64 values within a few ulps
@@ -69,7 +70,7 @@ NIR_SUPPORTED = ("Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatte
 NIR_IMPORTABLE = ("Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten",
                   "IF", "LIF", "CubaLIF", "NIRGraph (a subgraph, flattened)",
                   "a neuron in a cycle with one Affine/Linear (recurrent layer)")
-_ULPS = 8                   # float32 neighbours tried for an exactly round-tripping parameter
+_ULPS = 8                   # float64 neighbours tried each way for an exactly round-tripping parameter
 
 
 def _nir():
@@ -102,9 +103,10 @@ def check_dt(dt, who: str) -> float:
 def nir_threshold(v_threshold: float, strict: bool) -> np.float32:
     """NIR's ``v_threshold`` (NIR fires on ``v > θ``) for an snn neuron with threshold ``V_th``.
 
-    snn compares float32 potentials with ``float32(V_th)``. Strict neurons: ``θ = float32(V_th)``. Neurons that
-    fire on ``v >= V_th``: ``θ = nextafter(float32(V_th), -inf)``; no float32 lies strictly between θ and
-    ``float32(V_th)``, so ``v > θ ⟺ v >= V_th`` for every float32 ``v``."""
+    snn compares float32 potentials (the state of float32 and half-precision runs) with ``float32(V_th)``.
+    Strict neurons: ``θ = float32(V_th)``. Neurons that fire on ``v >= V_th``: ``θ = nextafter(float32(V_th),
+    -inf)``; no float32 lies strictly between θ and ``float32(V_th)``, so ``v > θ ⟺ v >= V_th`` for every float32
+    ``v`` (a network run in float64 keeps float64 potentials, for which this holds only up to float32 rounding)."""
     th = np.float32(v_threshold)
     return th if strict else np.nextafter(th, np.float32(-np.inf))
 
