@@ -27,7 +27,7 @@ from hypothesis import strategies as st  # noqa: E402
 from snn.export.nir import from_nir, read_nir, to_nir, write_nir  # noqa: E402
 
 WATCHDOG_S = 20
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
