@@ -156,8 +156,9 @@ def test_cli_bad_flags_are_clear_errors(argv, msg, capsys):
 
 
 def test_cli_runtime_errors_are_reported(capsys):
-    rc = snn_main(["continual", "--benchmark", "pdigits", "--tasks", "1", "--lr", "-1", "--quiet"])
-    assert rc == 1 and "--lr must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        snn_main(["continual", "--benchmark", "pdigits", "--tasks", "1", "--lr", "-1", "--quiet"])
+    assert info.value.code == 2 and "argument --lr: must be a finite number > 0" in capsys.readouterr().err
     rc = snn_main(["continual", "--benchmark", "sdigits", "--tasks", "1", "--hlop-k-first", "1,2,3", "--quiet",
                    "--n-train", "8", "--epochs", "1"])
     assert rc == 1 and "one entry per protected layer" in capsys.readouterr().err
