@@ -1,11 +1,21 @@
-"""Issue 2's benchmark: the csnn preset (32/64 channels, T=4, LIF) on full Fashion-MNIST, 2 CPU threads,
-side by side with the same architecture built from SpikingJelly's modules, trained by the same Trainer
-(same data, seed, epochs, optimizer, schedule and loop).
+"""Training on full Fashion-MNIST, two benchmarks.
+
+Side by side (issue 2): the csnn preset (32/64 channels, T=4, LIF), 2 CPU threads, against the same
+architecture built from SpikingJelly's modules, trained by the same Trainer (same data, seed, epochs,
+optimizer, schedule and loop)::
 
     .venv/bin/python benchmarks/train_fashion.py --epochs 2 --lr 2e-3 --json runs/bench_fashion.json
 
-Prints and writes (``--json``) accuracy and seconds per epoch for both; ``--only snn|sj`` runs one side.
-Results go into ``benchmarks/RESULTS.md`` (section "Training on Fashion-MNIST (issue 2)") by hand.
+prints and writes (``--json``) accuracy and seconds per epoch for both; ``--only snn|sj`` runs one side.
+
+Defaults: every preset x training method for ``--epochs`` (1) epoch with nothing but TrainConfig's
+defaults (lr, batch size, init, encoding), one run after another::
+
+    nice .venv/bin/python benchmarks/train_fashion.py --defaults --models mlp,csnn --methods bptt,dsr,ottt \
+        --json runs/bench_fashion_defaults.json
+
+prints a table of test accuracy, seconds of training and firing-rate warnings per run.
+Results go into ``benchmarks/RESULTS.md`` (section "Training on Fashion-MNIST") by hand.
 """
 from __future__ import annotations
 
@@ -67,6 +77,30 @@ def run(side: str, args) -> dict:
             "history": {k: s["history"][k] for k in ("test_acc", "train_acc", "epoch_seconds")}}
 
 
+def defaults(args) -> list[dict]:
+    """Each preset x method for ``args.epochs`` epochs with TrainConfig's defaults; accuracy and time per run."""
+    rows = []
+    for model in args.models.split(","):
+        for method in args.methods.split(","):
+            cfg = TrainConfig(dataset=args.dataset, model=model, method=method, epochs=args.epochs, seed=args.seed,
+                              threads=args.threads, data_dir=args.data_dir, train_limit=args.train_limit,
+                              backend=args.backend, progress=False)
+            t0 = time.perf_counter()
+            s = Trainer(cfg, log=lambda line: print(f"[{model} {method}] {line}", flush=True)).fit()
+            rows.append({"model": model, "method": s["method"], "test_acc": s["test_acc"], "epochs": s["epochs"],
+                         "train_seconds": s["train_seconds"], "wall_seconds": time.perf_counter() - t0,
+                         "lr": cfg.lr, "batch_size": s["batch_size"], "backend": s["backend"],
+                         "firing_rate": s["firing_rate"], "activity_warnings": s["activity_warnings"]})
+            if args.json:
+                atomic_write_json(args.json, {"config": vars(args), "machine": machine(args), "defaults": rows})
+    return rows
+
+
+def machine(args) -> dict:
+    return {"cpu": platform.processor() or platform.machine(), "threads": args.threads, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
 def speed(args) -> dict:
     """Seconds per training batch of both networks, measured alternately on the same batches (fair under noise)."""
     from snn import data, encoding
@@ -104,7 +138,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "digits"),
                    help="digits: a quick side-by-side check at small scale")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=None, help="default 2 (side by side), 1 (--defaults)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -120,16 +154,28 @@ def main(argv=None):
     p.add_argument("--contenders", default="snn,sj",
                    help="with --speed-batches: comma-separated from snn (its --backend), snn-torch (the torch "
                         "reference backend), sj (SpikingJelly)")
+    p.add_argument("--defaults", action="store_true",
+                   help="train each of --models with each of --methods on TrainConfig's defaults (--lr and "
+                        "--batch-size are ignored)")
+    p.add_argument("--models", default="mlp,csnn", help="with --defaults: comma-separated presets")
+    p.add_argument("--methods", default="bptt", help="with --defaults: comma-separated training methods")
     args = p.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = 1 if args.defaults else 2
+    if args.defaults:
+        rows = defaults(args)
+        for r in rows:
+            warn = f", {len(r['activity_warnings'])} firing warnings" if r["activity_warnings"] else ""
+            print(f"{r['model']:>5} {r['method']:>7}: test acc {r['test_acc']:.4f} after {r['epochs']} epoch(s), "
+                  f"{r['train_seconds']:.1f} s of training (lr {r['lr']:g}, batch {r['batch_size']}){warn}")
+        return
     if args.speed_batches:
         res = speed(args)
         print(json.dumps(res, indent=1))
         if args.json:
             atomic_write_json(args.json, {"config": vars(args), "speed": res})
         return
-    results = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
-                           "torch": torch.__version__, "python": platform.python_version()},
-               "config": vars(args), "runs": []}
+    results = {"machine": machine(args), "config": vars(args), "runs": []}
     for side in ([args.only] if args.only else ["snn", "sj"]):
         results["runs"].append(run(side, args))
         if args.json:

@@ -23,32 +23,37 @@ DEMO_RESULTS = TRAIN_RESULTS + ("summary.json", "raster.png", "curves.png")
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="auto", choices=("fashion-mnist", "digits", "auto"),
+    p.add_argument("--dataset", default=TrainConfig.dataset, choices=("fashion-mnist", "digits", "auto"),
                    help="auto: Fashion-MNIST when its files are found, else the embedded digits")
-    p.add_argument("--model", default="csnn", choices=MODELS)
-    p.add_argument("--neuron", default="lif", choices=NEURONS)
-    p.add_argument("--method", default="bptt", choices=METHODS,
+    p.add_argument("--model", default=TrainConfig.model, choices=MODELS)
+    p.add_argument("--neuron", default=TrainConfig.neuron, choices=NEURONS)
+    p.add_argument("--method", default=TrainConfig.method, choices=METHODS,
                    help="bptt: surrogate gradients through time; dsr: differentiation on spike representation "
                         "(lif/if); ottt: online training through time")
-    p.add_argument("--ottt-mode", default="A", choices=("A", "O"), help="OTTT_A: one update per batch; "
-                   "OTTT_O: an update every time step")
-    p.add_argument("--T", type=positive_int, default=4, help="time steps")
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--batch-size", type=positive_int, default=128, help="per process (global = this x processes)")
-    p.add_argument("--lr", type=positive_float, default=1e-3)
-    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    p.add_argument("--weight-decay", type=nonnegative_float, default=0.0)
-    p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--data-dir", type=existing_dir, default=None, help="directory of the Fashion-MNIST IDX files")
-    p.add_argument("--backend", default="auto", help="neuron kernels: auto|torch|cpp|cuda|triton")
-    p.add_argument("--encoding", default="direct", choices=ENCODINGS)
-    p.add_argument("--tau", type=_tau, default=2.0)
-    p.add_argument("--channels", type=int_list(1), default=None, help="csnn conv channels, e.g. 32,64")
-    p.add_argument("--hidden", type=int_list(1), default=None, help="mlp hidden widths, e.g. 256")
-    p.add_argument("--norm", default=None, choices=NORMS, help="csnn: bn (default), ws (OTTT's default), none")
-    p.add_argument("--train-limit", type=positive_int, default=None, help="use only the first N training samples")
-    p.add_argument("--test-limit", type=positive_int, default=None, help="use only the first N test samples")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--ottt-mode", default=TrainConfig.ottt_mode, choices=("A", "O"),
+                   help="OTTT_A: one update per batch; OTTT_O: an update every time step")
+    p.add_argument("--T", type=positive_int, default=TrainConfig.T, help="time steps")
+    p.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size,
+                   help="per process (global = this x processes)")
+    p.add_argument("--lr", type=positive_float, default=TrainConfig.lr)
+    p.add_argument("--optimizer", default=TrainConfig.optimizer, choices=OPTIMIZERS)
+    p.add_argument("--weight-decay", type=nonnegative_float, default=TrainConfig.weight_decay)
+    p.add_argument("--seed", type=seed, default=TrainConfig.seed)
+    p.add_argument("--data-dir", type=existing_dir, default=TrainConfig.data_dir,
+                   help="directory of the Fashion-MNIST IDX files")
+    p.add_argument("--backend", default=TrainConfig.backend, help="neuron kernels: auto|torch|cpp|cuda|triton")
+    p.add_argument("--encoding", default=TrainConfig.encoding, choices=ENCODINGS)
+    p.add_argument("--tau", type=_tau, default=TrainConfig.tau)
+    p.add_argument("--channels", type=int_list(1), default=TrainConfig.channels, help="csnn conv channels, e.g. 32,64")
+    p.add_argument("--hidden", type=int_list(1), default=TrainConfig.hidden, help="mlp hidden widths, e.g. 256")
+    p.add_argument("--norm", default=TrainConfig.norm, choices=NORMS,
+                   help="csnn: bn (default), ws (OTTT's default), none")
+    p.add_argument("--train-limit", type=positive_int, default=TrainConfig.train_limit,
+                   help="use only the first N training samples")
+    p.add_argument("--test-limit", type=positive_int, default=TrainConfig.test_limit,
+                   help="use only the first N test samples")
+    p.add_argument("--threads", type=positive_int, default=TrainConfig.threads, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
 
 

@@ -6,6 +6,12 @@ seeded with (seed, e); a checkpoint (``<out>/checkpoint.pt``, written atomically
 holds model, optimizer, scheduler, RNG states, epoch and history, so ``resume=True`` continues exactly
 where the run stopped. Ctrl-C (SIGINT) is deferred to the end of the running batch, a checkpoint with
 the batch position is written, then ``KeyboardInterrupt`` is raised; resuming from it continues that epoch.
+
+Checks: the labels must be class indices in ``[0, outputs of the model)`` (an error before training starts).
+Every training epoch counts each spiking layer's spikes (history ``train_firing_rate``, spikes per
+neuron-step); a layer that fired no spike in the whole epoch, or one at every neuron and step, gets a
+:class:`SilentLayerWarning` or :class:`SaturatedLayerWarning` naming its module path and the likely fix,
+also recorded in history ``activity_warnings``.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +30,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import checks, data, encoding
+from ..data.images import check_labels as _check_label_range
 from ..functional import reset
 from ..io import atomic_write_json
-from ..models import build_model, spiking_layers
+from ..models import MODELS, build_model, spiking_layers
 from . import distributed as D
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .memory import PeakMemory, peak_rss_mb
 from .methods import make_method
 
-__all__ = ["Trainer", "CHECKPOINT_NAME"]
+__all__ = ["Trainer", "CHECKPOINT_NAME", "SilentLayerWarning", "SaturatedLayerWarning", "SpikeCounter",
+           "activity_problems"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 _HISTORY_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds", "lr")
@@ -46,12 +55,36 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-class _FiringRates:
-    """Forward hooks that count spikes per spiking layer (non-zero outputs over all elements)."""
+class SilentLayerWarning(UserWarning):
+    """A spiking layer fired no spike at all during a whole training epoch."""
 
-    def __init__(self, model: nn.Module):
+
+class SaturatedLayerWarning(UserWarning):
+    """A spiking layer fired at every neuron and every time step of a whole training epoch."""
+
+
+_ACTIVITY = {
+    "silent": (SilentLayerWarning, "fired no spike in epoch {epoch} ({steps:,} neuron-steps), so it passes no signal "
+               "on and its surrogate gradient is tiny; likely fix: raise the input scale or the weights feeding it, "
+               "lower v_threshold, raise the learning rate (--lr), or check the encoding"),
+    "saturated": (SaturatedLayerWarning, "fired at every neuron and every time step of epoch {epoch} ({steps:,} "
+                  "neuron-steps), so its output carries no information; likely fix: lower the input scale or the "
+                  "weights feeding it, raise v_threshold, lower the learning rate (--lr), or check the encoding"),
+}
+
+
+class SpikeCounter:
+    """Forward hooks that count, per spiking layer, its spikes (non-zero outputs) and its neuron-steps
+    (output elements). The hooks add on the layer's device; :meth:`flush` moves the counts into ``totals``
+    (``{name: [spikes, neuron_steps]}``, Python ints), one sync per call."""
+
+    def __init__(self, model: nn.Module, totals: dict | None = None):
         self.layers = spiking_layers(model)
-        self.sums = {name: [0.0, 0] for name in self.layers}
+        self.totals = {name: [0, 0] for name in self.layers}
+        for name, (spikes, steps) in (totals or {}).items():
+            if name in self.totals:
+                self.totals[name] = [int(spikes), int(steps)]
+        self._pending: dict[str, torch.Tensor] = {}
         self.handles = []
 
     def __enter__(self):
@@ -61,18 +94,49 @@ class _FiringRates:
 
     def _hook(self, name):
         def hook(mod, args, out):
-            acc = self.sums[name]
-            acc[0] += float((out != 0).sum())
-            acc[1] += out.numel()
+            spikes = torch.count_nonzero(out.detach())
+            self._pending[name] = spikes if name not in self._pending else self._pending[name] + spikes
+            self.totals[name][1] += out.numel()
         return hook
 
     def __exit__(self, *exc):
         for h in self.handles:
             h.remove()
+        self.handles.clear()
+        self.flush()
         return False
 
-    def rates(self) -> dict[str, float]:
-        return {name: (s / n if n else 0.0) for name, (s, n) in self.sums.items()}
+    def flush(self) -> dict[str, list[int]]:
+        for name, spikes in self._pending.items():
+            self.totals[name][0] += int(spikes)
+        self._pending.clear()
+        return self.totals
+
+
+def _flat_counts(totals: dict) -> list[int]:
+    return [v for counts in totals.values() for v in counts]
+
+
+def check_labels(y: torch.Tensor, num_outputs: int, split: str) -> None:
+    """Labels must be integer class indices in ``[0, num_outputs)``, ``num_outputs`` being the model's
+    number of outputs; checked before training, the error names the first bad label and the range."""
+    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise TypeError(f"{split} labels must be integer class indices, got dtype {y.dtype}")
+    _check_label_range(y.cpu().numpy(), num_outputs, f"{split} labels (the model has {num_outputs} outputs)")
+
+
+def activity_problems(totals: dict, layers: dict, epoch: int) -> list[dict]:
+    """The silent (no spike) and saturated (every neuron-step a spike) layers among ``totals``
+    (``{name: [spikes, neuron_steps]}``), each as ``{epoch, layer, kind, message}``."""
+    found = []
+    for name, (spikes, steps) in totals.items():
+        kind = "silent" if spikes == 0 else "saturated" if spikes == steps else None
+        if kind is None or steps == 0:
+            continue
+        layer = f"{name} ({type(layers[name]).__name__})"
+        message = f"spiking layer {layer} " + _ACTIVITY[kind][1].format(epoch=epoch, steps=int(steps))
+        found.append({"epoch": epoch, "layer": layer, "kind": kind, "message": message})
+    return found
 
 
 class Trainer:
@@ -100,15 +164,19 @@ class Trainer:
             torch.set_num_threads(self.cfg.threads)
         seed_everything(self.cfg.seed)
         self.dataset = data.resolve_name(self.cfg.dataset, self.cfg.data_dir)
+        self.cfg = self.cfg.for_dataset(self.dataset)
         self.train_x, self.train_y = self._load("train", self.cfg.train_limit)
         self.test_x, self.test_y = self._load("test", self.cfg.test_limit)
-        num_classes = int(max(self.train_y.max(), self.test_y.max())) + 1
         if model is None:
+            num_classes = int(max(self.train_y.max(), self.test_y.max())) + 1
             self.model_config = self.cfg.model_config(self.train_x.shape[1:], max(num_classes, 10))
             model = build_model(self.model_config)
         else:
             self.model_config = {"model": "custom", "class": type(model).__name__}
         self.model = model.to(self.ctx.device)
+        num_outputs = self._num_outputs()
+        check_labels(self.train_y, num_outputs, "train")
+        check_labels(self.test_y, num_outputs, "test")
         if self.ctx.enabled:
             D.broadcast_model(self.model)
         self.method = make_method(self.cfg.method, neuron=self.cfg.neuron, tau=self.cfg.tau,
@@ -116,7 +184,7 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.cfg.epochs)
         self.history: dict = {k: [] for k in _HISTORY_KEYS}
-        self.history["firing_rate"] = {}
+        self.history.update(firing_rate={}, train_firing_rate={}, activity_warnings=[])
         self.epoch, self.batch, self.partial = 0, 0, None
         self.memory = PeakMemory(self.ctx.device)
         self.resumed_from = None
@@ -152,6 +220,20 @@ class Trainer:
         if limit is not None:
             x, y = x[:limit], y[:limit]
         return x, y
+
+    @torch.no_grad()
+    def _num_outputs(self) -> int:
+        """Classes the model scores: the preset's ``num_classes``, or the last dimension of a custom model's
+        output for one training sample (eval mode, direct encoding, state reset before and after)."""
+        if self.model_config.get("model") in MODELS:
+            return int(self.model_config["num_classes"])
+        was_training = self.model.training
+        self.model.eval()
+        reset(self.model)
+        out = self.model(encoding.direct(self.train_x[:1].to(self.ctx.device), self.cfg.T))
+        reset(self.model)
+        self.model.train(was_training)
+        return int(out.shape[-1])
 
     def _make_optimizer(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -232,7 +314,8 @@ class Trainer:
         p = self.partial or {"loss": 0.0, "correct": 0, "n": 0, "seconds": 0.0}
         start = time.perf_counter() - p["seconds"]
         bar = self._progress(len(batches), self.batch, f"epoch {self.epoch + 1}/{self.cfg.epochs}")
-        with bar:
+        counter = SpikeCounter(self.model, p.get("spikes"))
+        with bar, counter:
             for i in range(self.batch, len(batches)):
                 g = batches[i]
                 idx = D.shard(g, self.ctx.rank, self.ctx.world)
@@ -249,6 +332,7 @@ class Trainer:
                 p["loss"] += loss * len(g)  # loss is the local sum / global size
                 p["correct"] += int((logits.argmax(1) == y).sum())
                 p["n"] += len(idx)
+                p["spikes"] = counter.flush()
                 self.batch = i + 1
                 self._batch_rng = rng_state()  # what a checkpoint written before the next batch must hold
                 p["seconds"] = time.perf_counter() - start
@@ -260,12 +344,16 @@ class Trainer:
                     self.on_batch(self, i)
                 if self._stop:
                     raise KeyboardInterrupt
-        sums = D.all_reduce_sum(torch.tensor([p["loss"], p["correct"], p["n"]], dtype=torch.float64))
+        names = list(counter.totals)
+        sums = D.all_reduce_sum(torch.tensor([p["loss"], p["correct"], p["n"]] + _flat_counts(counter.totals),
+                                             dtype=torch.float64))
         seconds = time.perf_counter() - start
         if self.ctx.enabled:
             D.average_buffers(self.model, self.ctx.world)
         n = max(float(sums[2]), 1.0)
-        return {"train_loss": float(sums[0]) / n, "train_acc": float(sums[1]) / n, "epoch_seconds": seconds}
+        spikes = {nm: [int(sums[3 + 2 * k]), int(sums[4 + 2 * k])] for k, nm in enumerate(names)}
+        return {"train_loss": float(sums[0]) / n, "train_acc": float(sums[1]) / n, "epoch_seconds": seconds,
+                "spikes": spikes}
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor | None = None, y: torch.Tensor | None = None, batch_size: int = 512) -> dict:
@@ -275,7 +363,7 @@ class Trainer:
         self.model.eval()
         idx_all = D.shard(torch.arange(len(x)), self.ctx.rank, self.ctx.world)
         loss = correct = 0.0
-        with _FiringRates(self.model) as fr:
+        with SpikeCounter(self.model) as counter:
             for i in range(0, len(idx_all), batch_size):
                 idx = idx_all[i:i + batch_size]
                 yb = y[idx].to(self.ctx.device)
@@ -283,22 +371,34 @@ class Trainer:
                 loss += float(F.cross_entropy(logits, yb, reduction="sum"))
                 correct += float((logits.argmax(1) == yb).sum())
         reset(self.model)
-        names = list(fr.sums)
-        counts = torch.tensor([loss, correct, len(idx_all)] + [v for nm in names for v in fr.sums[nm]],
-                              dtype=torch.float64)
+        names = list(counter.totals)
+        counts = torch.tensor([loss, correct, len(idx_all)] + _flat_counts(counter.totals), dtype=torch.float64)
         D.all_reduce_sum(counts)
         n = max(float(counts[2]), 1.0)
         rates = {nm: float(counts[3 + 2 * k] / max(float(counts[4 + 2 * k]), 1.0)) for k, nm in enumerate(names)}
         return {"test_loss": float(counts[0]) / n, "test_acc": float(counts[1]) / n, "firing_rate": rates}
 
-    def _record(self, train: dict, test: dict) -> None:
+    def _record(self, train: dict, test: dict) -> list[dict]:
+        """Append the epoch to the history; returns its silent/saturated layers (also recorded)."""
+        h = self.history
         for k in ("train_loss", "train_acc", "epoch_seconds"):
-            self.history[k].append(train[k])
-        self.history["test_loss"].append(test["test_loss"])
-        self.history["test_acc"].append(test["test_acc"])
-        self.history["lr"].append(self.optimizer.param_groups[0]["lr"])
+            h[k].append(train[k])
+        h["test_loss"].append(test["test_loss"])
+        h["test_acc"].append(test["test_acc"])
+        h["lr"].append(self.optimizer.param_groups[0]["lr"])
         for name, r in test["firing_rate"].items():
-            self.history["firing_rate"].setdefault(name, []).append(r)
+            h["firing_rate"].setdefault(name, []).append(r)
+        for name, (spikes, steps) in train["spikes"].items():
+            h.setdefault("train_firing_rate", {}).setdefault(name, []).append(spikes / max(steps, 1))
+        problems = activity_problems(train["spikes"], spiking_layers(self.model), self.epoch + 1)
+        h.setdefault("activity_warnings", []).extend(problems)
+        return problems
+
+    def _warn(self, problems: list[dict]) -> None:
+        if not self.ctx.is_main:
+            return
+        for p in problems:
+            warnings.warn(p["message"], _ACTIVITY[p["kind"]][0], stacklevel=3)
 
     # -- the run --------------------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -311,7 +411,7 @@ class Trainer:
             while self.epoch < self.cfg.epochs:
                 train = self.train_epoch()
                 test = self.evaluate()
-                self._record(train, test)
+                self._warn(self._record(train, test))
                 self.scheduler.step()
                 self.epoch, self.batch, self.partial = self.epoch + 1, 0, None
                 self.save()
@@ -370,6 +470,7 @@ class Trainer:
             "peak_memory_mb": self.memory.peak_mb, "peak_memory_kind": self.memory.kind,
             "peak_rss_mb": peak_rss_mb(),
             "firing_rate": {k: v[-1] for k, v in h["firing_rate"].items()},
+            "activity_warnings": [w["message"] for w in h.get("activity_warnings", [])],
             "backend": ",".join(backends), "threads": torch.get_num_threads(),
             "checkpoint": str(self.checkpoint_path) if self.checkpoint_path else None,
             "history": h,
