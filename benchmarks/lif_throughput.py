@@ -1,8 +1,8 @@
 """Multi-step LIF throughput: snn (cpp / torch, or cuda / triton on a GPU) vs SpikingJelly 2.0,
-snnTorch, Norse and the copy roofline. A thin script over :func:`snn.bench_kernels.run`
+snnTorch, Norse and the copy roofline. A thin script over :func:`snn.bench.kernels.run`
 (the same as ``snn bench kernels``).
 
-    .venv/bin/python benchmarks/lif_throughput.py                       # the issue's sizes
+    .venv/bin/python benchmarks/lif_throughput.py                       # T = 4, 16, 64; N = 65,536, 1,048,576
     .venv/bin/python benchmarks/lif_throughput.py --T 4 --N 65536 --repeat 2   # a quick run
 
 Writes benchmarks/results/lif_throughput.json and .png unless told otherwise.
@@ -16,7 +16,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from snn.bench_kernels import DEFAULT_N, DEFAULT_T, format_table, run  # noqa: E402
+from snn.bench.kernels import DEFAULT_N, DEFAULT_T, format_table, run  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -1,13 +1,13 @@
-"""``snn bench ...`` sub-commands. ``snn bench kernels`` runs :func:`snn.bench_kernels.run`."""
+"""``snn bench ...`` sub-commands. ``snn bench kernels`` runs :func:`snn.bench.kernels.run`."""
 from __future__ import annotations
 
 import argparse
 
-from .bench_kernels import DEFAULT_N, DEFAULT_T
+from .kernels import DEFAULT_N, DEFAULT_T
 
 
 def register(subparsers) -> None:
-    from .cli import add_json_option, declare_output, positive_int
+    from ..cli import add_json_option, declare_output, positive_int
 
     bench = subparsers.add_parser("bench", help="benchmarks (see benchmarks/RESULTS.md)")
     sub = bench.add_subparsers(dest="bench_command", metavar="BENCH")
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def _kernels(args) -> dict:
-    from .bench_kernels import format_table, run
+    from .kernels import format_table, run
 
     result = run(args.T, args.N, args.threads, args.json, args.png, repeat=args.repeat, device=args.device,
                  include_peers=not args.no_peers)

@@ -1,4 +1,4 @@
-"""Side-by-side throughput of the multi-step LIF (issue 3): snn's kernels against the peers.
+"""Side-by-side throughput of the multi-step LIF: snn's kernels against the peers.
 
 For every size ``T x N`` (float32) it times, under the same allocator settings:
 
@@ -65,8 +65,8 @@ def _best_ms(fn: Callable[[], object], device: torch.device, repeat: int, min_to
 
 # ----------------------------------------------------------------------------------- contenders
 def _snn_fn(backend: str):
-    from . import ops
-    from . import surrogate as sg
+    from .. import ops
+    from .. import surrogate as sg
     sur = sg.Sigmoid()
 
     def make(x):
@@ -118,7 +118,7 @@ def _norse():
 
 def _contenders(device: torch.device) -> dict[str, Callable]:
     """name -> factory(x) -> fn(x) returning the spikes; snn first, then the peers."""
-    from . import ops
+    from .. import ops
     out: dict[str, Callable] = {}
     mine = ("cuda", "triton", "torch") if device.type == "cuda" else ("cpp", "torch")
     for b in mine:
@@ -225,7 +225,7 @@ def _plot(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     rows = result["rows"]
     sizes = sorted({(r["T"], r["N"]) for r in rows}, key=lambda s: s[0] * s[1])
@@ -266,8 +266,8 @@ def run(T_list=DEFAULT_T, N_list=DEFAULT_N, threads: int = 2, json_path: str | N
     ``device`` defaults to ``'cuda'`` when a GPU is visible, else ``'cpu'``. ``threads`` sets
     ``torch.set_num_threads`` (CPU) for the whole run and is restored afterwards.
     """
-    from . import ops
-    from .io import atomic_write_json
+    from .. import ops
+    from ..io import atomic_write_json
 
     T_list, N_list = [int(t) for t in T_list], [int(n) for n in N_list]
     if not T_list or not N_list or min(T_list) < 1 or min(N_list) < 1:
@@ -298,7 +298,7 @@ def run(T_list=DEFAULT_T, N_list=DEFAULT_N, threads: int = 2, json_path: str | N
         torch.set_num_threads(old_threads)
     _annotate(rows, dev)
     try:
-        from .ops import cpp_backend
+        from ..ops import cpp_backend
         tuned = cpp_backend.malloc_tuned()
     except ImportError:
         tuned = False
