@@ -4,6 +4,8 @@
 - :mod:`snn.export.lava`: run the lowered network in lava-nc (``floating_pt`` / ``fixed_pt``), save/load it.
 - :mod:`snn.export.nir`: ``to_nir`` / ``from_nir``, ``write_nir`` (atomic) / ``read_nir`` (clear errors on bad files).
 - :mod:`snn.export.lava_compat`: the one place that makes lava-nc 0.10.0 import on Python 3.11.
+- :mod:`snn.export.registry`: which classes each exporter maps, keyed on the exact class; ``register_nir`` /
+  ``register_loihi`` add a mapping for a class of your own, ``refuse_export`` says it has none.
 
 Lava and NIR are optional: they are imported only when a function that needs them is used. Every export refuses
 NaN/Inf weights and parameters (naming the layer) and keeps each neuron's threshold comparison (``>=`` or ``>``).
@@ -16,14 +18,16 @@ NaN/Inf weights and parameters (naming the layer) and keeps each neuron's thresh
 """
 import importlib
 
-from .loihi import (CubaNet, FixedNet, LoihiRangeError, LoweringError, QATNet, Recurrent, SumPool2d, emulate_fixed,
-                    emulate_float, lower, quantize)
+from .loihi import (CubaNet, CubaParams, FixedNet, LoihiRangeError, LoweringError, QATNet, Recurrent, SumPool2d,
+                    emulate_fixed, emulate_float, lower, quantize)
+from .registry import AFFINE, NIRContext, NIRImportContext, refuse_export, register_loihi, register_nir
 
 _LAZY = {"run_lava": "lava", "save_lowered": "lava", "load_lowered": "lava", "to_nir": "nir", "from_nir": "nir",
          "write_nir": "nir", "read_nir": "nir"}
 
 __all__ = ["lower", "quantize", "emulate_fixed", "emulate_float", "QATNet", "CubaNet", "FixedNet", "Recurrent",
-           "SumPool2d", "LoweringError", "LoihiRangeError", *_LAZY]
+           "SumPool2d", "LoweringError", "LoihiRangeError", "register_nir", "register_loihi", "refuse_export",
+           "NIRContext", "NIRImportContext", "CubaParams", "AFFINE", *_LAZY]
 
 
 def __getattr__(name):

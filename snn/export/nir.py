@@ -15,6 +15,7 @@ snn                             NIR node
 ==============================  =====================================================================
 Linear (bias / no bias)         Affine(weight, bias) / Linear(weight)
 Conv1d, Conv2d                  Conv1d, Conv2d (bias zeros when absent)
+ScaledWSConv2d                  Conv2d with the standardised weight it computes with
 AvgPool2d, SumPool2d            AvgPool2d, SumPool2d
 Flatten(start_dim, end_dim)     Flatten(start_dim - 1, end_dim - 1) (NIR dims exclude the batch)
 IF(V_th, V_reset)               IF(r = 1/dt, v_threshold, v_reset)
@@ -29,6 +30,11 @@ Recurrent(neuron, W_rec, b_rec) the neuron node plus a Linear (Affine with ``b_r
 (Euler on CubaLIF: ``i += du·(w_in·I - i)`` = ``i(1-du) + I``; ``v += dv·(v_leak - v + r·i)`` =
 ``v(1-dv) + i + bias``.) Dropout and Identity are dropped. Per-neuron (non-uniform) parameters, soft reset
 and ALIF have no snn/NIR counterpart here and are rejected with the layer named.
+
+Both directions dispatch on the exact class through :mod:`snn.export.registry` (snn -> NIR on the module's class,
+NIR -> snn on the node's): a subclass of LIF is refused, naming the layer, until a mapping is registered for it
+with :func:`snn.export.register_nir`. The table above lists snn's own mappings (:func:`supported_layers`,
+:func:`importable_nodes`).
 
 Threshold comparison: NIR fires on ``v > v_threshold``. Every imported neuron gets ``strict_threshold=True``.
 An exported neuron that fires on ``V >= V_th`` (snn's IF/LIF/PLIF default) is written with the threshold
@@ -57,19 +63,16 @@ import torch
 import torch.nn as nn
 
 from .. import layers
-from ..neuron import ALIF, CUBALIF, IF, LIF, BaseNeuron
-from .loihi import LoweringError, Recurrent, SumPool2d, is_dropout, iter_sequential, plain_forward
-from .loihi.lowering import check_finite_module
+from ..models import ScaledWSConv2d
+from ..neuron import ALIF, CUBALIF, IF, LIF, PLIF
+from .loihi import LoweringError, Recurrent, SumPool2d, iter_sequential, plain_forward
+from .loihi.lowering import DROPOUT, check_finite_module
+from .registry import NIR, Mapping, NIRContext, NIRImportContext, find_import, importable, refuse_export, register_nir
 
-__all__ = ["to_nir", "from_nir", "read_nir", "write_nir", "nir_threshold", "DEFAULT_DT", "NIR_SUPPORTED",
-           "NIR_IMPORTABLE"]
+__all__ = ["to_nir", "from_nir", "read_nir", "write_nir", "nir_threshold", "DEFAULT_DT", "supported_layers",
+           "importable_nodes"]
 
 DEFAULT_DT = 1e-4
-NIR_SUPPORTED = ("Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Dropout (dropped)",
-                 "IF", "LIF", "PLIF", "CUBALIF", "Recurrent")
-NIR_IMPORTABLE = ("Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten",
-                  "IF", "LIF", "CubaLIF", "NIRGraph (a subgraph, flattened)",
-                  "a neuron in a cycle with one Affine/Linear (recurrent layer)")
 _ULPS = 8                   # float64 neighbours tried each way for an exactly round-tripping parameter
 
 
@@ -140,73 +143,96 @@ def _cuba_v_leak(bias: float, dv: float) -> float:
     return _exact_param(bias / dv, lambda c: np.float32(c * dv), np.float32(bias))
 
 
-def _cubalif_node(m: CUBALIF, full, full64, dt: float, name: str):
-    nir = _nir()
+def supported_layers() -> list[str]:
+    """The layer classes :func:`to_nir` writes (by exact class; see :mod:`snn.export.registry`)."""
+    return NIR.supported()
+
+
+def importable_nodes() -> list[str]:
+    """The NIR node types :func:`from_nir` reads (besides Input, Output and nested NIRGraphs)."""
+    return importable()
+
+
+def _hard_reset(m, ctx: NIRContext) -> float:
+    if m.v_reset is None:
+        raise LoweringError(f"layer {ctx.name} ({type(m).__name__}): soft reset (v_reset=None) cannot be expressed "
+                            f"in NIR; use v_reset=0.0")
+    return float(m.v_reset)
+
+
+def _if_node(m: IF, ctx: NIRContext):
+    """IF: ``r = 1/dt`` (one step is dt), threshold for the neuron's comparison, ``v_reset``."""
+    v_reset = _hard_reset(m, ctx)
+    return _nir().IF(r=ctx.full(1 / ctx.dt), v_threshold=ctx.full(nir_threshold(m.v_threshold, m.strict_threshold)),
+                     v_reset=ctx.full(v_reset))
+
+
+def _lif_node(m: LIF, ctx: NIRContext):
+    """LIF/PLIF: ``tau = tau_snn·dt``, ``r = 1`` (decay_input) or ``tau_snn``, ``v_leak = v_reset``."""
+    v_reset = _hard_reset(m, ctx)
+    decay = float(torch.as_tensor(m.decay()).detach())
+    return _nir().LIF(tau=ctx.full64(_lif_tau(decay, ctx.dt)), r=ctx.full64(1.0 if m.decay_input else 1.0 / decay),
+                      v_leak=ctx.full(v_reset), v_threshold=ctx.full(nir_threshold(m.v_threshold, m.strict_threshold)),
+                      v_reset=ctx.full(v_reset))
+
+
+def _cubalif_node(m: CUBALIF, ctx: NIRContext):
+    """CUBALIF: ``tau_syn = dt/du``, ``tau_mem = dt/dv``, ``w_in = 1/du``, ``r = 1/dv``, ``v_leak = bias/dv``."""
     if m.du <= 0 or m.dv <= 0:
-        raise LoweringError(f"{name}: CUBALIF with du={m.du}, dv={m.dv}: NIR's CubaLIF needs du, dv > 0 "
+        raise LoweringError(f"layer {ctx.name} (CUBALIF): du={m.du}, dv={m.dv}: NIR's CubaLIF needs du, dv > 0 "
                             f"(finite time constants)")
+    dt = ctx.dt
     tau_syn, tau_mem = _cuba_tau(m.du, dt), _cuba_tau(m.dv, dt)
     du, dv = dt / tau_syn, dt / tau_mem
-    return nir.CubaLIF(tau_syn=full64(tau_syn), tau_mem=full64(tau_mem), r=full64(1 / dv), w_in=full64(1 / du),
-                       v_leak=full64(_cuba_v_leak(m.bias, dv)), v_threshold=full(nir_threshold(m.v_threshold, True)),
-                       v_reset=full(0.0))
+    return _nir().CubaLIF(tau_syn=ctx.full64(tau_syn), tau_mem=ctx.full64(tau_mem), r=ctx.full64(1 / dv),
+                          w_in=ctx.full64(1 / du), v_leak=ctx.full64(_cuba_v_leak(m.bias, dv)),
+                          v_threshold=ctx.full(nir_threshold(m.v_threshold, True)), v_reset=ctx.full(0.0))
 
 
-def _neuron_node(m: BaseNeuron, shape, dt: float, name: str):
+def _linear_node(m: nn.Linear, ctx: NIRContext):
     nir = _nir()
-    full = lambda v: np.full(shape, v, dtype=np.float32)  # noqa: E731
-    full64 = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731
-    if isinstance(m, ALIF):
-        raise LoweringError(f"{name}: ALIF has no NIR counterpart; supported: {', '.join(NIR_SUPPORTED)}")
-    if isinstance(m, CUBALIF):
-        return _cubalif_node(m, full, full64, dt, name)
-    if not isinstance(m, LIF):
-        raise LoweringError(f"{name}: {type(m).__name__} cannot be expressed in NIR; supported: "
-                            f"{', '.join(NIR_SUPPORTED)}")
-    if m.v_reset is None:
-        raise LoweringError(f"{name}: soft reset (v_reset=None) cannot be expressed in NIR; use v_reset=0.0")
-    th = full(nir_threshold(m.v_threshold, bool(getattr(m, "strict_threshold", False))))
-    if isinstance(m, IF):
-        return nir.IF(r=full(1 / dt), v_threshold=th, v_reset=full(m.v_reset))
-    decay = float(torch.as_tensor(m.decay()).detach())
-    tau = 1.0 / decay
-    return nir.LIF(tau=full64(_lif_tau(decay, dt)), r=full64(1.0 if m.decay_input else tau), v_leak=full(m.v_reset),
-                   v_threshold=th, v_reset=full(m.v_reset))
+    return nir.Linear(_np(m.weight)) if m.bias is None else nir.Affine(_np(m.weight), _np(m.bias))
 
 
-def _conv_node(m, in_shape):
+def _conv_node(m, ctx: NIRContext, weight=None):
+    """Conv1d/Conv2d with ``weight`` (default ``m.weight``); zero padding only, bias zeros when absent."""
     nir = _nir()
     if m.padding_mode != "zeros":
-        raise LoweringError(f"{type(m).__name__}: only zero padding can be expressed in NIR")
+        raise LoweringError(f"layer {ctx.name} ({type(m).__name__}): only zero padding can be expressed in NIR")
+    weight = _np(m.weight if weight is None else weight)
     bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels, np.float32)
     if isinstance(m, nn.Conv1d):
-        return nir.Conv1d(input_shape=int(in_shape[-1]), weight=_np(m.weight), stride=m.stride[0],
+        return nir.Conv1d(input_shape=int(ctx.shape[-1]), weight=weight, stride=m.stride[0],
                           padding=m.padding if isinstance(m.padding, str) else m.padding[0],
                           dilation=m.dilation[0], groups=m.groups, bias=bias)
-    return nir.Conv2d(input_shape=tuple(int(s) for s in in_shape[-2:]), weight=_np(m.weight), stride=m.stride,
+    return nir.Conv2d(input_shape=tuple(int(s) for s in ctx.shape[-2:]), weight=weight, stride=m.stride,
                       padding=m.padding, dilation=m.dilation, groups=m.groups, bias=bias)
 
 
-def _layer_node(m, in_shape, name):
-    nir = _nir()
-    if isinstance(m, nn.Linear):
-        return nir.Linear(_np(m.weight)) if m.bias is None else nir.Affine(_np(m.weight), _np(m.bias))
-    if isinstance(m, (nn.Conv1d, nn.Conv2d)):
-        return _conv_node(m, in_shape)
-    if isinstance(m, nn.AvgPool2d):
-        if m.ceil_mode or m.divisor_override is not None or (np.any(m.padding) and not m.count_include_pad):
-            raise LoweringError(f"{name}: this AvgPool2d configuration cannot be expressed in NIR")
-        return nir.AvgPool2d(kernel_size=np.array(_pair(m.kernel_size)), stride=np.array(_pair(m.stride)),
-                             padding=np.array(_pair(m.padding)))
-    if isinstance(m, SumPool2d):
-        return nir.SumPool2d(kernel_size=np.array(m.kernel_size), stride=np.array(m.stride),
-                             padding=np.array(m.padding))
-    if isinstance(m, nn.Flatten):
-        shift = lambda d: d - 1 if d > 0 else d  # noqa: E731
-        return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=shift(m.start_dim),
-                           end_dim=shift(m.end_dim))
-    raise LoweringError(f"{name}: {type(m).__name__} cannot be expressed in NIR; supported: "
-                        f"{', '.join(NIR_SUPPORTED)}")
+def _ws_conv_node(m: ScaledWSConv2d, ctx: NIRContext):
+    """Scaled weight standardisation: a Conv2d with the standardised weight the layer computes with."""
+    with torch.no_grad():
+        return _conv_node(m, ctx, m.standardized_weight())
+
+
+def _avgpool_node(m: nn.AvgPool2d, ctx: NIRContext):
+    if m.ceil_mode or m.divisor_override is not None or (np.any(m.padding) and not m.count_include_pad):
+        raise LoweringError(f"layer {ctx.name} ({type(m).__name__}): this AvgPool2d configuration cannot be "
+                            f"expressed in NIR")
+    return _nir().AvgPool2d(kernel_size=np.array(_pair(m.kernel_size)), stride=np.array(_pair(m.stride)),
+                            padding=np.array(_pair(m.padding)))
+
+
+def _sumpool_node(m: SumPool2d, ctx: NIRContext):
+    return _nir().SumPool2d(kernel_size=np.array(m.kernel_size), stride=np.array(m.stride),
+                            padding=np.array(m.padding))
+
+
+def _flatten_node(m: nn.Flatten, ctx: NIRContext):
+    """NIR's dims exclude the batch: ``start_dim - 1`` / ``end_dim - 1`` (negative dims unchanged)."""
+    shift = lambda d: d - 1 if d > 0 else d  # noqa: E731
+    return _nir().Flatten(input_type={"input": np.array(ctx.shape)}, start_dim=shift(m.start_dim),
+                          end_dim=shift(m.end_dim))
 
 
 def _pair(v):
@@ -230,21 +256,30 @@ def _check_in_shape(in_shape) -> tuple:
     return shape
 
 
-def _recurrent_nodes(m, shape, dt, name):
+def _neuron_node(m, ctx: NIRContext):
+    """The NIR node of a neuron layer through its registered mapping (``kind='neuron'``)."""
+    mapping = NIR.get(m, ctx.name)
+    if mapping.kind != "neuron":
+        raise LoweringError(f"layer {ctx.name} ({type(m).__name__}): a neuron layer is needed here, got a "
+                            f"{mapping.kind} layer")
+    return mapping.fn(m, ctx)
+
+
+def _recurrent_nodes(m: Recurrent, ctx: NIRContext):
     """The neuron node and the ``<name>.rec`` Linear/Affine node of a recurrent layer."""
     nir = _nir()
-    w = _np(m.recurrent_weight)
-    b = getattr(m, "recurrent_bias", None)
+    w, b = _np(m.recurrent_weight), m.recurrent_bias
     rec = nir.Linear(w) if b is None else nir.Affine(w, _np(b))
-    return _neuron_node(m.neuron, shape, dt, name), rec
+    return _neuron_node(m.neuron, ctx), rec
 
 
 def to_nir(model: nn.Module, in_shape, dt: float = DEFAULT_DT):
     """An ``nir.NIRGraph`` for a (nested) ``nn.Sequential`` of the layers in the module docstring.
 
     ``in_shape`` is one sample's shape (no T, B); nodes are named after the modules, plus ``input``/``output``.
-    Raises ``LoweringError`` naming a layer NIR cannot express, ``ValueError`` naming a layer with a NaN/Inf
-    weight or parameter, or for a bad ``dt``/``in_shape``.
+    Each layer is looked up by its exact class (:mod:`snn.export.registry`). Raises ``LoweringError`` naming a
+    layer NIR cannot express or that has no mapping, ``ValueError`` naming a layer with a NaN/Inf weight or
+    parameter, or for a bad ``dt``/``in_shape``.
     """
     nir = _nir()
     dt = check_dt(dt, "to_nir")
@@ -253,18 +288,18 @@ def to_nir(model: nn.Module, in_shape, dt: float = DEFAULT_DT):
     edges, prev = [], "input"
     for name, m in iter_sequential(model):
         name = name or type(m).__name__
-        if is_dropout(m) or isinstance(m, nn.Identity):
+        mapping = NIR.get(m, name)
+        if mapping.kind == "dropped":
             continue
         check_finite_module(m, name)
-        if isinstance(m, Recurrent) or (hasattr(m, "recurrent_weight") and hasattr(m, "neuron")):
-            nodes[name], nodes[f"{name}.rec"] = _recurrent_nodes(m, shape, dt, name)
+        ctx = NIRContext(name, shape, dt)
+        if mapping.kind == "recurrent":
+            nodes[name], nodes[f"{name}.rec"] = mapping.fn(m, ctx)
             edges += [(prev, name), (name, f"{name}.rec"), (f"{name}.rec", name)]
-        elif isinstance(m, BaseNeuron):
-            nodes[name] = _neuron_node(m, shape, dt, name)
-            edges.append((prev, name))
         else:
-            nodes[name] = _layer_node(m, shape, name)
+            nodes[name] = mapping.fn(m, ctx)
             edges.append((prev, name))
+        if mapping.kind == "layer":
             with torch.no_grad():
                 shape = tuple(plain_forward(m, torch.zeros(1, *shape)).shape[1:])
         prev = name
@@ -389,9 +424,17 @@ def _edge_list(edges, where: str) -> list:
     return out
 
 
+def _import_mapping(node) -> Mapping | None:
+    """How :func:`from_nir` builds ``node``, looked up by its exact NIR class; None if it has no counterpart."""
+    cls = type(node)
+    if getattr(_nir(), cls.__name__, None) is not cls:
+        return None
+    return find_import(cls.__name__)
+
+
 def _is_neuron(node) -> bool:
-    nir = _nir()
-    return isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF))
+    mapping = _import_mapping(node)
+    return mapping is not None and mapping.kind == "neuron"
 
 
 def _recurrent_links(nodes, succ, pred) -> dict:
@@ -470,43 +513,47 @@ def _close(a: float, b: float) -> bool:
     return bool(np.isclose(a, b, rtol=1e-5, atol=1e-12))
 
 
-def _if_module(node, dt, p, kw):
-    if not _close(p("r"), 1 / dt):
-        raise ValueError(f"r = {p('r'):g} must be 1/dt = {1 / dt:g} (one snn step is dt)")
-    return IF(v_threshold=p("v_threshold"), v_reset=p("v_reset"), **kw)
+def _if_module(node, ctx: NIRImportContext) -> IF:
+    p = ctx.scalar
+    if not _close(p("r"), 1 / ctx.dt):
+        raise ValueError(f"r = {p('r'):g} must be 1/dt = {1 / ctx.dt:g} (one snn step is dt)")
+    return IF(v_threshold=p("v_threshold"), v_reset=p("v_reset"), **ctx.neuron_kw)
 
 
-def _lif_module(node, dt, p, kw):
-    tau = p("tau") / dt
+def _lif_module(node, ctx: NIRImportContext) -> LIF:
+    p = ctx.scalar
+    tau = p("tau") / ctx.dt
     r, v_reset = p("r"), p("v_reset")
     if not _close(p("v_leak"), v_reset):
         raise ValueError(f"v_leak = {p('v_leak'):g} must equal v_reset = {v_reset:g}")
     if not (_close(r, 1.0) or _close(r, tau)):
         raise ValueError(f"r = {r:g} must be 1 (decay_input) or tau/dt = {tau:g}")
     return LIF(tau=tau, v_threshold=p("v_threshold"), v_reset=v_reset,
-               decay_input=_close(r, 1.0) and not _close(tau, 1.0), **kw)
+               decay_input=_close(r, 1.0) and not _close(tau, 1.0), **ctx.neuron_kw)
 
 
-def _cubalif_module(node, dt, p, kw):
-    du, dv = dt / p("tau_syn"), dt / p("tau_mem")
+def _cubalif_module(node, ctx: NIRImportContext) -> CUBALIF:
+    p = ctx.scalar
+    du, dv = ctx.dt / p("tau_syn"), ctx.dt / p("tau_mem")
     if not (_close(p("w_in"), 1 / du) and _close(p("r"), 1 / dv)):
         raise ValueError(f"w_in = {p('w_in'):g} and r = {p('r'):g} must be tau_syn/dt = {1 / du:g} and "
                          f"tau_mem/dt = {1 / dv:g}")
     if p("v_reset") != 0.0:
         raise ValueError(f"v_reset = {p('v_reset'):g}: CUBALIF resets to 0")
-    return CUBALIF(du=du, dv=dv, v_threshold=p("v_threshold"), bias=p("v_leak") * dv, **kw)
+    return CUBALIF(du=du, dv=dv, v_threshold=p("v_threshold"), bias=p("v_leak") * dv, **ctx.neuron_kw)
 
 
-def _neuron_module(node, dt: float, name: str, n: int, backend: str) -> BaseNeuron:
+def _import_context(node, name: str, dt: float, n: int, backend: str) -> NIRImportContext:
+    scalar = lambda field: _scalar(getattr(node, field), field, n)  # noqa: E731
+    return NIRImportContext(name=name, dt=dt, n=n, backend=backend, scalar=scalar)
+
+
+def _neuron_module(node, mapping: Mapping, ctx: NIRImportContext) -> nn.Module:
     """The snn neuron (``strict_threshold=True``: NIR fires on ``v > v_threshold``) for a NIR neuron node."""
-    nir = _nir()
-    kw = dict(step_mode="m", backend=backend, strict_threshold=True)
-    build = {nir.IF: _if_module, nir.LIF: _lif_module, nir.CubaLIF: _cubalif_module}[type(node)]
-    p = lambda field: _scalar(getattr(node, field), field, n)  # noqa: E731
     try:
-        return build(node, dt, p, kw)
+        return mapping.fn(node, ctx)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"node {name!r} ({type(node).__name__}, dt={dt:g}): {e}") from None
+        raise ValueError(f"node {ctx.name!r} ({type(node).__name__}, dt={ctx.dt:g}): {e}") from None
 
 
 def _weight(node, name: str, ndim: int) -> torch.Tensor:
@@ -534,8 +581,9 @@ def _ints(v, name: str, what: str):
     return tuple(int(x) for x in a)
 
 
-def _affine_module(node, name):
+def _affine_module(node, ctx: NIRImportContext) -> layers.Linear:
     nir = _nir()
+    name = ctx.name
     w = _weight(node, name, 2)
     has_bias = isinstance(node, nir.Affine)
     m = layers.Linear(w.shape[1], w.shape[0], bias=has_bias, step_mode="m")
@@ -546,8 +594,9 @@ def _affine_module(node, name):
     return m
 
 
-def _conv_module(node, name):
+def _conv_module(node, ctx: NIRImportContext) -> nn.Module:
     nir = _nir()
+    name = ctx.name
     one_d = isinstance(node, nir.Conv1d)
     w = _weight(node, name, 3 if one_d else 4)
     cls = layers.Conv1d if one_d else layers.Conv2d
@@ -562,22 +611,25 @@ def _conv_module(node, name):
     return m
 
 
-def _layer_module(node, name: str) -> nn.Module:
-    nir = _nir()
-    if isinstance(node, (nir.Affine, nir.Linear)):
-        return _affine_module(node, name)
-    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
-        return _conv_module(node, name)
-    if isinstance(node, nir.AvgPool2d):
-        return layers.AvgPool2d(_pair2(node.kernel_size), _pair2(node.stride), _pair2(node.padding), step_mode="m")
-    if isinstance(node, nir.SumPool2d):
-        return SumPool2d(_pair2(node.kernel_size), _pair2(node.stride), _pair2(node.padding))
-    if isinstance(node, nir.Flatten):
-        shift = lambda d: d + 1 if d >= 0 else d  # noqa: E731
-        start, end = _ints(node.start_dim, name, "start_dim")[0], _ints(node.end_dim, name, "end_dim")[0]
-        return layers.Flatten(start_dim=shift(start), end_dim=shift(end), step_mode="m")
-    raise ValueError(f"node {name!r} is a NIR {type(node).__name__}, which has no snn counterpart; "
-                     f"supported: {', '.join(NIR_IMPORTABLE)}")
+def _avgpool_module(node, ctx: NIRImportContext) -> layers.AvgPool2d:
+    return layers.AvgPool2d(_pair2(node.kernel_size), _pair2(node.stride), _pair2(node.padding), step_mode="m")
+
+
+def _sumpool_module(node, ctx: NIRImportContext) -> SumPool2d:
+    return SumPool2d(_pair2(node.kernel_size), _pair2(node.stride), _pair2(node.padding))
+
+
+def _flatten_module(node, ctx: NIRImportContext) -> layers.Flatten:
+    """snn's dims count the batch: ``start_dim + 1`` / ``end_dim + 1`` (negative dims unchanged)."""
+    shift = lambda d: d + 1 if d >= 0 else d  # noqa: E731
+    start, end = _ints(node.start_dim, ctx.name, "start_dim")[0], _ints(node.end_dim, ctx.name, "end_dim")[0]
+    return layers.Flatten(start_dim=shift(start), end_dim=shift(end), step_mode="m")
+
+
+def _unsupported_node(node, name: str) -> ValueError:
+    return ValueError(f"node {name!r} is a NIR {type(node).__name__}, which has no snn counterpart; supported: "
+                      f"Input, Output, {', '.join(importable())}, NIRGraph (a subgraph, flattened), a neuron in a "
+                      f"cycle with one Affine/Linear (recurrent layer)")
 
 
 def _out_shape(m: nn.Module, shape: tuple, name: str) -> tuple:
@@ -634,12 +686,16 @@ def _build(graph, dt: float, backend: str) -> nn.Sequential:
     mods = []
     for name in order:
         node = nodes[name]
-        if _is_neuron(node):
-            neuron = _neuron_module(node, dt, name, math.prod(shape), backend)
+        mapping = _import_mapping(node)
+        if mapping is None:
+            raise _unsupported_node(node, name)
+        ctx = _import_context(node, name, dt, math.prod(shape), backend)
+        if mapping.kind == "neuron":
+            neuron = _neuron_module(node, mapping, ctx)
             mods.append(_recurrent_module(neuron, nodes[rec[name]], name, shape, rec[name]) if name in rec
                         else neuron)
         else:
-            m = _layer_module(node, name)
+            m = mapping.fn(node, ctx)
             shape = _out_shape(m, shape, name)
             mods.append(m)
     return nn.Sequential(*mods)
@@ -672,3 +728,28 @@ def from_nir(graph, dt: float | None = None, backend: str = "auto") -> nn.Sequen
     except _BAD_GRAPH as e:
         detail = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
         raise ValueError(f"from_nir ({where}): {detail}") from None
+
+
+def _register_builtins() -> None:
+    """snn's own NIR mappings, both ways where NIR has the node (PLIF is written as a LIF and read back as one)."""
+    stateless = ((layers.Linear, _linear_node, ("Affine", "Linear"), _affine_module), (nn.Linear, _linear_node),
+                 (layers.Conv1d, _conv_node, "Conv1d", _conv_module), (nn.Conv1d, _conv_node),
+                 (layers.Conv2d, _conv_node, "Conv2d", _conv_module), (nn.Conv2d, _conv_node),
+                 (ScaledWSConv2d, _ws_conv_node),
+                 (layers.AvgPool2d, _avgpool_node, "AvgPool2d", _avgpool_module), (nn.AvgPool2d, _avgpool_node),
+                 (SumPool2d, _sumpool_node, "SumPool2d", _sumpool_module),
+                 (layers.Flatten, _flatten_node, "Flatten", _flatten_module), (nn.Flatten, _flatten_node))
+    for cls, to_nir_fn, *back in stateless:
+        register_nir(cls, to_nir_fn, kind="layer", node=back[0] if back else None,
+                     from_nir=back[1] if back else None, builtin=True)
+    neurons = ((IF, _if_node, "IF", _if_module), (LIF, _lif_node, "LIF", _lif_module), (PLIF, _lif_node, None, None),
+               (CUBALIF, _cubalif_node, "CubaLIF", _cubalif_module))
+    for cls, to_nir_fn, node, from_nir_fn in neurons:
+        register_nir(cls, to_nir_fn, kind="neuron", node=node, from_nir=from_nir_fn, builtin=True)
+    for cls in (*DROPOUT, nn.Identity):
+        register_nir(cls, None, kind="dropped", builtin=True)
+    register_nir(Recurrent, _recurrent_nodes, kind="recurrent", builtin=True)
+    refuse_export(ALIF, "an adaptive threshold (ALIF) has no NIR counterpart", "nir", builtin=True)
+
+
+_register_builtins()

@@ -4,7 +4,8 @@ Three steps, each a plain function over small dataclasses, one module each:
 
 1. :func:`lower` (:mod:`.lowering`) turns an ``nn.Sequential`` of affine layers and snn neurons into a
    :class:`CubaNet` of float :class:`CubaLayer` s (one per neuron layer), Lava's CUBA LIF
-   (``lava.proc.lif.process.LIF``); the equations and the mapping of snn's neurons are in :mod:`.lowering`.
+   (``lava.proc.lif.process.LIF``); the equations and the mapping of snn's neurons are in :mod:`.lowering`,
+   which looks every layer up by its exact class in :mod:`snn.export.registry`.
 
 2. :func:`quantize` (:mod:`.quantizer`) turns a :class:`CubaNet` into a :class:`FixedNet` in the ranges of
    Lava's ``PyLifModelBitAcc`` and fixed-point ``Dense`` (:data:`RANGES`, in :mod:`.constants`).
@@ -19,13 +20,13 @@ Everything runs on snn's timeline: the output at step ``t`` is the response to t
 """
 from .constants import RANGES
 from .emulate import emulate_fixed, emulate_float, floor_shift, trunc_div, wrap24
-from .lowering import (SUPPORTED_LAYERS, CubaLayer, CubaNet, LoweringError, Recurrent, SumPool2d, is_dropout,
-                       iter_sequential, lower, lsm_as_sequential, plain_forward)
+from .lowering import (CubaLayer, CubaNet, CubaParams, LoweringError, Recurrent, SumPool2d, is_dropout,
+                       iter_sequential, lower, lsm_as_sequential, plain_forward, supported_layers)
 from .qat import QATNet
 from .quantizer import FixedLayer, FixedNet, LoihiRangeError, quantize
 
 __all__ = [
-    "SumPool2d", "Recurrent", "CubaLayer", "CubaNet", "FixedLayer", "FixedNet", "LoweringError",
-    "LoihiRangeError", "RANGES", "SUPPORTED_LAYERS", "lower", "quantize", "emulate_float", "emulate_fixed",
+    "SumPool2d", "Recurrent", "CubaLayer", "CubaNet", "CubaParams", "FixedLayer", "FixedNet", "LoweringError",
+    "LoihiRangeError", "RANGES", "supported_layers", "lower", "quantize", "emulate_float", "emulate_fixed",
     "QATNet", "wrap24", "lsm_as_sequential",
 ]

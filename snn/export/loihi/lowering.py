@@ -26,6 +26,10 @@ Threshold comparison: Lava fires on ``V > vth``; snn's IF/LIF/PLIF fire on ``V >
 (see :mod:`.quantizer`). Soft reset (``v_reset=None``), ALIF and MaxPool have no Lava LIF counterpart and
 are rejected with a clear error; so are non-finite weights and parameters, naming the layer.
 
+Every layer is looked up by its exact class in :mod:`snn.export.registry` (never ``isinstance``): a subclass
+of LIF with other dynamics is refused, naming the layer, until its own mapping is registered with
+:func:`snn.export.register_loihi`.
+
 Affine layers after the last neuron (a classifier's ``Linear`` readout, trained on the mean over time of
 its output) become a non-spiking *readout* layer: du = 1, dv = 0 and an unreachable threshold, so its
 potential after T steps is ``Σ_t (W·S[t] + b)``, T times the mean readout; the emulators and
@@ -34,9 +38,9 @@ potential after T steps is ``Σ_t (W·S[t] + b)``, T times the mean readout; the
 A :class:`snn.lsm.LiquidStateMachine` (ideal weights) is lowered as ``Linear(W_in) -> Recurrent(LIF)``
 (:func:`lsm_as_sequential`).
 
-A recurrent layer is any module with a ``recurrent_weight`` tensor ``[N, N]`` and a ``neuron``
-(e.g. :class:`Recurrent`, whose optional ``recurrent_bias`` joins the connection bias): its input is
-``I[t] = W·x[t] + W_rec·S[t-1] + b_rec`` (the one-step delay is what Lava's recurrent ``Dense`` gives).
+A recurrent layer is a :class:`Recurrent` (``recurrent_weight [N, N]``, a ``neuron``, an optional
+``recurrent_bias`` that joins the connection bias): its input is ``I[t] = W·x[t] + W_rec·S[t-1] + b_rec``
+(the one-step delay is what Lava's recurrent ``Dense`` gives).
 """
 from __future__ import annotations
 
@@ -50,12 +54,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ... import layers as snn_layers
 from ...base import MemoryModule
-from ...neuron import ALIF, CUBALIF, IF, LIF, BaseNeuron
-
-
-class LoweringError(TypeError):
-    """A module that has no Lava/Loihi counterpart (or a configuration that cannot be mapped)."""
+from ...neuron import ALIF, CUBALIF, IF, LIF, PLIF, BaseNeuron
+from ..registry import AFFINE, LOIHI, LoweringError, Mapping, refuse_export, register_loihi
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -86,8 +88,8 @@ class Recurrent(MemoryModule):
     ``neuron`` is an snn neuron (driven one step at a time here); input ``[T, B, N]`` (``step_mode='m'``, the
     default) or ``[B, N]`` (``'s'``). ``bias`` (``b_rec [N]``, optional) is the recurrent connection's bias, added
     at every step (an NIR recurrent ``Affine``). The last spikes are state, cleared by :meth:`reset` (and so by
-    ``snn.reset(net)``). This is the documented form :func:`lower` maps onto a Lava LIF with a recurrent
-    ``Dense`` (any module with a ``recurrent_weight [N, N]`` and a ``neuron`` attribute is lowered the same way).
+    ``snn.reset(net)``). This is the form :func:`lower` maps onto a Lava LIF with a recurrent ``Dense``, and
+    :func:`snn.export.nir.to_nir` onto a neuron node in a cycle with a Linear/Affine node.
     """
 
     def __init__(self, neuron: BaseNeuron, n: int, weight: torch.Tensor | None = None, step_mode: str = "m", *,
@@ -194,11 +196,12 @@ class CubaNet:
 # ----------------------------------------------------------------------------------------------------------------
 # Lowering
 # ----------------------------------------------------------------------------------------------------------------
-_AFFINE = (nn.Linear, nn.Conv2d, nn.Conv1d, nn.AvgPool2d, SumPool2d, nn.Flatten, nn.BatchNorm1d, nn.BatchNorm2d,
-           nn.Dropout, nn.Identity, nn.Unflatten)
-SUPPORTED_LAYERS = ("Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Unflatten",
-                    "BatchNorm1d/2d (eval)", "Dropout (identity)", "Identity", "IF", "LIF", "PLIF", "CUBALIF",
-                    "Recurrent (recurrent_weight + neuron)", "LiquidStateMachine (ideal weights)")
+DROPOUT = (nn.Dropout, snn_layers.Dropout)
+
+
+def supported_layers() -> list[str]:
+    """The layer classes :func:`lower` maps (by exact class; see :mod:`snn.export.registry`)."""
+    return LOIHI.supported()
 
 
 def _pair(v):
@@ -206,12 +209,15 @@ def _pair(v):
 
 
 def is_dropout(m) -> bool:
-    return isinstance(m, nn.Dropout) or (type(m).__name__ == "Dropout" and hasattr(m, "p"))
+    """A dropout layer (``nn.Dropout`` or :class:`snn.layers.Dropout`, exactly): the identity at inference."""
+    return type(m) in DROPOUT
 
 
 def is_lsm(m) -> bool:
-    """A liquid state machine (:class:`snn.lsm.LiquidStateMachine`, duck-typed: ``w_in``, ``w_rec``, ``input_gain``)."""
-    return all(hasattr(m, a) for a in ("w_in", "w_rec", "input_gain", "tau", "v_threshold", "v_reset"))
+    """A :class:`snn.lsm.LiquidStateMachine` (exactly that class)."""
+    from ...lsm.reservoir import LiquidStateMachine
+
+    return type(m) is LiquidStateMachine
 
 
 def lsm_as_sequential(lsm) -> nn.Sequential:
@@ -231,12 +237,15 @@ def lsm_as_sequential(lsm) -> nn.Sequential:
     return nn.Sequential(lin, Recurrent(neuron, w_rec.shape[0], w_rec.t()))
 
 
+SEQUENTIAL = (nn.Sequential, snn_layers.SeqToANN)
+
+
 def iter_sequential(model: nn.Module):
-    """Yield (name, module) of a (nested) Sequential in order; a non-Sequential model is one item;
-    a liquid state machine is expanded by :func:`lsm_as_sequential`."""
+    """Yield (name, module) of a (nested) ``nn.Sequential`` / :class:`snn.layers.SeqToANN` in order; any other
+    model is one item; a liquid state machine is expanded by :func:`lsm_as_sequential`."""
     if is_lsm(model):
         model = lsm_as_sequential(model)
-    if isinstance(model, nn.Sequential):
+    if type(model) in SEQUENTIAL:
         for name, m in model.named_children():
             for sub, mm in iter_sequential(m):
                 yield (f"{name}.{sub}" if sub else name), mm
@@ -246,7 +255,7 @@ def iter_sequential(model: nn.Module):
 
 def plain_forward(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run ``m`` as its plain torch base class (no time folding): ``x`` is ``[N, ...]``."""
-    if is_dropout(m) or isinstance(m, nn.Identity):
+    if is_dropout(m) or type(m) is nn.Identity:
         return x
     for cls in type(m).__mro__:
         if cls.__module__.startswith("torch.nn") and cls is not nn.Module and "forward" in cls.__dict__:
@@ -304,71 +313,103 @@ def check_finite_net(net) -> None:
         check_finite_values(f"{L.name} of the lowered network", **vals)
 
 
-def _neuron_params(neuron, name):
-    """(du, dv, vth, weight_scale, bias, strict) of the CUBA LIF that stands for ``neuron``."""
-    who = f"{name} ({type(neuron).__name__})"
-    if isinstance(neuron, ALIF):
-        raise LoweringError(f"{who}: adaptive thresholds have no Lava LIF counterpart; supported: "
-                            f"{', '.join(SUPPORTED_LAYERS)}")
+@dataclass(frozen=True)
+class CubaParams:
+    """The CUBA LIF that stands for one neuron layer (what a ``to_cuba`` mapping returns): decays ``du``, ``dv``,
+    threshold ``vth``, the factor ``weight_scale`` on the layer's input connection (``W``, ``b``, ``W_rec``), the
+    neuron's own ``bias`` and its comparison (``strict``: fires on ``V > vth``, else ``V >= vth``)."""
+
+    du: float
+    dv: float
+    vth: float
+    weight_scale: float = 1.0
+    bias: float = 0.0
+    strict: bool = True
+
+
+def _hard_reset(neuron, name) -> float:
+    """``V_reset`` of a hard-reset neuron; soft reset has no Lava LIF counterpart."""
+    if neuron.v_reset is None:
+        raise LoweringError(f"layer {name} ({type(neuron).__name__}): soft reset (v_reset=None) cannot be mapped: "
+                            f"Lava's LIF resets to 0; use a hard reset (v_reset=0.0)")
+    return float(neuron.v_reset)
+
+
+def _lif_cuba(neuron, name) -> CubaParams:
+    """LIF/PLIF: du = 1, dv = d = 1/tau, vth = V_th - V_reset; the input is scaled by d when decay_input."""
+    k = float(torch.as_tensor(neuron.decay()).detach())
+    return CubaParams(du=1.0, dv=k, vth=float(neuron.v_threshold) - _hard_reset(neuron, name),
+                      weight_scale=k if neuron.decay_input else 1.0, strict=bool(neuron.strict_threshold))
+
+
+def _if_cuba(neuron, name) -> CubaParams:
+    """IF: du = 1, dv = 0, vth = V_th - V_reset."""
+    return CubaParams(du=1.0, dv=0.0, vth=float(neuron.v_threshold) - _hard_reset(neuron, name),
+                      strict=bool(neuron.strict_threshold))
+
+
+def _cubalif_cuba(neuron, name) -> CubaParams:
+    """CUBALIF: itself (always strict)."""
+    return CubaParams(du=float(neuron.du), dv=float(neuron.dv), vth=float(neuron.v_threshold),
+                      bias=float(neuron.bias), strict=True)
+
+
+def _recurrent_parts(m):
+    """(neuron, W_rec, b_rec or None) of a :class:`Recurrent` layer, float64."""
+    rb = m.recurrent_bias
+    return (m.neuron, m.recurrent_weight.detach().double(),
+            None if rb is None else rb.detach().double())
+
+
+def _neuron_params(neuron, name) -> CubaParams:
+    """The :class:`CubaParams` of ``neuron`` (layer ``name``) through its registered mapping, checked finite."""
+    mapping = LOIHI.get(neuron, name)
+    if mapping.kind != "neuron":
+        raise LoweringError(f"layer {name} ({type(neuron).__name__}): a neuron layer is needed here, got a "
+                            f"{mapping.kind} layer")
     check_finite_module(neuron, name)
-    if isinstance(neuron, CUBALIF):
-        p = float(neuron.du), float(neuron.dv), float(neuron.v_threshold), 1.0, float(neuron.bias), True
-    elif isinstance(neuron, LIF):  # IF and PLIF are LIFs
-        if neuron.v_reset is None:
-            raise LoweringError(f"{who}: soft reset (v_reset=None) cannot be mapped: Lava's LIF resets to 0; "
-                                f"use a hard reset (v_reset=0.0)")
-        k = float(torch.as_tensor(neuron.decay()).detach())
-        vth = float(neuron.v_threshold) - float(neuron.v_reset)
-        w_scale = k if (neuron.decay_input and not isinstance(neuron, IF)) else 1.0
-        p = 1.0, k, vth, w_scale, 0.0, bool(getattr(neuron, "strict_threshold", False))
-    else:
-        raise LoweringError(f"{who} is not a supported neuron")
-    check_finite_values(who, du=p[0], dv=p[1], v_threshold=p[2], decay=p[3], bias=p[4])
+    p = mapping.fn(neuron, name)
+    if not isinstance(p, CubaParams):
+        raise TypeError(f"layer {name} ({type(neuron).__name__}): its Loihi mapping returned "
+                        f"{type(p).__name__}, not snn.export.loihi.CubaParams")
+    check_finite_values(f"{name} ({type(neuron).__name__})", du=p.du, dv=p.dv, v_threshold=p.vth,
+                        decay=p.weight_scale, bias=p.bias)
     return p
 
 
 def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
     """Lower ``model`` (an ``nn.Sequential`` or a single neuron) for inputs of shape ``in_shape`` (no T, B).
 
-    Raises :class:`LoweringError` naming an unsupported layer and listing :data:`SUPPORTED_LAYERS`, and
-    ``ValueError`` naming a layer with a NaN/Inf weight or parameter.
+    Each layer is looked up by its exact class (:mod:`snn.export.registry`). Raises :class:`LoweringError`
+    naming a layer that has no mapping and listing :func:`supported_layers`, and ``ValueError`` naming a layer
+    with a NaN/Inf weight or parameter.
     """
     in_shape, cur_shape = tuple(in_shape), tuple(in_shape)
     layers, pending = [], []
     for name, m in iter_sequential(model):
         label = name or type(m).__name__
-        if isinstance(m, _AFFINE) or is_dropout(m):
-            check_finite_module(m, label)
+        mapping = LOIHI.get(m, label)
+        check_finite_module(m, label)
+        if mapping.kind == AFFINE:
             pending.append(m)
             continue
-        rec = rec_bias = None
-        if hasattr(m, "recurrent_weight") and hasattr(m, "neuron"):
-            check_finite_module(m, label)
-            rec = torch.as_tensor(m.recurrent_weight).detach().double()
-            rb = getattr(m, "recurrent_bias", None)
-            rec_bias = None if rb is None else torch.as_tensor(rb).detach().double()
-            neuron = m.neuron
-        elif isinstance(m, BaseNeuron):
-            neuron = m
-        else:
-            raise LoweringError(f"{label}: {type(m).__name__} cannot be lowered to Lava/Loihi; supported layers: "
-                                f"{', '.join(SUPPORTED_LAYERS)}")
+        neuron, rec, rec_bias = mapping.fn(m) if mapping.kind == "recurrent" else (m, None, None)
         if not pending:
             raise LoweringError(f"{label}: a neuron layer needs a connection (e.g. Linear) before it")
         w, b, out_shape = _affine_map(pending, cur_shape, label)
         pending = []
-        du, dv, vth, w_scale, nbias, strict = _neuron_params(neuron, label)
+        p = _neuron_params(neuron, label)
         if rec_bias is not None:
             b = b + rec_bias
-        if du != 1.0 and bool((b != 0).any()):
-            raise LoweringError(f"{label}: a connection bias before a CUBALIF with du={du} != 1 cannot be mapped "
+        if p.du != 1.0 and bool((b != 0).any()):
+            raise LoweringError(f"{label}: a connection bias before a CUBALIF with du={p.du} != 1 cannot be mapped "
                                 f"exactly (it would decay in the current); use bias=False or the neuron's bias")
         if rec is not None and rec.shape != (w.shape[0], w.shape[0]):
             raise LoweringError(f"{label}: recurrent_weight must be [{w.shape[0]}, {w.shape[0]}], "
                                 f"got {tuple(rec.shape)}")
-        layers.append(CubaLayer(name=label, weight=w * w_scale, bias=b * w_scale + nbias, du=du, dv=dv, vth=vth,
-                                rec_weight=None if rec is None else rec * w_scale, out_shape=out_shape,
-                                strict=strict))
+        k = p.weight_scale
+        layers.append(CubaLayer(name=label, weight=w * k, bias=b * k + p.bias, du=p.du, dv=p.dv, vth=p.vth,
+                                rec_weight=None if rec is None else rec * k, out_shape=out_shape, strict=p.strict))
         cur_shape = out_shape
     if pending:
         if not layers:
@@ -379,3 +420,21 @@ def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
     if not layers:
         raise LoweringError("the model has no neuron layer to lower")
     return CubaNet(in_shape=in_shape, layers=layers, input_bits=int(input_bits))
+
+
+def _register_builtins() -> None:
+    """snn's own Loihi mappings: the stateless layers folded into the connection, the neurons, Recurrent."""
+    from ...models import ScaledWSConv2d
+
+    affine = (nn.Linear, snn_layers.Linear, nn.Conv1d, snn_layers.Conv1d, nn.Conv2d, snn_layers.Conv2d, ScaledWSConv2d,
+              nn.AvgPool2d, snn_layers.AvgPool2d, SumPool2d, nn.Flatten, snn_layers.Flatten, nn.Unflatten,
+              nn.BatchNorm1d, snn_layers.BatchNorm1d, nn.BatchNorm2d, snn_layers.BatchNorm2d, *DROPOUT, nn.Identity)
+    for cls in affine:
+        register_loihi(cls, AFFINE, builtin=True)
+    for cls, to_cuba in ((IF, _if_cuba), (LIF, _lif_cuba), (PLIF, _lif_cuba), (CUBALIF, _cubalif_cuba)):
+        register_loihi(cls, to_cuba, builtin=True)
+    LOIHI.add(Recurrent, Mapping("recurrent", _recurrent_parts), builtin=True)
+    refuse_export(ALIF, "adaptive thresholds have no Lava LIF counterpart", "loihi", builtin=True)
+
+
+_register_builtins()
