@@ -97,14 +97,10 @@ def export_command(args) -> dict:
     model, in_shape, cfg = load_deployable(args.checkpoint)
     summary = {"to": args.to, "checkpoint": str(args.checkpoint), "out": str(args.out)}
     if args.to == "nir":
-        import nir
-
-        from ..io import atomic_path
-        from .nir import to_nir
+        from .nir import to_nir, write_nir
 
         graph = to_nir(model, in_shape)
-        with atomic_path(args.out) as tmp:
-            nir.write(str(tmp), graph)
+        write_nir(graph, args.out)
         summary["nodes"] = len(graph.nodes)
         return summary
     from .lava import save_lowered
