@@ -52,42 +52,8 @@ def summary(R) -> dict:
 
 
 def plot_matrix(R, path, title: str = "accuracy matrix") -> None:
-    """Heatmap of ``R`` (rows: after training task i, columns: evaluated on task j), written to ``path``.
-    Uses :func:`snn.viz.heatmap` when the toolkit has it, else matplotlib directly."""
-    a = as_matrix(R)
-    try:
-        from snn.viz import heatmap
-    except ImportError:
-        heatmap = None
-    if heatmap is not None:
-        heatmap(a, path, xlabel="evaluated on task j", ylabel="after training task i", title=title)
-        return
-    _heatmap(a, path, title)
+    """Heatmap of ``R`` (rows: after training task i, columns: evaluated on task j), written to ``path``
+    atomically (:func:`snn.viz.heatmap`; missing entries are left blank)."""
+    from ..viz import heatmap
 
-
-def _heatmap(a: np.ndarray, path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from snn.io import atomic_path
-
-    p = a.shape[0]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * p, 0.8 + 0.5 * p))
-    im = ax.imshow(np.ma.masked_invalid(a), vmin=0.0, vmax=1.0 if np.nanmax(a) <= 1.0 else 100.0, cmap="viridis")
-    for i in range(p):
-        for j in range(p):
-            if not np.isnan(a[i, j]):
-                v = a[i, j] * (100 if np.nanmax(a) <= 1.0 else 1)
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if a[i, j] < 0.6 * np.nanmax(a) else "black")
-    ax.set_xticks(range(p), [str(j + 1) for j in range(p)])
-    ax.set_yticks(range(p), [str(i + 1) for i in range(p)])
-    ax.set_xlabel("evaluated on task j")
-    ax.set_ylabel("after training task i")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    heatmap(as_matrix(R), path, xlabel="evaluated on task j", ylabel="after training task i", title=title)

@@ -1,12 +1,14 @@
-"""Plots of the LSM experiments: reservoir spike rasters and accuracy against reservoir size (PNG files).
-
-Rasters use :func:`snn.viz.raster` when that module is present, else an equivalent matplotlib image here.
+"""Plots of the LSM experiments: reservoir spike rasters (:func:`snn.viz.raster`) and accuracy against reservoir
+size (PNG files, written atomically).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+from ..io import atomic_path
+from ..viz import raster
 
 __all__ = ["raster", "accuracy_vs_size"]
 
@@ -18,30 +20,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def raster(spikes, path, title: str | None = None) -> Path:
-    """Spike raster of ``[T, N]`` spikes (a black cell per spike), written to ``path``."""
-    try:
-        from ..viz import raster as viz_raster
-    except ImportError:
-        viz_raster = None
-    if viz_raster is not None:
-        return viz_raster(spikes, path, title=title)
-    s = np.asarray(spikes)
-    if s.ndim != 2:
-        raise ValueError(f"raster: expected spikes [T, N], got shape {s.shape}")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.imshow(s.T != 0, aspect="auto", cmap="Greys", interpolation="nearest", origin="lower")
-    ax.set_xlabel("time step")
-    ax.set_ylabel("neuron")
-    ax.set_title(title or "spike raster")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
 
 
 def accuracy_vs_size(rows: list[dict], path, title: str = "linear probe accuracy vs reservoir size") -> Path:
@@ -63,7 +41,7 @@ def accuracy_vs_size(rows: list[dict], path, title: str = "linear probe accuracy
     ax.set_title(title)
     ax.legend()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
