@@ -1,4 +1,4 @@
-"""Continual learning on Fashion-MNIST: every method side by side (issue 7).
+"""Continual learning on Fashion-MNIST: every method side by side.
 
 Permuted Fashion-MNIST (10 tasks, shared head) and split Fashion-MNIST (5 tasks of 2 classes, a head per
 task) with a spiking MLP (784-512-512 permuted, 784-256-256 split) trained by BPTT (T=4); methods: fine-tune,

@@ -1,4 +1,4 @@
-"""Liquid state machine benchmark (issue 6).
+"""Liquid state machine benchmark.
 
 1. Linear probe on event Fashion-MNIST for N in {250, 500, 1000, 2000}, ideal weights and the RRAM device model
    at its default noise, against the same readout on the raw binned events (same samples, same time bins).
@@ -6,7 +6,7 @@
    espeak-ng phoneme transcriptions (snn.lsm.zeroshot protocol A), and event digits vs spoken digits (B).
 3. Simulation throughput (neuron-steps/s) of the same reservoir on the same (binarised) inputs, snn vs Brian2.
 
-The defaults are the full configuration; the machine used for RESULTS.md ran a subset (see the flags there):
+The defaults are the full configuration; the runs in RESULTS-archive.md used subsets (the commands are there):
 
     .venv/bin/python benchmarks/lsm.py                                  # full: 60k/10k samples, 5 splits
     .venv/bin/python benchmarks/lsm.py --train 4000 --test 1000 --splits 3 --json out.json

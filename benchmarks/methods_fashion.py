@@ -1,5 +1,6 @@
-"""Issue 5's benchmark: BPTT, DSR and OTTT on Fashion-MNIST with the csnn network (32/64, LIF), T in {2, 4, 8}:
-test accuracy, seconds per epoch and peak training memory; then OTTT's and BPTT's peak memory at T=32 vs T=4.
+"""Training methods side by side: BPTT, DSR and OTTT on Fashion-MNIST with the csnn network (32/64, LIF),
+T in {2, 4, 8}: test accuracy, seconds per epoch and peak training memory; then OTTT's and BPTT's peak memory at
+T=32 vs T=4.
 
     .venv/bin/python benchmarks/methods_fashion.py --epochs 1 --train-limit 5000 --json runs/methods.json
 

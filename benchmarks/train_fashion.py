@@ -1,6 +1,6 @@
 """Training on full Fashion-MNIST, two benchmarks.
 
-Side by side (issue 2): the csnn preset (32/64 channels, T=4, LIF), 2 CPU threads, against the same
+Side by side: the csnn preset (32/64 channels, T=4, LIF), 2 CPU threads, against the same
 architecture built from SpikingJelly's modules, trained by the same Trainer (same data, seed, epochs,
 optimizer, schedule and loop)::
 

@@ -2,7 +2,7 @@
 trainer, run, and return a JSON-ready summary. The CLI (``snn continual``) and
 ``benchmarks/continual_fashion.py`` both call :func:`run`.
 
-:data:`DEFAULTS` holds the full configuration per benchmark (the one the issue's goals refer to);
+:data:`DEFAULTS` holds the full configuration per benchmark (the one benchmarks/RESULTS.md reports);
 any keyword passed to :func:`run` overrides it.
 """
 from __future__ import annotations
@@ -33,15 +33,17 @@ _COMMON = dict(T=4, v_threshold=1.0, epochs=1, batch_size=64, lr=0.05, lr_later=
 DEFAULTS = {
     # 10 permuted tasks, shared 10-way head: protect both hidden layers and the head (inputs 784+1, 512+1, 512+1).
     # 512 hidden neurons: with 256 the later tasks need larger weight changes in the shrinking free space and
-    # HLOP's forgetting stays near -2 points whatever k (see benchmarks/RESULTS.md)
+    # HLOP's forgetting stays near -2 points whatever k (see benchmarks/RESULTS-archive.md, continual learning)
     # lr_later 0.025 (every method): HLOP's forgetting comes from the later tasks' weight changes in the free space;
     # a smaller step after the first task measured BWT -1.70 -> -1.30 (0.0125: -1.12, but ACC 80.6) on seed 0;
-    # seeds 0-2: -1.36 +- 0.07, ACC 82.1 (83.2 before: later tasks learn less), see benchmarks/RESULTS.md
+    # seeds 0-2: -1.36 +- 0.07, ACC 82.1 (83.2 with lr for every task: later tasks learn less), see
+    # benchmarks/RESULTS-archive.md
     "pfmnist": dict(_COMMON, n_tasks=10, hidden=(512, 512), hlop_k_first=(100, 160, 160), hlop_k_rest=(70, 40, 40),
                     lr_later=0.025),
     # 5 tasks of 2 classes, a head per task: protect the body only. lr_later 0.1 (every method): each task brings a
-    # fresh head and HLOP's projected body gradient is weaker, so its later tasks were under-trained (diagonal 99.4 vs
-    # replay's 99.9); 5 seeds: HLOP 98.28 -> 98.52, replay 98.47 -> 98.42 (0.2: replay 97.8)
+    # fresh head and HLOP's projected body gradient is weaker, so with lr for every task its later tasks are
+    # under-trained (diagonal 99.4 vs replay's 99.9); 5 seeds, lr -> 0.1 for the later tasks: HLOP 98.28 -> 98.52,
+    # replay 98.47 -> 98.42 (0.2: replay 97.8)
     "sfmnist": dict(_COMMON, n_tasks=5, hidden=(256, 256), hlop_k_first=(60, 40), hlop_k_rest=(40, 20), lr_later=0.1),
 }
 # 8x8 digits: 64 inputs drive the hidden LIF neurons less, so their threshold is lower (lr_later not measured

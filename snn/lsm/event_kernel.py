@@ -36,7 +36,7 @@ __all__ = ["available", "load", "simd", "to_csr", "to_tiles", "input_layout", "r
 # W_in with at least this fraction of non-zero weights is passed dense: a CSR row then costs an index and a
 # scattered add per synapse (and, in the 16-sample lane blocks, a 16-wide add where ~1 lane has the event), a
 # dense row one contiguous vector add per 16 neurons. On the smooth-field reservoir (density 1) the dense rows
-# ran the whole simulation several times faster (benchmarks/RESULTS.md, issue 6).
+# ran the whole simulation several times faster (benchmarks/RESULTS-archive.md, liquid state machines).
 DENSE_INPUT_DENSITY = 0.25
 
 _SRC = Path(__file__).with_name("csrc") / "event_lsm.c"

@@ -19,10 +19,10 @@ __all__ = ["SENSOR_SHAPES", "VISION_KW", "RETINOTOPIC_KW", "PRESETS", "reservoir
            "raw_features", "linear_probe", "accuracy_se", "paired_difference"]
 
 SENSOR_SHAPES = {"event-fmnist": (2, 34, 34), "event-digits": (2, 22, 22)}
-# Reservoir settings for event vision (see benchmarks/RESULTS.md, issue 6). VISION_KW, the default: dense
-# mixed-sign smooth random input fields and a slow membrane (tau 30 steps = the whole 30-step sample), chosen on
-# a split of the training set; RETINOTOPIC_KW: the earlier sparse local positive fields (tau 3), which a linear
-# readout finds barely better than the raw events; the throughput benchmark against Brian2 uses it.
+# Reservoir settings for event vision (see benchmarks/RESULTS-archive.md, liquid state machines). VISION_KW, the
+# default: dense mixed-sign smooth random input fields and a slow membrane (tau 30 steps = the whole 30-step
+# sample), chosen on a split of the training set; RETINOTOPIC_KW: sparse local positive fields (tau 3), which a
+# linear readout finds barely better than the raw events; the throughput benchmark against Brian2 uses it.
 VISION_KW = dict(input_fields="smooth", input_smooth=1.5, input_scale=10.0, tau=30.0, p_rec=0.1,
                  spectral_radius=0.5)
 RETINOTOPIC_KW = dict(input_fields="local", p_in=0.5, input_radius=3.0, tau=3.0, input_scale=3.0, p_rec=0.1,
@@ -101,7 +101,8 @@ def linear_probe(data, n_neurons: int, *, dataset: str = "event-fmnist", readout
     ``readout_kw``: keyword arguments of the readout (e.g. ``alphas``, the ridge grid searched on the validation
     part), the same for every side (reused ``raw_predictions`` must come from the same ``readout_kw``).
     ``features``: the reservoir features (:data:`snn.lsm.FEATURES`); the default 'all' (spike counts, traces and
-    the membrane potential at each bin's end) read out best on a split of the training set (RESULTS, issue 6).
+    the membrane potential at each bin's end) read out best on a split of the training set
+    (benchmarks/RESULTS-archive.md, liquid state machines).
     """
     xtr, ytr, xte, yte = data
     lsm = reservoir_for(dataset, n_neurons, device_model, seed, **lsm_kw)
