@@ -10,6 +10,7 @@ import torch.nn as nn
 from snn import layers
 from snn.models import init_synapse
 from snn.neuron import IF, LIF
+from snn.train.dsr import DSRIF
 from snn.train import TrainConfig, Trainer
 from snn.train.trainer import SaturatedLayerWarning, SilentLayerWarning, SpikeCounter, activity_problems
 
@@ -114,6 +115,12 @@ def test_counter_counts_spikes_and_neuron_steps():
     with SpikeCounter(model) as counter:
         model(x)
     assert counter.totals == {"0": [2, 6]}
+    dsr_model = nn.Sequential(DSRIF(v_threshold=2.0, alpha=0.5))  # spikes of size V_th = 2 when U >= 1
+    x = torch.tensor([[[1.2, 0.0, 0.3]], [[0.0, 0.0, 0.9]]])  # spikes at (0,0) and (1,2)
+    with SpikeCounter(dsr_model) as counter:
+        dsr_model(x)
+        dsr_model(x)
+    assert counter.totals == {"0": [4, 12]}
     problems = activity_problems({"0": [0, 6], "1": [6, 6], "2": [3, 6]}, {"0": model[0], "1": model[0],
                                                                           "2": model[0]}, epoch=4)
     assert [(p["layer"], p["kind"], p["epoch"]) for p in problems] == [("0 (IF)", "silent", 4),
