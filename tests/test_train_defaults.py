@@ -34,7 +34,7 @@ def test_defaults_learn_digits_in_three_epochs(model, method, one_thread):
 def test_mlp_hidden_layer_fires_at_initialisation():
     x, _ = data.load("digits", "train")
     torch.manual_seed(0)
-    net = build_model(model_config("mlp", in_shape=[1, 8, 8], backend="torch"))
+    net = build_model(model_config("mlp", in_shape=[1, 8, 8]))
     (name, layer), = spiking_layers(net).items()
     seen = {}
     layer.register_forward_hook(lambda m, a, out: seen.update(rate=float((out != 0).float().mean())))
