@@ -13,7 +13,7 @@ import torch.nn as nn
 from badinput import expect_clear_error
 
 from snn.export.lava import save_lowered
-from snn.export.loihi import LoihiRangeError, Recurrent, emulate_fixed, emulate_float, lower, quantize
+from snn.export.loihi import LoihiRangeError, QATNet, Recurrent, emulate_fixed, emulate_float, lower, quantize
 from snn.neuron import IF, LIF, PLIF
 
 nir = pytest.importorskip("nir")
@@ -247,3 +247,62 @@ def test_subgraph_node_whose_flattened_name_clashes_is_named():
                        edges=[("input", "fc"), ("fc", "output")], type_check=False)
     graph = _graph({"s": sub, "s.fc": nir.Linear(np.eye(3, dtype=np.float32))})
     expect_clear_error(lambda: from_nir(graph), ValueError, "'s'", "'s.fc'", "already")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Wrong arguments to the Loihi/Lava functions: refused before any work, naming the argument
+# ------------------------------------------------------------------------------------------------------------
+def _lowered():
+    return lower(_net(), (4,))
+
+
+X4 = torch.zeros(3, 2, 4)
+BAD_CALLS = {
+    "quantize a module": (lambda: quantize(_net()), TypeError, "quantize", "CubaNet", "Sequential"),
+    "quantize clip='yes'": (lambda: quantize(_lowered(), clip="yes"), TypeError, "clip", "True or False"),
+    "quantize vth_target=0": (lambda: quantize(_lowered(), vth_target=0), ValueError, "vth_target"),
+    "QATNet of a module": (lambda: QATNet(_net()), TypeError, "QATNet", "CubaNet"),
+    "emulate_float of a module": (lambda: emulate_float(_net(), X4), TypeError, "emulate_float", "CubaNet"),
+    "emulate_fixed of a CubaNet": (lambda: emulate_fixed(_lowered(), X4), TypeError, "emulate_fixed", "FixedNet",
+                                   "got CubaNet"),
+    "emulate_float wrong step shape": (lambda: emulate_float(_lowered(), torch.zeros(3, 2, 5)), ValueError,
+                                       "x_seq", "(3, 2, 5)", "(4,)"),
+    "emulate_float no batch axis": (lambda: emulate_float(_lowered(), torch.zeros(3, 4)), ValueError, "x_seq",
+                                    "[T, B"),
+    "emulate_float T = 0": (lambda: emulate_float(_lowered(), torch.zeros(0, 2, 4)), ValueError, "x_seq",
+                            "T, B >= 1"),
+    "emulate_float NaN input": (lambda: emulate_float(_lowered(), torch.full((3, 2, 4), math.nan)), ValueError,
+                                "x_seq", "NaN"),
+    "emulate_fixed a list": (lambda: emulate_fixed(quantize(_lowered()), [[0.0] * 4]), TypeError, "x_seq",
+                             "tensor"),
+    "lower input_bits=-1": (lambda: lower(_net(), (4,), input_bits=-1), ValueError, "input_bits", "[0, 24]"),
+    "lower input_bits=2.5": (lambda: lower(_net(), (4,), input_bits=2.5), TypeError, "input_bits", "integer"),
+    "lower in_shape 'abc'": (lambda: lower(_net(), "abc"), TypeError, "in_shape"),
+    "lower a list of layers": (lambda: lower([nn.Linear(4, 3)], (4,)), TypeError, "model", "nn.Module"),
+    "lower in_shape that does not fit": (lambda: lower(_net(), (5,)), TypeError, "layer 0 (Linear)", "(5,)"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CALLS)
+def test_bad_call_to_the_loihi_functions_is_named(case):
+    fn, exc, *names = BAD_CALLS[case]
+    expect_clear_error(fn, exc, *names)
+
+
+def _lava_call(case, out):
+    from snn.export.lava import run_lava
+
+    return {"run_lava of a module": lambda: run_lava(_net(), X4),
+            "run_lava batch_size=0": lambda: run_lava(_lowered(), X4, batch_size=0),
+            "save_lowered of a module": lambda: save_lowered(_net(), out)}[case]
+
+
+LAVA_CALLS = {"run_lava of a module": (TypeError, "run_lava", "CubaNet or FixedNet"),
+              "run_lava batch_size=0": (ValueError, "run_lava", "batch_size"),
+              "save_lowered of a module": (TypeError, "save_lowered", "CubaNet or FixedNet")}
+
+
+@pytest.mark.parametrize("case", LAVA_CALLS)
+def test_lava_functions_refuse_wrong_arguments_before_starting_lava(case, tmp_path):
+    exc, *names = LAVA_CALLS[case]
+    expect_clear_error(_lava_call(case, tmp_path / "net.lava.pt"), exc, *names, unchanged=[tmp_path])

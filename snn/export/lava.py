@@ -42,7 +42,8 @@ import torch
 
 from .lava_compat import import_lava
 from .loihi import CubaNet, FixedNet
-from .loihi.lowering import check_finite_net, lava_threshold
+from ..checks import check_int
+from .loihi.lowering import check_finite_net, check_input, check_lowered, lava_threshold
 
 __all__ = ["run_lava", "build_lava", "save_lowered", "load_lowered"]
 
@@ -158,12 +159,12 @@ def run_lava(net: CubaNet | FixedNet, x_seq: torch.Tensor, batch_size: int = 16)
     with a readout layer, the readout's final potential ``[B, *out_shape]`` (float units; fixed point divided
     by the layer's scale), read from the LIF's ``v`` after the run.
     """
+    check_lowered(net, (CubaNet, FixedNet), "run_lava", "from snn.export.lower or snn.export.quantize")
+    check_input(net, x_seq, "run_lava")
+    batch_size = check_int(batch_size, "batch_size", "run_lava", 1)
     check_finite_net(net)
     lv = _lava()
     fixed = isinstance(net, FixedNet)
-    if tuple(x_seq.shape[2:]) != tuple(net.in_shape):
-        raise ValueError(f"run_lava: input step shape {tuple(x_seq.shape[2:])} differs from the network's "
-                         f"{tuple(net.in_shape)}")
     T, B = x_seq.shape[:2]
     cfg = lv["cfg"].Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt")
     n_out, outs = net.layers[-1].n_out, []
@@ -198,6 +199,7 @@ def save_lowered(net: CubaNet | FixedNet, path) -> None:
 
     from ..io import atomic_torch_save
 
+    check_lowered(net, (CubaNet, FixedNet), "save_lowered", "from snn.export.lower or snn.export.quantize")
     check_finite_net(net)
     kind = "fixed" if isinstance(net, FixedNet) else "float"
     d = asdict(net)

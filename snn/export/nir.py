@@ -66,7 +66,7 @@ from .. import layers
 from ..models import ScaledWSConv2d
 from ..neuron import ALIF, CUBALIF, IF, LIF, PLIF
 from .loihi import LoweringError, Recurrent, SumPool2d, iter_sequential, plain_forward
-from .loihi.lowering import DROPOUT, check_finite_module
+from .loihi.lowering import DROPOUT, check_finite_module, check_in_shape
 from .registry import NIR, Mapping, NIRContext, NIRImportContext, find_import, importable, refuse_export, register_nir
 
 __all__ = ["to_nir", "from_nir", "read_nir", "write_nir", "nir_threshold", "DEFAULT_DT", "supported_layers",
@@ -245,17 +245,6 @@ def _pair2(v) -> tuple[int, int]:
     return (a[0], a[0]) if len(a) == 1 else (a[0], a[1])
 
 
-def _check_in_shape(in_shape) -> tuple:
-    try:
-        shape = tuple(int(s) for s in in_shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"to_nir: in_shape must be a sequence of positive ints (one sample, no T, B), "
-                        f"got {in_shape!r}") from None
-    if not shape or any(s <= 0 for s in shape):
-        raise ValueError(f"to_nir: in_shape must be a non-empty sequence of positive ints, got {in_shape!r}")
-    return shape
-
-
 def _neuron_node(m, ctx: NIRContext):
     """The NIR node of a neuron layer through its registered mapping (``kind='neuron'``)."""
     mapping = NIR.get(m, ctx.name)
@@ -283,7 +272,7 @@ def to_nir(model: nn.Module, in_shape, dt: float = DEFAULT_DT):
     """
     nir = _nir()
     dt = check_dt(dt, "to_nir")
-    shape = _check_in_shape(in_shape)
+    shape = check_in_shape(in_shape, "to_nir")
     nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
     edges, prev = [], "input"
     for name, m in iter_sequential(model):

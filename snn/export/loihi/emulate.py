@@ -23,7 +23,7 @@ import torch
 
 from ... import surrogate as sg
 from .constants import ACT_SHIFT, DECAY_UNITY, MAX_UV, VTH_SHIFT
-from .lowering import CubaNet, check_finite_net, lava_threshold
+from .lowering import CubaNet, check_finite_net, check_input, check_lowered, lava_threshold
 from .quantizer import FixedLayer, FixedNet
 
 
@@ -135,6 +135,8 @@ def emulate_fixed(net: FixedNet, x_seq: torch.Tensor, *, surrogate=None, all_lay
     ``weights`` optionally replaces each layer's ``(weight, rec_weight)`` with tensors carrying gradients
     (used by :class:`QATNet`).
     """
+    check_lowered(net, (FixedNet,), "emulate_fixed", "from snn.export.quantize; emulate_float runs a CubaNet")
+    check_input(net, x_seq, "emulate_fixed")
     surrogate = sg.get(surrogate)
     check_finite_net(net)
     T, B = x_seq.shape[:2]
@@ -161,6 +163,8 @@ def emulate_float(net: CubaNet, x_seq: torch.Tensor, *, all_layers: bool = False
 
     Returns spikes ``[T, B, *out_shape]``, or for a readout network the final readout potential ``[B, *out_shape]``.
     """
+    check_lowered(net, (CubaNet,), "emulate_float", "from snn.export.lower; emulate_fixed runs a FixedNet")
+    check_input(net, x_seq, "emulate_float")
     surrogate = sg.get(surrogate)
     check_finite_net(net)
     T, B = x_seq.shape[:2]

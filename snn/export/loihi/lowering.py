@@ -56,6 +56,7 @@ import torch.nn.functional as F
 
 from ... import layers as snn_layers
 from ...base import MemoryModule
+from ...checks import check_int
 from ...neuron import ALIF, CUBALIF, IF, LIF, PLIF, BaseNeuron
 from ..registry import AFFINE, LOIHI, LoweringError, Mapping, refuse_export, register_loihi
 
@@ -263,23 +264,59 @@ def plain_forward(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return m(x)
 
 
-def _affine_map(ops, in_shape, name):
-    """Fold stateless layers into ``y = W x + b`` (float64): ``W [N_out, N_in]``, ``b [N_out]``, out shape."""
+def _affine_map(ops, in_shape):
+    """Fold stateless layers ``ops`` (``(label, module)`` pairs) into ``y = W x + b`` (float64):
+    ``W [N_out, N_in]``, ``b [N_out]``, out shape."""
     n_in = math.prod(in_shape)
-    ops = [copy.deepcopy(m).double().eval() for m in ops]
     probe = torch.cat([torch.zeros(1, n_in, dtype=torch.float64), torch.eye(n_in, dtype=torch.float64)])
     y = probe.reshape(-1, *in_shape)
     with torch.no_grad():
-        for m in ops:
+        for label, m in ops:
+            shape = tuple(y.shape[1:])
             try:
-                y = plain_forward(m, y)
+                y = plain_forward(copy.deepcopy(m).double().eval(), y)
             except RuntimeError as e:
-                raise LoweringError(f"{name}: {type(m).__name__} does not accept input of shape "
-                                    f"{tuple(in_shape)}: {e}") from e
+                raise LoweringError(f"layer {label} ({type(m).__name__}) does not accept input of shape "
+                                    f"{shape}: {e}") from e
     out_shape = tuple(y.shape[1:])
     y = y.reshape(n_in + 1, -1)
     b = y[0]
     return (y[1:] - b).t().contiguous(), b.clone(), out_shape
+
+
+MAX_INPUT_BITS = 24             # graded input integers below 2^24: exact in the emulation's float32 input
+
+
+def check_in_shape(in_shape, who: str) -> tuple:
+    """``in_shape``, one sample's shape (no T, B), as a non-empty tuple of positive ints."""
+    try:
+        shape = tuple(int(s) for s in in_shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{who}: in_shape must be a sequence of positive ints (one sample, no T, B), "
+                        f"got {in_shape!r}") from None
+    if not shape or any(s <= 0 for s in shape) or isinstance(in_shape, str):
+        raise ValueError(f"{who}: in_shape must be a non-empty sequence of positive ints, got {in_shape!r}")
+    return shape
+
+
+def check_lowered(net, kinds: tuple, who: str, hint: str) -> None:
+    """Refuse anything but a lowered network of one of ``kinds`` (``hint``: how to make one)."""
+    if not isinstance(net, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise TypeError(f"{who}: net must be a {names} ({hint}), got {type(net).__name__}")
+
+
+def check_input(net, x_seq, who: str) -> None:
+    """``x_seq`` must be a real tensor ``[T, B, *net.in_shape]`` with T, B >= 1 and no NaN/Inf."""
+    if not isinstance(x_seq, torch.Tensor) or x_seq.is_complex():
+        raise TypeError(f"{who}: x_seq must be a real torch tensor [T, B, *in_shape], got "
+                        f"{type(x_seq).__name__}{' (complex)' if isinstance(x_seq, torch.Tensor) else ''}")
+    shape = tuple(x_seq.shape)
+    if len(shape) < 2 or shape[2:] != tuple(net.in_shape) or 0 in shape[:2]:
+        raise ValueError(f"{who}: x_seq must be [T, B, *{tuple(net.in_shape)}] with T, B >= 1 (the network's "
+                         f"input shape), got shape {shape}")
+    if x_seq.is_floating_point() and not bool(torch.isfinite(x_seq).all()):
+        raise ValueError(f"{who}: x_seq has {int((~torch.isfinite(x_seq)).sum())} NaN/Inf value(s)")
 
 
 def check_finite_module(m: nn.Module, label: str) -> None:
@@ -378,25 +415,29 @@ def _neuron_params(neuron, name) -> CubaParams:
 
 
 def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
-    """Lower ``model`` (an ``nn.Sequential`` or a single neuron) for inputs of shape ``in_shape`` (no T, B).
+    """Lower ``model`` (an ``nn.Sequential`` or a single neuron) for inputs of shape ``in_shape`` (no T, B);
+    ``input_bits``: 0 for binary spike input, 1 to :data:`MAX_INPUT_BITS` for graded input in [0, 1].
 
     Each layer is looked up by its exact class (:mod:`snn.export.registry`). Raises :class:`LoweringError`
     naming a layer that has no mapping and listing :func:`supported_layers`, and ``ValueError`` naming a layer
     with a NaN/Inf weight or parameter.
     """
-    in_shape, cur_shape = tuple(in_shape), tuple(in_shape)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"lower: model must be an nn.Module (e.g. an nn.Sequential), got {type(model).__name__}")
+    in_shape = cur_shape = check_in_shape(in_shape, "lower")
+    input_bits = check_int(input_bits, "input_bits", "lower", 0, MAX_INPUT_BITS)
     layers, pending = [], []
     for name, m in iter_sequential(model):
         label = name or type(m).__name__
         mapping = LOIHI.get(m, label)
         check_finite_module(m, label)
         if mapping.kind == AFFINE:
-            pending.append(m)
+            pending.append((label, m))
             continue
         neuron, rec, rec_bias = mapping.fn(m) if mapping.kind == "recurrent" else (m, None, None)
         if not pending:
             raise LoweringError(f"{label}: a neuron layer needs a connection (e.g. Linear) before it")
-        w, b, out_shape = _affine_map(pending, cur_shape, label)
+        w, b, out_shape = _affine_map(pending, cur_shape)
         pending = []
         p = _neuron_params(neuron, label)
         if rec_bias is not None:
@@ -414,12 +455,12 @@ def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
     if pending:
         if not layers:
             raise LoweringError("the model has no neuron layer to lower")
-        w, b, out_shape = _affine_map(pending, cur_shape, "readout")
+        w, b, out_shape = _affine_map(pending, cur_shape)
         layers.append(CubaLayer(name="readout", weight=w, bias=b, du=1.0, dv=0.0, vth=math.inf, out_shape=out_shape,
                                 readout=True))
     if not layers:
         raise LoweringError("the model has no neuron layer to lower")
-    return CubaNet(in_shape=in_shape, layers=layers, input_bits=int(input_bits))
+    return CubaNet(in_shape=in_shape, layers=layers, input_bits=input_bits)
 
 
 def _register_builtins() -> None:

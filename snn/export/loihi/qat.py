@@ -9,7 +9,7 @@ import torch.nn as nn
 from ... import surrogate as sg
 from .constants import RANGES
 from .emulate import _ste, emulate_fixed
-from .lowering import CubaNet
+from .lowering import CubaNet, check_lowered
 from .quantizer import FixedNet, quantize
 
 
@@ -24,6 +24,7 @@ class QATNet(nn.Module):
 
     def __init__(self, net: CubaNet, surrogate=None, clip: bool = True):
         super().__init__()
+        check_lowered(net, (CubaNet,), "QATNet", "from snn.export.lower")
         self.fixed = quantize(net, clip=clip)
         self.surrogate = sg.get(surrogate)
         in_scale = (2 ** net.input_bits - 1) if net.input_bits else 1

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .constants import DECAY_UNITY, RANGES
-from .lowering import CubaLayer, CubaNet, DenseShape, check_finite_net
+from ...checks import check_bool, check_int
+from .lowering import CubaLayer, CubaNet, DenseShape, check_finite_net, check_lowered
 
 VTH_TARGET = 512            # quantizer aims for vth >= this (threshold rounding error <= 0.1%)
 
@@ -148,6 +149,9 @@ def quantize(net: CubaNet, clip: bool = False, vth_target: int = VTH_TARGET) -> 
     weight exponent giving ``vth >= vth_target``. Out-of-range values raise :class:`LoihiRangeError`
     naming the layer, value and range; with ``clip=True`` they are clipped and counted in ``report``.
     """
+    check_lowered(net, (CubaNet,), "quantize", "from snn.export.lower")
+    clip = check_bool(clip, "clip", "quantize")
+    vth_target = check_int(vth_target, "vth_target", "quantize", 1, RANGES["vth"][1])
     check_finite_net(net)
     check = _Ranges(clip)
     layers, in_scale = [], (2 ** net.input_bits - 1) if net.input_bits else 1
