@@ -316,7 +316,8 @@ def run(T_list=DEFAULT_T, N_list=DEFAULT_N, threads: int = 2, json_path: str | N
 
 
 def _goals(rows: list[dict], dev: torch.device) -> dict:
-    """Issue-3 goals per size for the main backend: fwd+bwd >= 10x fastest peer, <= 3.5x copy, fwd <= 2x copy."""
+    """The throughput goals per size for the main backend: fwd+bwd >= 10x the fastest peer, <= 3.5x the copy,
+    fwd <= 2x the copy (benchmarks/RESULTS.md)."""
     main = "snn-cuda" if dev.type == "cuda" else "snn-cpp"
     goals = {}
     for r in rows:
