@@ -5,23 +5,23 @@
 //   backward  (g = ∂L/∂V[t] on entry, ∂L/∂V[t-1] on exit; σ = σ'(m); H = m + θ)
 //             gH = [|H| < L]·(gS·σ + g·(∂V/∂H + keep·∂V/∂S·σ))
 //             ∂L/∂X = gH / tau;   g ← gH·(1 + a0·(2V - V_rest - V_c) / tau)
-// B(h) clamps to [-L, L], L = 1e30, with no gradient through a clamped value (bounded() in qif.py).
+// B(h) clamps to [-L, L], L = 2^100, with no gradient through a clamped value (bounded() in qif.py).
 #pragma once
 
 #include "neuron_math.h"
 
 namespace snn {
 
-// B(h): h clamped to [-1e30, 1e30] (NaN passes through, as torch.where does).
+// B(h): h clamped to [-2^100, 2^100] (NaN passes through, as torch.where does).
 template <typename T>
 SNN_HD T bounded(T h) {
-  const T lim = T(1e30);
+  const T lim = T(0x1p100);
   return h > lim ? lim : (h < -lim ? -lim : h);
 }
-// Whether a gradient passes through B at its output h: |h| < 1e30.
+// Whether a gradient passes through B at its output h: |h| < 2^100.
 template <typename T>
 SNN_HD bool unbounded(T h) {
-  const T lim = T(1e30);
+  const T lim = T(0x1p100);
   return h < lim && h > -lim;
 }
 

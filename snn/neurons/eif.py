@@ -5,7 +5,7 @@
     S[t] = Θ(H[t] - V_th)                  (strict_threshold: H[t] > V_th)
     hard reset:  V[t] = H[t]·(1 - S[t]) + V_reset·S[t]        soft (v_reset=None):  V[t] = H[t] - V_th·S[t]
 
-``V[0] = V_reset`` (0 for soft); ``B`` bounds the membrane to ``[-LIMIT, LIMIT]`` as in :mod:`.qif`.
+``V[0] = V_reset`` (0 for soft); ``B`` bounds the membrane to ``[-2^100, 2^100]`` as in :mod:`.qif`.
 The exponent is capped at 80 (``exp(80) ≈ 5.5e34``, finite in float32): SpikingJelly's ``exp`` overflows to
 ``inf`` once ``V - θ_rh > 88·Δ_T`` (soft reset with a large input, or a hard reset with ``(V_th - θ_rh)/Δ_T``
 above 88), which makes its next state and its gradients ``nan`` and silences the neuron; here the neuron fires,

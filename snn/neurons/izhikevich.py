@@ -7,7 +7,7 @@
 
 ``V[0] = V_reset`` (0 for soft), ``W[0] = w_rest``. ``W`` reads the membrane before the reset and the spike
 ``S[t]`` with its surrogate gradient (``detach_reset`` detaches only the reset of V), as SpikingJelly's does.
-``B`` bounds V and W to ``[-LIMIT, LIMIT]`` as in :mod:`.qif`.
+``B`` bounds V and W to ``[-2^100, 2^100]`` as in :mod:`.qif`.
 
 Valid parameters: ``tau >= 1``, ``a0 > 0``, ``V_rest < V_c``, ``tau_w >= 1`` (SpikingJelly accepts any
 ``tau_w``; below 1 the forward-Euler step of W overshoots), any finite ``a``, ``b``, ``w_rest``; hard reset

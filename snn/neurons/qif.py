@@ -4,11 +4,12 @@
     S[t] = Θ(H[t] - V_th)                  (strict_threshold: H[t] > V_th)
     hard reset:  V[t] = H[t]·(1 - S[t]) + V_reset·S[t]        soft (v_reset=None):  V[t] = H[t] - V_th·S[t]
 
-``V[0] = V_reset`` (0 for soft). ``B`` bounds the membrane to ``[-LIMIT, LIMIT]`` (``LIMIT = 1e30``), with no
-gradient through a bounded value: the quadratic term makes V blow up in finite time once it passes the
-unstable point ``V_c`` without a reset pulling it back (soft reset, large inputs), and SpikingJelly's state then
-turns ``inf`` and its gradients ``nan``; here such a neuron fires on every step with a finite state and finite
-gradients. Below the bound every value, spike and gradient is SpikingJelly's.
+``V[0] = V_reset`` (0 for soft). ``B`` bounds the membrane to ``[-LIMIT, LIMIT]`` (``LIMIT = 2^100 ≈ 1.27e30``,
+exact in float32 and float64), with no gradient through a bounded value: the quadratic term makes V blow up in
+finite time once it passes the unstable point ``V_c`` without a reset pulling it back (soft reset, large
+inputs), and SpikingJelly's state then turns ``inf`` and its gradients ``nan``; here such a neuron fires on every
+step with a finite state and finite gradients. Below the bound every value, spike and gradient is
+SpikingJelly's.
 
 Valid parameters: ``tau >= 1``, ``a0 > 0``, ``V_rest < V_c`` (the stable resting point below the critical,
 unstable one), hard reset ``V_reset < V_th``, soft reset ``V_th > 0``. Kernel parameters
@@ -27,7 +28,7 @@ from .spec import CppStep, NeuronSpec, Param, State
 __all__ = ["QIF", "LIMIT", "bounded", "quadratic", "check_rest_below_critical", "TAU", "A0", "V_REST", "V_C",
            "V_RESET", "hard_reset_kernel", "refused_exports"]
 
-LIMIT = 1e30  # |H| (and Izhikevich's |W|) never exceeds this
+LIMIT = 2.0 ** 100  # |H| (and Izhikevich's |W|) never exceeds this; exact in float32 and float64
 
 
 def bounded(h):
