@@ -9,9 +9,9 @@ the batch position is written, then ``KeyboardInterrupt`` is raised; resuming fr
 
 Checks: the labels must be class indices in ``[0, outputs of the model)`` (an error before training starts).
 Every training epoch counts each spiking layer's spikes (history ``train_firing_rate``, spikes per
-neuron-step); a layer that fired no spike in the whole epoch, or one at every neuron and step, gets a
-:class:`SilentLayerWarning` or :class:`SaturatedLayerWarning` naming its module path and the likely fix,
-also recorded in history ``activity_warnings``.
+neuron-step); a layer that fired at under :data:`QUIET_RATE` (0.1%) of its neuron-steps in the whole epoch,
+or at over 99.9% of them, gets a :class:`SilentLayerWarning` or :class:`SaturatedLayerWarning` naming its
+module path and the likely fix, also recorded in history ``activity_warnings``.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from .memory import PeakMemory, peak_rss_mb
 from .methods import make_method
 
 __all__ = ["Trainer", "CHECKPOINT_NAME", "SilentLayerWarning", "SaturatedLayerWarning", "SpikeCounter",
-           "activity_problems"]
+           "activity_problems", "QUIET_RATE"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 _HISTORY_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds", "lr")
@@ -57,20 +57,25 @@ def seed_everything(seed: int) -> None:
 
 
 class SilentLayerWarning(UserWarning):
-    """A spiking layer fired no spike at all during a whole training epoch."""
+    """A spiking layer (almost) never fired during a whole training epoch."""
 
 
 class SaturatedLayerWarning(UserWarning):
-    """A spiking layer fired at every neuron and every time step of a whole training epoch."""
+    """A spiking layer fired at (almost) every neuron and time step of a whole training epoch."""
 
 
+# A layer is silent when it fires at under QUIET_RATE of its neuron-steps in a training epoch (one spike per
+# neuron in 250 samples at T=4: no signal), saturated when at over 1 - QUIET_RATE of them.
+QUIET_RATE = 1e-3
 _ACTIVITY = {
-    "silent": (SilentLayerWarning, "fired no spike in epoch {epoch} ({steps:,} neuron-steps), so it passes no signal "
-               "on and its surrogate gradient is tiny; likely fix: raise the input scale or the weights feeding it, "
-               "lower v_threshold, raise the learning rate (--lr), or check the encoding"),
-    "saturated": (SaturatedLayerWarning, "fired at every neuron and every time step of epoch {epoch} ({steps:,} "
-                  "neuron-steps), so its output carries no information; likely fix: lower the input scale or the "
-                  "weights feeding it, raise v_threshold, lower the learning rate (--lr), or check the encoding"),
+    "silent": (SilentLayerWarning, "is silent in epoch {epoch}: {spikes:,} spikes in {steps:,} neuron-steps (rate "
+               "{rate:.2g}), so it passes almost no signal on and its surrogate gradient is tiny; likely fix: raise "
+               "the input scale or the weights feeding it, lower v_threshold, raise the learning rate (--lr), or "
+               "check the encoding"),
+    "saturated": (SaturatedLayerWarning, "is saturated in epoch {epoch}: {spikes:,} spikes in {steps:,} neuron-steps "
+                  "(rate {rate:.4g}), so its output carries almost no information; likely fix: lower the input scale "
+                  "or the weights feeding it, raise v_threshold, lower the learning rate (--lr), or check the "
+                  "encoding"),
 }
 
 
@@ -136,16 +141,20 @@ def check_labels(y: torch.Tensor, num_outputs: int, split: str) -> None:
     _check_label_range(y.cpu().numpy(), num_outputs, f"{split} labels (the model has {num_outputs} outputs)")
 
 
-def activity_problems(totals: dict, layers: dict, epoch: int) -> list[dict]:
-    """The silent (no spike) and saturated (every neuron-step a spike) layers among ``totals``
-    (``{name: [spikes, neuron_steps]}``), each as ``{epoch, layer, kind, message}``."""
+def activity_problems(totals: dict, layers: dict, epoch: int, quiet: float = QUIET_RATE) -> list[dict]:
+    """The silent (rate = spikes / neuron-steps < ``quiet``) and saturated (rate > 1 - ``quiet``) layers among
+    ``totals`` (``{name: [spikes, neuron_steps]}``), each as ``{epoch, layer, kind, message}``."""
     found = []
     for name, (spikes, steps) in totals.items():
-        kind = "silent" if spikes == 0 else "saturated" if spikes == steps else None
-        if kind is None or steps == 0:
+        if steps == 0:
+            continue
+        rate = spikes / steps
+        kind = "silent" if rate < quiet else "saturated" if rate > 1 - quiet else None
+        if kind is None:
             continue
         layer = f"{name} ({type(layers[name]).__name__})"
-        message = f"spiking layer {layer} " + _ACTIVITY[kind][1].format(epoch=epoch, steps=int(steps))
+        message = f"spiking layer {layer} " + _ACTIVITY[kind][1].format(epoch=epoch, spikes=int(spikes),
+                                                                         steps=int(steps), rate=rate)
         found.append({"epoch": epoch, "layer": layer, "kind": kind, "message": message})
     return found
 
