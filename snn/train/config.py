@@ -24,6 +24,8 @@ class TrainConfig:
     """A training run. ``channels``/``hidden`` default to the preset's (csnn 32/64, mlp 256);
     ``batch_size=None`` to the data set's (:data:`DATASET_BATCH_SIZE`, filled in by :meth:`for_dataset`).
 
+    ``lr`` 5e-3 (Adam) trains every preset with every method to >= 90% on the digits in 3 epochs and >= 82%
+    on Fashion-MNIST in one (benchmarks/train_fashion.py --defaults).
     ``train_limit``/``test_limit`` keep the first N samples (for quick runs and tests);
     ``norm`` defaults to BatchNorm, except for OTTT, which uses scaled weight standardisation.
     """
