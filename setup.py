@@ -10,7 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _extensions():
-    cpp = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
+    cpp = sorted(glob.glob("csrc/*.cpp"))
     if not cpp or os.environ.get("SNN_NO_EXT") == "1":
         return [], {}
     import torch
@@ -22,7 +22,8 @@ def _extensions():
     cxx = ["-O3", "-fopenmp", "-std=c++17", "-ffp-contract=off", "-fno-trapping-math"]
     kwargs = dict(extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"],
                   include_dirs=[os.path.join(HERE, "csrc")],
-                  depends=sorted(glob.glob("csrc/**/*.h", recursive=True)))  # rebuild when a header changes
+                  # rebuild when a header changes
+                  depends=sorted(glob.glob("csrc/**/*.h", recursive=True) + glob.glob("csrc/**/*.cuh", recursive=True)))
     cu = sorted(glob.glob("csrc/cuda/*.cu"))
     use_cuda = bool(cu) and torch.version.cuda is not None and ce.CUDA_HOME is not None \
         and os.environ.get("SNN_NO_CUDA") != "1"

@@ -1,14 +1,15 @@
 // Per-element neuron math shared by the C++ (csrc/cpu) and CUDA (csrc/cuda) kernels.
 //
 // Every function here is the scalar form of one line of the torch reference
-// (snn/functional/lif.py, alif.py, cubalif.py) with the *same floating-point
+// (snn/neurons/*.py: charge, reset) with the *same floating-point
 // operation order*, so that spikes computed by the kernels are bit-identical to the
 // reference's (a membrane exactly at threshold fires in both or in neither).
 // Never build these files with -ffast-math or with FMA contraction
 // (-ffp-contract=off for g++, --fmad=false for nvcc): a fused multiply-add rounds
 // once where the reference rounds twice.
 //
-// Surrogate kind codes are those of snn/surrogate.py (Surrogate.kind).
+// Surrogate kinds and their constants (a, c) are declared in snn/surrogate.py (Surrogate.kind,
+// Surrogate.kernel_constants).
 #pragma once
 
 #include <cmath>
@@ -26,7 +27,6 @@ namespace snn {
 // ---- surrogate kinds (snn/surrogate.py: KINDS) --------------------------------------------
 enum SurrogateKind : int { kSigmoid = 0, kATan = 1, kFastSigmoid = 2, kTriangle = 3, kErf = 4 };
 constexpr int kNumSurrogates = 5;
-constexpr double kPi = 3.14159265358979323846;
 
 // ---- charge -------------------------------------------------------------------------------
 // decay_input=True : H = V + (X - (V - V_r))·d        (lif_charge, same op order)
@@ -53,8 +53,6 @@ SNN_HD T fire(T m) {
   if (STRICT) return m > T(0) ? T(1) : T(0);
   return m >= T(0) ? T(1) : T(0);
 }
-template <typename T>
-SNN_HD T fire_strict(T m) { return fire<true>(m); }
 
 // ---- reset ---------------------------------------------------------------------------------
 // hard: V = H·(1 - S) + V_r·S = S ? V_r : H     soft: V = H - θ·S = S ? H - θ : H
@@ -106,26 +104,26 @@ SNN_HD float exp_nonpositive(float x) {
 }
 SNN_HD double exp_nonpositive(double x) { return exp(x); }
 
-// ---- surrogate derivatives σ'(x) (snn/surrogate.py: <Kind>.derivative) ---------------------
+// ---- surrogate derivatives σ'(x) from (kind, a, c) (snn/surrogate.py: kernel_constants) ----------
 template <int KIND, typename T>
-SNN_HD T surrogate_grad(T x, T alpha) {
-  if (KIND == kSigmoid) {  // α·s·(1 - s), s = sigmoid(αx); = α·e/(1 + e)² with e = exp(-α|x|)
-    const T ax = alpha * x;
+SNN_HD T surrogate_grad(T x, T a, T c) {
+  if (KIND == kSigmoid) {  // a·s·(1 - s), s = sigmoid(ax); = a·e/(1 + e)² with e = exp(-a|x|)
+    const T ax = a * x;
     const T e = exp_nonpositive(ax < T(0) ? ax : -ax);
     const T d = T(1) + e;
-    return alpha * e / (d * d);
-  } else if (KIND == kATan) {  // α / (2·(1 + (π/2·αx)²))
-    T ax = T(kPi / 2) * alpha * x;
-    return alpha / T(2) / (T(1) + ax * ax);
-  } else if (KIND == kFastSigmoid) {  // α / (2·(1 + α|x|)²)
-    T d = T(1) + alpha * (x < T(0) ? -x : x);
-    return T(0.5) * alpha / (d * d);
-  } else if (KIND == kTriangle) {  // α·max(0, 1 - α|x|)
-    T r = T(1) - alpha * (x < T(0) ? -x : x);
-    return alpha * (r > T(0) ? r : T(0));
-  } else {  // kErf: α/√π · exp(-(αx)²)
-    T ax = alpha * x;
-    return alpha * T(0.56418958354775628695) * exp_nonpositive(-(ax * ax));
+    return a * e / (d * d);
+  } else if (KIND == kATan) {  // c / (1 + (ax)²)
+    const T ax = a * x;
+    return c / (T(1) + ax * ax);
+  } else if (KIND == kFastSigmoid) {  // c / (1 + a|x|)²
+    const T d = T(1) + a * (x < T(0) ? -x : x);
+    return c / (d * d);
+  } else if (KIND == kTriangle) {  // a·max(0, 1 - a|x|)
+    const T r = T(1) - a * (x < T(0) ? -x : x);
+    return a * (r > T(0) ? r : T(0));
+  } else {  // kErf: c·exp(-(ax)²)
+    const T ax = a * x;
+    return c * exp_nonpositive(-(ax * ax));
   }
 }
 

@@ -1,8 +1,8 @@
 """Triton kernels for the neuron dynamics (installed as ``snn.kernels``).
 
-One algorithm per file, forward and backward side by side, each equal to its torch reference in
-:mod:`snn.functional`: :mod:`.lif` (IF/LIF/PLIF), :mod:`.alif`, :mod:`.cubalif`; what they share is
-in :mod:`.steps` (charge, reset, ∂L/∂H, what the forward saves) and :mod:`.surrogate` (the surrogate
-derivatives). The autograd wrappers are in :mod:`snn.ops.triton_backend`. This package imports no
-Triton itself, so ``import snn.kernels`` works without it; the submodules need it.
+:mod:`.scan` holds the one generic forward and backward kernel; each neuron family contributes its step as
+Triton functions (:mod:`.lif` for IF/LIF/PLIF, :mod:`.alif`, :mod:`.cubalif`; the contract is in
+:mod:`snn.neurons.spec`), built on :mod:`.steps` and :mod:`.surrogate`. The autograd wrapper is in
+:mod:`snn.ops.triton_backend`. This package imports no Triton itself, so ``import snn.kernels`` works
+without it; the submodules need it.
 """

@@ -1,20 +1,6 @@
-"""Per-element pieces of one neuron step, shared by the family kernels (:mod:`.lif`, :mod:`.alif`,
-:mod:`.cubalif`) as Triton device functions (inlined where they are called).
-
-Each is one line of the torch reference with the reference's operation order, so every kernel that
-uses them keeps its spikes bit-identical to :mod:`snn.functional`::
-
-    charge      decay_input: H = V + (X - (V - V_r))·d      else: H = V - (V - V_r)·d + X
-    fire        S = Θ(H - θ): 1 where H - θ >= 0 (STRICT: > 0)
-    reset       hard: V = H·(1 - S) + V_r·S                 soft: V = H - θ·S
-    grad_h      ∂L/∂H of a LIF-style reset (CUBALIF is the hard reset with V_r = 0):
-                hard: gV·(1 - S) + (gS + gV·(V_r - H))·σ'   soft: gV + (gS - gV·θ)·σ'
-                (detach_reset drops the gV terms inside the brackets)
-
-What the forward saves for the backward: ``H``, or for 16-bit inputs ``Z = H - θ`` (16 bits hold Z
-precisely near the threshold, where σ' is steep; H would carry an absolute error of ~|H|·2⁻⁸ in
-bfloat16 into σ') with the spikes read back from the output.
-"""
+"""Triton device functions shared by the generic skeleton (:mod:`.scan`) and the neuron steps
+(:mod:`.lif`, :mod:`.alif`, :mod:`.cubalif`, a user's ``TritonStep``): program blocks, masks, firing, and
+operations on tuples of blocks (the states, saved values and gradients of one neuron)."""
 import triton
 import triton.language as tl
 
@@ -35,6 +21,15 @@ def before(mask, i, n, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def fire(m, STRICT: tl.constexpr, CDT: tl.constexpr):
+    """S = Θ(m), m = H - θ: 1 where m >= 0, or where m > 0 with ``STRICT``, in the compute dtype."""
+    if STRICT:
+        return (m > 0).to(CDT)
+    else:
+        return (m >= 0).to(CDT)
+
+
+@triton.jit
 def load_or_zero(p, mask, PRESENT: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr):
     """The block at ``p`` in the compute dtype, or zeros when the tensor is absent (an unused gradient)."""
     if PRESENT:
@@ -44,7 +39,82 @@ def load_or_zero(p, mask, PRESENT: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.co
 
 
 @triton.jit
-def charge(v, x, d, vr, DECAY_INPUT: tl.constexpr):
+def load_params(p, COUNT: tl.constexpr, CDT: tl.constexpr):
+    """The parameter block (float64 on the device) as a tuple of compute-dtype scalars."""
+    out = ()
+    for k in tl.static_range(COUNT):
+        out = out + (tl.load(p + k).to(CDT),)
+    return out
+
+
+@triton.jit
+def load_rows(p, stride, mask, COUNT: tl.constexpr, CDT: tl.constexpr):
+    """``COUNT`` blocks at ``p``, ``p + stride``, ... (rows of a stacked tensor) in the compute dtype."""
+    out = ()
+    for k in tl.static_range(COUNT):
+        out = out + (tl.load(p, mask=mask, other=0.0).to(CDT),)
+        p += stride
+    return out
+
+
+@triton.jit
+def load_rows_if(p, stride, mask, PRESENT: tl.constexpr, COUNT: tl.constexpr, CDT: tl.constexpr,
+                 BLOCK: tl.constexpr):
+    """Row ``k`` at ``p + k·stride`` where bit ``k`` of ``PRESENT`` is set, zeros elsewhere (unused gradients)."""
+    out = ()
+    for k in tl.static_range(COUNT):
+        out = out + (load_or_zero(p, mask, (PRESENT >> k) & 1, CDT, BLOCK),)
+        p += stride
+    return out
+
+
+@triton.jit
+def store_rows(p, stride, values, mask, COUNT: tl.constexpr):
+    for k in tl.static_range(COUNT):
+        tl.store(p, values[k].to(p.dtype.element_ty), mask=mask)
+        p += stride
+
+
+@triton.jit
+def zeros_rows(COUNT: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr):
+    out = ()
+    for k in tl.static_range(COUNT):
+        out = out + (tl.zeros([BLOCK], CDT),)
+    return out
+
+
+@triton.jit
+def add_at(values, K: tl.constexpr, value, COUNT: tl.constexpr):
+    """``values`` with ``value`` added to entry ``K``."""
+    out = ()
+    for k in tl.static_range(COUNT):
+        if k == K:
+            out = out + (values[k] + value,)
+        else:
+            out = out + (values[k],)
+    return out
+
+
+@triton.jit
+def add_rows(a, b, mask, COUNT: tl.constexpr):
+    """``a + b`` entry by entry, ``b`` counted only where ``mask``."""
+    out = ()
+    for k in tl.static_range(COUNT):
+        out = out + (a[k] + tl.where(mask, b[k], 0.0),)
+    return out
+
+
+@triton.jit
+def where_rows(mask, a, b, COUNT: tl.constexpr):
+    out = ()
+    for k in tl.static_range(COUNT):
+        out = out + (tl.where(mask, a[k], b[k]),)
+    return out
+
+
+@triton.jit
+def lif_charge(v, x, d, vr, DECAY_INPUT: tl.constexpr):
+    """H = V + (X - (V - V_r))·d (decay_input) or V - (V - V_r)·d + X: the reference's operation order."""
     if DECAY_INPUT:
         return v + (x - (v - vr)) * d
     else:
@@ -52,16 +122,8 @@ def charge(v, x, d, vr, DECAY_INPUT: tl.constexpr):
 
 
 @triton.jit
-def fire(z, STRICT: tl.constexpr, CDT: tl.constexpr):
-    """S = Θ(Z), Z = H - θ: 1 where Z >= 0, or where Z > 0 with ``STRICT``, in the compute dtype."""
-    if STRICT:
-        return (z > 0).to(CDT)
-    else:
-        return (z >= 0).to(CDT)
-
-
-@triton.jit
-def reset(h, s, theta, vr, HARD: tl.constexpr):
+def lif_reset(h, s, theta, vr, HARD: tl.constexpr):
+    """Hard: V = H·(1 - S) + V_r·S; soft: V = H - θ·S."""
     if HARD:
         return h * (1.0 - s) + vr * s
     else:
@@ -69,46 +131,9 @@ def reset(h, s, theta, vr, HARD: tl.constexpr):
 
 
 @triton.jit
-def grad_h(gv, gs, s, h, sg, theta, vr, HARD: tl.constexpr, DETACH: tl.constexpr):
-    if HARD:
-        if DETACH:
-            return gv * (1.0 - s) + gs * sg
-        else:
-            return gv * (1.0 - s) + (gs + gv * (vr - h)) * sg
-    else:
-        if DETACH:
-            return gv + gs * sg
-        else:
-            return gv + (gs - gv * theta) * sg
-
-
-@triton.jit
-def store_saved(hp, h, theta, mask, SAVED_Z: tl.constexpr):
-    """Save H (or Z = H - θ for 16-bit inputs) of one step at ``hp``."""
-    if SAVED_Z:
-        tl.store(hp, (h - theta).to(hp.dtype.element_ty), mask=mask)
-    else:
-        tl.store(hp, h.to(hp.dtype.element_ty), mask=mask)
-
-
-@triton.jit
-def load_saved(hp, sp, theta, mask, SAVED_Z: tl.constexpr, STRICT: tl.constexpr, CDT: tl.constexpr):
-    """``(H, Z = H - θ, S)`` of one step from what the forward saved; S = Θ(Z) (Θ_strict: Z > 0 with
-    ``STRICT``), or the output spikes at ``sp`` when Z was saved."""
-    r = tl.load(hp, mask=mask, other=0.0).to(CDT)
-    if SAVED_Z:
-        return r + theta, r, tl.load(sp, mask=mask, other=0.0).to(CDT)
-    else:
-        return r, r - theta, fire(r - theta, STRICT, CDT)
-
-
-@triton.jit
-def decay_grad_step(gh, hq, sq, theta, vr, v0, xp, mprev, mask, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
-                    CDT: tl.constexpr):
-    """gH·∂H/∂d of one step, with V[t-1] recomputed as the reset of H[t-1] (threshold ``theta``), or v_init at
-    t = 0: ``gH·(X - (V[t-1] - V_r))`` (decay_input) or ``-gH·(V[t-1] - V_r)``. Shared by LIF and ALIF."""
-    vprev = tl.where(mprev, reset(hq, sq, theta, vr, HARD), v0)
+def lif_decay_grad(gh, vprev, x, vr, DECAY_INPUT: tl.constexpr):
+    """gH·∂H/∂d: ``gH·(X - (V[t-1] - V_r))`` (decay_input) or ``-gH·(V[t-1] - V_r)``."""
     if DECAY_INPUT:
-        x = tl.load(xp, mask=mask, other=0.0).to(CDT)
-        return tl.where(mask, gh * (x - (vprev - vr)), 0.0)
-    return tl.where(mask, -(gh * (vprev - vr)), 0.0)
+        return gh * (x - (vprev - vr))
+    else:
+        return -(gh * (vprev - vr))

@@ -1,42 +1,24 @@
-"""Surrogate derivatives σ'(x) as Triton device functions, one per ``kind`` of :mod:`snn.surrogate`.
+"""Surrogate derivatives σ'(x) as one Triton device function, specialised per ``KIND`` (a ``tl.constexpr``,
+so the other branches are compiled away).
 
 ``surrogate_grad(x, a, c, KIND)`` evaluates what ``snn.surrogate.KINDS[KIND](alpha).derivative(x)``
-computes in torch. ``KIND`` is a ``tl.constexpr``, so each kernel is specialised to one surrogate and
-the other branches are compiled away. The constants ``a`` and ``c`` come from
-:func:`surrogate_constants` (computed in double precision on the host, exactly as the torch
-reference forms them, then cast to the compute dtype in the kernel: Triton would round a Python
-float literal to float32 even in a float64 kernel)::
+computes in torch, with the constants ``(a, c)`` of :meth:`snn.surrogate.Surrogate.kernel_constants` (the
+one table of kinds and constants; the C++ form is ``surrogate_grad`` in ``csrc/neuron_math.h``)::
 
-    kind  surrogate    a      c         σ'(x)
-    0     Sigmoid      α      -         α·sig(αx)·(1 - sig(αx))
-    1     ATan         π/2·α  α/2       c / (1 + (a·x)²)
-    2     FastSigmoid  α      α/2       c / (1 + α|x|)²
-    3     Triangle     α      -         α·max(0, 1 - α|x|)
-    4     Erf          α      α/√π      c · exp(-(αx)²)
+    kind  surrogate    σ'(x)
+    0     Sigmoid      a·sig(ax)·(1 - sig(ax))
+    1     ATan         c / (1 + (ax)²)
+    2     FastSigmoid  c / (1 + a|x|)²
+    3     Triangle     a·max(0, 1 - a|x|)
+    4     Erf          c·exp(-(ax)²)
 """
-import math
-
 import triton
 import triton.language as tl
 
 
-def surrogate_constants(surrogate):
-    """``(kind, a, c)`` of a :class:`snn.surrogate.Surrogate` instance, as the kernels take them."""
-    kind, alpha = int(surrogate.kind), float(surrogate.alpha)
-    if kind == 1:
-        return kind, math.pi / 2 * alpha, alpha / 2
-    if kind == 2:
-        return kind, alpha, 0.5 * alpha
-    if kind == 4:
-        return kind, alpha, alpha / math.sqrt(math.pi)
-    if kind in (0, 3):
-        return kind, alpha, 0.0
-    raise ValueError(f"surrogate {surrogate!r} has kind {kind}; the Triton kernels know kinds 0..4")
-
-
 @triton.jit
 def surrogate_grad(x, a, c, KIND: tl.constexpr):
-    """σ'(x) of surrogate ``KIND`` with the constants of :func:`surrogate_constants`."""
+    """σ'(x) of surrogate ``KIND`` with the constants ``a``, ``c`` (compute dtype)."""
     if KIND == 0:
         s = 1.0 / (1.0 + tl.exp(-(a * x)))
         g = a * s * (1.0 - s)

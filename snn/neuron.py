@@ -1,64 +1,109 @@
-"""Spiking neuron modules: thin ``nn.Module`` shells over :mod:`snn.ops`.
+"""Spiking neuron modules: thin ``nn.Module`` shells over a neuron spec (:mod:`snn.neurons`) and :mod:`snn.ops`.
 
-Every neuron takes ``step_mode='s'`` (input ``[B, ...]``) or ``'m'`` (input
-``[T, B, ...]``), keeps its state between calls until :func:`snn.functional.reset`,
-and runs its dynamics on ``backend='auto'|'torch'|'cpp'|'cuda'|'triton'``.
-The equations are in :mod:`snn.functional`.
+Every neuron takes ``step_mode='s'`` (input ``[B, ...]``) or ``'m'`` (input ``[T, B, ...]``), keeps its state
+between calls until :func:`snn.functional.reset`, and runs its dynamics on
+``backend='auto'|'torch'|'cpp'|'cuda'|'triton'``. The equations are in its spec's module
+(:mod:`snn.neurons.lif`, :mod:`~snn.neurons.alif`, :mod:`~snn.neurons.cubalif`); its parameters are checked
+there, once (finite, in range, flags True/False).
 
-Precision: float16/bfloat16 inputs run with the state (``v``, ``b``, ``u``) in float32, in every
-backend and both step modes, and the state stays float32 between single-step calls; spikes and
-``v_seq`` come back in the input dtype. So one input gives the same spikes on every backend and in
-either step mode (float64 inputs keep a float64 state).
+A neuron of your own: declare a :class:`snn.neurons.NeuronSpec` and a class that names it::
 
-Threshold comparison: IF, LIF, PLIF and ALIF fire on ``H >= V_th`` (SpikingJelly's convention)
-unless built with ``strict_threshold=True``, which fires on ``H > V_th`` (NIR, Norse, snnTorch);
-CUBALIF always fires on ``V > V_th`` (Lava/Loihi). ``neuron.strict_threshold`` says which.
+    class MyNeuron(snn.neuron.BaseNeuron):
+        spec = MY_SPEC                      # bound in the registry (snn.neurons.spec_of)
+
+``MyNeuron(**params)`` then validates the spec's parameters and runs on every backend its spec has a step for.
+
+Precision: float16/bfloat16 inputs run with the state (``v``, ``b``, ``u``) in float32, in every backend and
+both step modes, and the state stays float32 between single-step calls; spikes and ``v_seq`` come back in the
+input dtype. So one input gives the same spikes on every backend and in either step mode (float64 inputs keep
+a float64 state).
+
+Threshold comparison: IF, LIF, PLIF and ALIF fire on ``H >= V_th`` (SpikingJelly's convention) unless built
+with ``strict_threshold=True``, which fires on ``H > V_th`` (NIR, Norse, snnTorch); CUBALIF always fires on
+``V > V_th`` (Lava/Loihi). ``neuron.strict_threshold`` says which.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn as nn
 
 from . import functional as F
+from . import neurons
 from . import ops
 from . import surrogate as sg
 from .base import MemoryModule, guard_carried_state, watch_backward
-from .checks import check_bool, check_finite, check_range, check_real_tensor, check_sequence
+from .checks import check_bool, check_real_tensor, check_sequence
+from .neurons import alif as _alif
+from .neurons import cubalif as _cubalif
+from .neurons import lif as _lif
 
 __all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "ALIF", "CUBALIF"]
 
 
 class BaseNeuron(MemoryModule):
-    """Common shell: input checks, state handling, single-/multi-step, backend choice.
+    """A neuron module over the spec in its class's ``spec``: input checks, state handling, single-/multi-step,
+    backend choice.
 
-    ``store_v_seq=True`` keeps the membrane potential of every step of the last call in
-    ``self.v_seq`` (``[T, B, ...]``), for plots; it costs memory. ``strict_threshold=True`` fires on
-    ``H > V_th`` instead of ``H >= V_th``. Parameters are checked here, once: finite, in range, flags
-    True/False. Inputs must be real floating-point tensors with at least one time step; a backward
-    pass through a state left over from an earlier batch (not reset) is a clear error.
+    ``params`` are the spec's parameters (checked by :meth:`snn.neurons.NeuronSpec.validate` and kept as
+    attributes); its learned parameters become ``nn.Parameter`` attributes. ``store_v_seq=True`` keeps the
+    recorded state (the membrane) of every step of the last call in ``self.v_seq`` (``[T, B, ...]``), for plots.
+    ``strict_threshold=True`` fires on ``H > V_th`` instead of ``H >= V_th``. Inputs must be real floating-point
+    tensors with at least one time step; a backward pass through a state left over from an earlier batch (not
+    reset) is a clear error.
     """
 
-    family = "lif"
-    state_names: tuple[str, ...] = ("v",)
+    spec: neurons.NeuronSpec
 
-    def __init__(self, *, v_threshold: float = 1.0, surrogate=None, detach_reset: bool = False,
-                 strict_threshold: bool = False, step_mode: str = "s", backend: str = "auto",
-                 store_v_seq: bool = False):
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "spec" in cls.__dict__:  # only a class that declares its own spec is bound to one
+            neurons.bind(cls, cls.spec)
+
+    def __init__(self, *, surrogate=None, detach_reset: bool = False, strict_threshold: bool | None = None,
+                 step_mode: str = "s", backend: str = "auto", store_v_seq: bool = False, **params):
         super().__init__(step_mode)
         who = type(self).__name__
         if backend != "auto" and backend not in ops.BACKENDS:
             raise ValueError(f"{who}: unknown backend {backend!r}; accepted: 'auto' or one of {ops.BACKENDS}")
-        self.v_threshold = check_finite(v_threshold, "v_threshold", who)
+        values = self.spec.validate(params, who)
+        for name, value in values.items():
+            setattr(self, name, value)
+        for p in self.spec.learned:
+            setattr(self, p.name, nn.Parameter(torch.tensor(float(p.init(values)))))
+        self.strict_threshold = self._comparison(strict_threshold, who)
         self.surrogate = sg.get(surrogate)
         self.detach_reset = check_bool(detach_reset, "detach_reset", who)
-        self.strict_threshold = check_bool(strict_threshold, "strict_threshold", who)
         self.backend = backend
         self.store_v_seq = check_bool(store_v_seq, "store_v_seq", who)
         self.last_backend: str | None = None
         self.v_seq: torch.Tensor | None = None
         self.reset()
+
+    def _comparison(self, strict, who: str) -> bool:
+        """The threshold comparison: the module's choice, or the spec's own when it is fixed."""
+        fixed = self.spec.strict_threshold
+        if strict is None:
+            return bool(fixed)
+        strict = check_bool(strict, "strict_threshold", who)
+        if fixed is not None and strict != fixed:
+            raise ValueError(f"{who}: strict_threshold must be {fixed} (it fires on V {'>' if fixed else '>='} "
+                             f"V_th, as Lava/Loihi do); got {strict!r}. For a neuron that fires on V >= V_th use "
+                             f"LIF/IF")
+        return strict
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.spec.state_names
+
+    def values(self) -> dict:
+        """The spec's parameters and learned parameters as this module holds them."""
+        out = {p.name: getattr(self, p.name) for p in self.spec.params}
+        out.update({p.name: getattr(self, p.name) for p in self.spec.learned})
+        return out
+
+    def kernel(self) -> tuple[tuple, tuple[bool, ...]]:
+        """The step's parameter block and flags (:meth:`snn.neurons.NeuronSpec.kernel`)."""
+        return self.spec.kernel(self.values())
 
     # -- state ---------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -67,16 +112,13 @@ class BaseNeuron(MemoryModule):
         self.v_seq = None
         self._backward_token = None  # set when a backward pass reaches the graph of the last call
 
-    def _initial(self, name: str) -> float:
-        return 0.0
-
-    def _state(self, name: str, like: torch.Tensor) -> torch.Tensor:
+    def _state(self, name: str, like: torch.Tensor, params) -> torch.Tensor:
         """The state ``name`` for an input step shaped like ``like``, in the state dtype (float32 for 16-bit
         inputs, :func:`snn.functional.state_dtype`); created on first use."""
         dtype = F.state_dtype(like.dtype)
         cur = getattr(self, name)
         if cur is None:
-            return torch.full(like.shape, self._initial(name), dtype=dtype, device=like.device)
+            return torch.full(like.shape, self.spec.initial(name, params), dtype=dtype, device=like.device)
         if cur.shape != like.shape:
             raise ValueError(f"{type(self).__name__}: input step shape {tuple(like.shape)} differs from the state "
                              f"shape {tuple(cur.shape)}; call snn.functional.reset(net) between batches")
@@ -108,22 +150,27 @@ class BaseNeuron(MemoryModule):
                 raise RuntimeError(f"{type(self).__name__}: a non-spiking surrogate ({self.surrogate}) runs only "
                                    f"on the torch backend, not {self.backend!r}")
             return "torch"
-        return ops.resolve_backend(self.backend, x_seq, self.family)
+        return ops.resolve_backend(self.backend, x_seq, self.spec)
 
-    def _run(self, x_seq: torch.Tensor, backend: str) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _keep_v_seq(self, v_seq):
+    def _run(self, x_seq: torch.Tensor, backend: str) -> torch.Tensor:
+        params, flags = self.kernel()
+        states = [self._state(name, x_seq[0], params) for name in self.state_names]
+        s, last, v_seq = ops.run(self.spec, x_seq, states, params, flags, surrogate=self.surrogate,
+                                 detach_reset=self.detach_reset, strict_threshold=self.strict_threshold,
+                                 record_v=self.store_v_seq, backend=backend)
+        for name, value in zip(self.state_names, last):
+            setattr(self, name, value)
         self.v_seq = v_seq.detach() if v_seq is not None else None
+        return s
 
     def extra_repr(self) -> str:
-        return (f"v_threshold={self.v_threshold}, strict_threshold={self.strict_threshold}, "
-                f"surrogate={self.surrogate}, detach_reset={self.detach_reset}, "
-                f"step_mode={self.step_mode!r}, backend={self.backend!r}")
+        params = ", ".join(f"{p.name}={getattr(self, p.name)}" for p in self.spec.params)
+        return (f"{params}, strict_threshold={self.strict_threshold}, surrogate={self.surrogate}, "
+                f"detach_reset={self.detach_reset}, step_mode={self.step_mode!r}, backend={self.backend!r}")
 
 
 class LIF(BaseNeuron):
-    r"""Leaky integrate-and-fire.
+    r"""Leaky integrate-and-fire (:mod:`snn.neurons.lif`).
 
     decay_input=True:  H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau
     decay_input=False: H[t] = V[t-1] - (V[t-1] - V_reset) / tau + X[t]
@@ -131,45 +178,24 @@ class LIF(BaseNeuron):
     Matches SpikingJelly's ``LIFNode`` for the same parameters.
     """
 
+    spec = _lif.LIF
+
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
                  decay_input: bool = True, **kw):
-        who = type(self).__name__
-        self.tau = check_range(tau, "tau", who, low=1.0) if tau is not None else None  # decay 1/tau in (0, 1]
-        self.v_reset = _check_reset(v_reset, v_threshold, who)
-        self.decay_input = check_bool(decay_input, "decay_input", who)
-        super().__init__(v_threshold=v_threshold, **kw)
-
-    def _initial(self, name: str) -> float:
-        return 0.0 if self.v_reset is None else self.v_reset
+        super().__init__(tau=tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input, **kw)
 
     def decay(self):
-        """d = 1/tau (a float here; a tensor with a gradient for PLIF)."""
-        return 1.0 / self.tau
-
-    def _run(self, x_seq, backend):
-        v0 = self._state("v", x_seq[0])
-        s, self.v, v_seq = ops.lif_multistep(
-            x_seq, v0, self.decay(), backend=backend, v_threshold=self.v_threshold, v_reset=self.v_reset,
-            decay_input=self.decay_input, detach_reset=self.detach_reset, surrogate=self.surrogate,
-            record_v=self.store_v_seq, strict_threshold=self.strict_threshold)
-        self._keep_v_seq(v_seq)
-        return s
-
-    def extra_repr(self) -> str:
-        return f"tau={self.tau}, v_reset={self.v_reset}, decay_input={self.decay_input}, " + super().extra_repr()
+        """d = 1/tau (a float here; 0 for IF; a tensor with a gradient for PLIF)."""
+        return self.kernel()[0][0]
 
 
 class IF(LIF):
     """Integrate-and-fire: H[t] = V[t-1] + X[t], then fire and reset as LIF. Matches SpikingJelly's ``IFNode``."""
 
+    spec = _lif.IF
+
     def __init__(self, v_threshold: float = 1.0, v_reset: float | None = 0.0, **kw):
-        super().__init__(tau=None, v_threshold=v_threshold, v_reset=v_reset, decay_input=False, **kw)
-
-    def decay(self):
-        return 0.0
-
-    def extra_repr(self) -> str:
-        return f"v_reset={self.v_reset}, " + BaseNeuron.extra_repr(self)
+        BaseNeuron.__init__(self, v_threshold=v_threshold, v_reset=v_reset, **kw)
 
 
 class PLIF(LIF):
@@ -178,14 +204,12 @@ class PLIF(LIF):
     Matches SpikingJelly's ``ParametricLIFNode``.
     """
 
+    spec = _lif.PLIF
+
     def __init__(self, init_tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
                  decay_input: bool = True, **kw):
-        init_tau = check_range(init_tau, "init_tau", "PLIF", low=1.0, low_open=True)  # w0 is infinite at 1
-        super().__init__(tau=init_tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input, **kw)
-        self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
-
-    def decay(self):
-        return torch.sigmoid(self.w)
+        BaseNeuron.__init__(self, init_tau=init_tau, v_threshold=v_threshold, v_reset=v_reset,
+                            decay_input=decay_input, **kw)
 
     @property
     def current_tau(self) -> float:
@@ -193,82 +217,32 @@ class PLIF(LIF):
 
 
 class ALIF(LIF):
-    """Adaptive-threshold LIF: A[t] = rho·A[t-1] + S[t-1]; fires on H[t] >= V_th + beta·A[t].
+    """Adaptive-threshold LIF (:mod:`snn.neurons.alif`): A[t] = rho·A[t-1] + S[t-1]; fires on
+    H[t] >= V_th + beta·A[t].
 
     The membrane is LIF's. ``rho`` in [0, 1) is the adaptation decay, ``beta >= 0`` its strength.
     """
 
-    family = "alif"
-    state_names = ("v", "b")
+    spec = _alif.ALIF
 
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: float | None = 0.0,
                  decay_input: bool = True, rho: float = 0.9, beta: float = 0.1, **kw):
-        self.rho = check_range(rho, "rho", "ALIF", low=0.0, high=1.0, high_open=True)
-        self.beta = check_range(beta, "beta", "ALIF", low=0.0)
-        super().__init__(tau=tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input, **kw)
-
-    def _initial(self, name: str) -> float:
-        return 0.0 if name == "b" else super()._initial(name)
-
-    def _run(self, x_seq, backend):
-        v0, b0 = self._state("v", x_seq[0]), self._state("b", x_seq[0])
-        s, self.v, self.b, v_seq = ops.alif_multistep(
-            x_seq, v0, b0, self.decay(), backend=backend, rho=self.rho, beta=self.beta,
-            v_threshold=self.v_threshold, v_reset=self.v_reset, decay_input=self.decay_input,
-            detach_reset=self.detach_reset, surrogate=self.surrogate, record_v=self.store_v_seq,
-            strict_threshold=self.strict_threshold)
-        self._keep_v_seq(v_seq)
-        return s
-
-    def extra_repr(self) -> str:
-        return f"rho={self.rho}, beta={self.beta}, " + super().extra_repr()
+        BaseNeuron.__init__(self, tau=tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input,
+                            rho=rho, beta=beta, **kw)
 
 
 class CUBALIF(BaseNeuron):
-    """Current-based LIF of Loihi 2 (Lava's ``LIF`` process), float mode.
+    """Current-based LIF of Loihi 2 (Lava's ``LIF`` process), float mode (:mod:`snn.neurons.cubalif`).
 
     U[t] = U[t-1]·(1-du) + X[t];  V[t] = V[t-1]·(1-dv) + U[t] + bias;  S = V > V_th (strict);  V = 0 where S.
     The comparison is always strict (``strict_threshold=True``; False is an error).
     ``du``, ``dv`` in [0, 1]. The bit-accurate fixed-point form is in :mod:`snn.export.loihi`.
     """
 
-    family = "cubalif"
-    state_names = ("u", "v")
+    spec = _cubalif.CUBALIF
 
-    def __init__(self, du: float = 0.5, dv: float = 0.5, v_threshold: float = 1.0, bias: float = 0.0,
-                 strict_threshold: bool = True, **kw):
-        if not check_bool(strict_threshold, "strict_threshold", "CUBALIF"):
-            raise ValueError(f"CUBALIF: strict_threshold must be True (it fires on V > V_th, as Lava/Loihi do); "
-                             f"got {strict_threshold!r}. For a neuron that fires on V >= V_th use LIF/IF")
-        self.du = check_range(du, "du", "CUBALIF", low=0.0, high=1.0)
-        self.dv = check_range(dv, "dv", "CUBALIF", low=0.0, high=1.0)
-        self.bias = check_finite(bias, "bias", "CUBALIF")
-        check_range(v_threshold, "v_threshold", "CUBALIF", low=0.0, low_open=True)  # the reset potential is 0
-        super().__init__(v_threshold=v_threshold, strict_threshold=True, **kw)
-
-    def _run(self, x_seq, backend):
-        u0, v0 = self._state("u", x_seq[0]), self._state("v", x_seq[0])
-        s, self.u, self.v, v_seq = ops.cubalif_multistep(
-            x_seq, u0, v0, backend=backend, du=self.du, dv=self.dv, v_threshold=self.v_threshold, bias=self.bias,
-            detach_reset=self.detach_reset, surrogate=self.surrogate, record_v=self.store_v_seq)
-        self._keep_v_seq(v_seq)
-        return s
-
-    def extra_repr(self) -> str:
-        return f"du={self.du}, dv={self.dv}, bias={self.bias}, " + super().extra_repr()
-
-
-def _check_reset(v_reset, v_threshold, who):
-    """Hard reset needs a finite V_reset < V_th; soft reset (None) needs V_th > 0."""
-    v_threshold = check_finite(v_threshold, "v_threshold", who)
-    if v_reset is None:
-        if v_threshold <= 0:
-            raise ValueError(f"{who}: with soft reset (v_reset=None) v_threshold must be > 0, got {v_threshold}")
-        return None
-    v_reset = check_finite(v_reset, "v_reset", who)
-    if v_reset >= v_threshold:
-        raise ValueError(f"{who}: v_reset must be below v_threshold ({v_threshold}), got v_reset={v_reset}")
-    return v_reset
+    def __init__(self, du: float = 0.5, dv: float = 0.5, v_threshold: float = 1.0, bias: float = 0.0, **kw):
+        super().__init__(du=du, dv=dv, v_threshold=v_threshold, bias=bias, **kw)
 
 
 def __getattr__(name: str):

@@ -6,9 +6,17 @@ and of CUBALIF).
 The backward pass is the derivative ``σ'(x)`` of a smooth function ``σ`` that
 approaches the step as the sharpness ``alpha`` grows.
 
-Each surrogate carries an integer ``kind`` and a float ``alpha`` so that the
-compiled kernels (C++, CUDA, Triton) can evaluate the same derivative; the
-codes are listed in :data:`KINDS` and mirrored in ``csrc/neuron_math.h``.
+Each surrogate is declared once, here: its torch ``primitive`` and ``derivative``, an integer ``kind``
+(:data:`KINDS`) and the constants ``(a, c)`` of its kernel form (:meth:`Surrogate.kernel_constants`, formed
+in double precision). The compiled kernels evaluate ``σ'`` from ``(kind, a, c)`` alone: one expression per
+kind in C++/CUDA (``surrogate_grad`` in ``csrc/neuron_math.h``) and in Triton (:mod:`snn.kernels.surrogate`)::
+
+    kind  surrogate    a        c        σ'(x) in the kernels
+    0     Sigmoid      α        -        a·e/(1 + e)², e = exp(-a|x|)  (= a·sig(ax)·(1 - sig(ax)))
+    1     ATan         π/2·α    α/2      c / (1 + (ax)²)
+    2     FastSigmoid  α        α/2      c / (1 + a|x|)²
+    3     Triangle     α        -        a·max(0, 1 - a|x|)
+    4     Erf          α        α/√π     c·exp(-(ax)²)
 """
 from __future__ import annotations
 
@@ -65,6 +73,10 @@ class Surrogate:
             return self.primitive(x)
         return _SpikeFn.apply(x, self, strict)
 
+    def kernel_constants(self) -> tuple[float, float]:
+        """``(a, c)`` of the kernels' form of σ' (see the module docstring)."""
+        return self.alpha, 0.0
+
     def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -102,6 +114,9 @@ class ATan(Surrogate):
     kind = 1
     default_alpha = 2.0
 
+    def kernel_constants(self):
+        return math.pi / 2 * self.alpha, self.alpha / 2
+
     def primitive(self, x):
         return torch.atan(math.pi / 2 * self.alpha * x) / math.pi + 0.5
 
@@ -119,6 +134,9 @@ class FastSigmoid(Surrogate):
 
     kind = 2
     default_alpha = 25.0
+
+    def kernel_constants(self):
+        return self.alpha, 0.5 * self.alpha
 
     def primitive(self, x):
         return self.alpha * x / (2 * (1 + self.alpha * x.abs())) + 0.5
@@ -150,6 +168,9 @@ class Erf(Surrogate):
 
     kind = 4
     default_alpha = 2.0
+
+    def kernel_constants(self):
+        return self.alpha, self.alpha / math.sqrt(math.pi)
 
     def primitive(self, x):
         return torch.special.erfc(-self.alpha * x) / 2

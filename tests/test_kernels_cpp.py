@@ -1,21 +1,38 @@
-"""The cpp backend (snn._C, csrc/cpu) against the torch reference (snn.functional).
+"""The cpp backend (snn._C, csrc/cpu/scan.h over the built-in step functors) against the torch reference scan
+(snn.functional.scan).
 
 Spikes must be identical, states and gradients within 1e-5 (float32) / 1e-10 (float64);
 gradcheck in float64 (PLIF decay gradient included); clear errors for bad input.
 """
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import snn.ops as ops
 import snn.surrogate as sg
-from snn.ops import torch_backend as R
+from snn.ops import cpp_backend
 
-C = pytest.importorskip("snn.ops.cpp_backend")
-if not C.is_available():  # pragma: no cover
+if not cpp_backend.is_available():  # pragma: no cover
     pytest.skip("snn._C is not built (make build)", allow_module_level=True)
+
+
+class _Backend:
+    """``ops.<family>_multistep`` on one backend: ``C.lif_multistep(...)`` is
+    ``ops.lif_multistep(..., backend='cpp')``."""
+
+    def __init__(self, name):
+        self.NAME = name
+
+    def __getattr__(self, fn):
+        return functools.partial(getattr(ops, fn), backend=self.NAME)
+
+
+C, R = _Backend("cpp"), _Backend("torch")
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -188,11 +205,22 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="spiking=False"):
         C.lif_multistep(torch.ones(3, 4), torch.zeros(4), 0.5, **{**p, "surrogate": sg.Sigmoid(spiking=False)})
     from snn import _C
+    block = torch.tensor([0.5, 1.0, 0.0], dtype=torch.float64)
+    opts = _C.StepOptions(flags=3, strict=False, detach_reset=False, surrogate=0, a=4.0, c=0.0)
     with pytest.raises(RuntimeError, match="2-D"):
-        _C.lif_forward(torch.ones(3), torch.zeros(3), 0.5, 1.0, 0.0, True, True, False, False)
+        _C.LIFStep_forward(torch.ones(3), [torch.zeros(3)], block, opts, False, False)
+    with pytest.raises(RuntimeError, match="takes 3 parameters"):
+        _C.LIFStep_forward(torch.ones(2, 3), [torch.zeros(3)], block[:2], opts, False, False)
+    with pytest.raises(RuntimeError, match="takes 1 initial states"):
+        _C.LIFStep_forward(torch.ones(2, 3), [torch.zeros(3)] * 2, block, opts, False, False)
+    with pytest.raises(RuntimeError, match="flag set 4"):
+        _C.LIFStep_forward(torch.ones(2, 3), [torch.zeros(3)], block,
+                           _C.StepOptions(flags=4, strict=False, detach_reset=False, surrogate=0, a=4.0, c=0.0),
+                           False, False)
     with pytest.raises(RuntimeError, match="unknown surrogate kind"):
-        _C.lif_backward(torch.ones(2, 3), None, None, torch.ones(2, 3), None, torch.zeros(3), 0.5, 1.0, 0.0, True,
-                        True, False, 9, 1.0, False)
+        _C.LIFStep_backward(torch.ones(2, 3), [None], None, [torch.ones(2, 3)], None, [torch.zeros(3)], block,
+                            _C.StepOptions(flags=3, strict=False, detach_reset=False, surrogate=9, a=1.0, c=0.0),
+                            False)
 
 
 def test_backend_dispatch_picks_cpp_on_cpu():
@@ -374,15 +402,15 @@ def test_neuron_modules_run_on_cpp_and_match_torch():
             torch.testing.assert_close(p, q, atol=1e-4, rtol=1e-4)
 
 
-def test_cuda_backend_module_contract():
-    from snn.ops import cuda_backend
-    assert cuda_backend.NAME == "cuda" and set(cuda_backend.FAMILIES) == {"lif", "alif", "cubalif"}
-    assert cuda_backend.supports_device("cuda") and not cuda_backend.supports_device("cpu")
-    if not torch.cuda.is_available():
-        assert not cuda_backend.is_available()
-        import snn.ops as ops
+def test_cuda_is_the_cpp_backend_on_cuda_tensors():
+    """'cuda' names the cpp backend for CUDA tensors: CPU tensors are an error naming the device; without a CUDA
+    build or GPU it is unavailable (an error, never a fallback)."""
+    p = dict(v_threshold=1.0, v_reset=0.0, decay_input=True, detach_reset=False, surrogate=sg.Sigmoid())
+    if "cuda" not in ops.available_backends():
+        assert not cpp_backend.cuda_built()
         with pytest.raises(RuntimeError, match="not available"):
-            ops.resolve_backend("cuda", torch.ones(2, 3))
-    with pytest.raises(ValueError, match="CUDA tensors"):
-        cuda_backend.lif_multistep(torch.ones(2, 3), torch.zeros(3), 0.5, v_threshold=1.0, v_reset=0.0,
-                                   decay_input=True, detach_reset=False, surrogate=sg.Sigmoid())
+            ops.lif_multistep(torch.ones(2, 3), torch.zeros(3), 0.5, backend="cuda", **p)
+    else:  # pragma: no cover - needs a GPU and a CUDA build
+        with pytest.raises(RuntimeError, match="runs CUDA tensors"):
+            ops.lif_multistep(torch.ones(2, 3), torch.zeros(3), 0.5, backend="cuda", **p)
+    assert cpp_backend.supports(ops.neurons.get("lif"), "cpu") is None

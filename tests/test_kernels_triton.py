@@ -25,13 +25,28 @@ import pytest
 _MARK = "@@RESULT "
 
 
+class _Backend:
+    """``ops.<family>_multistep`` on one backend: ``tri.lif_multistep(...)`` is
+    ``ops.lif_multistep(..., backend='triton')``."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __getattr__(self, fn):
+        import functools
+
+        from snn import ops
+        return functools.partial(getattr(ops, fn), backend=self.name)
+
+
 def _worker_case(case: dict) -> None:
     """Run one case on the triton and torch backends and assert they agree (raises on mismatch)."""
     import torch
 
     from snn import surrogate as sg
-    from snn.ops import torch_backend as ref
     from snn.ops import triton_backend as tri
+
+    ref, tri_ops = _Backend("torch"), _Backend("triton")
 
     dtype = getattr(torch, case["dtype"])
     half = dtype in (torch.float16, torch.bfloat16)
@@ -90,7 +105,7 @@ def _worker_case(case: dict) -> None:
         leaves = [xs, *st] + ([d] if isinstance(d, torch.Tensor) else [])
         return out, leaves
 
-    out_t, leaves_t = run(tri, dtype)
+    out_t, leaves_t = run(tri_ops, dtype)
     if T == 0:      # the reference cannot stack zero steps: the state passes through unchanged
         assert out_t[0].shape == x.shape and out_t[0].dtype == dtype
         for got, st in zip(out_t[1:1 + len(states)], states):
@@ -159,11 +174,12 @@ def _worker_misc(name: str) -> None:
 
     import snn
     from snn import ops
-    from snn.ops import triton_backend as tri
+    from snn.ops import triton_backend
 
+    tri = _Backend("triton")
     if name == "available":
         assert "triton" in ops.available_backends()
-        assert tri.supports_device("cpu")
+        assert triton_backend.supports(snn.neurons.get("lif"), "cpu") is None
         assert ops.resolve_backend("triton", torch.zeros(2, 3)) == "triton"
         assert ops.resolve_backend("auto", torch.zeros(2, 3)) != "triton"   # auto never picks the interpreter
     elif name == "modules":
@@ -225,8 +241,8 @@ def _worker_misc(name: str) -> None:
         try:
             tri.lif_multistep(x, torch.zeros(4), 0.5, v_threshold=1.0, v_reset=0.0, decay_input=True,
                               detach_reset=False, surrogate=smooth)
-        except RuntimeError as e:
-            assert "torch" in str(e)
+        except ValueError as e:
+            assert "torch" in str(e) and "spiking=False" in str(e)
         else:
             raise AssertionError("a non-spiking surrogate was accepted")
     else:
@@ -417,7 +433,7 @@ def test_import_without_interpreter_or_triton():
         "assert 'triton' not in sys.modules, 'importing the backend imported triton'\n"
         "from snn import ops\n"
         "if not torch.cuda.is_available():\n"
-        "    assert not tb.is_available() and not tb.supports_device('cpu')\n"
+        "    assert not tb.is_available() and tb.supports(snn.neurons.get('lif'), 'cpu') is not None\n"
         "    assert 'triton' not in ops.available_backends()\n"
         "    try:\n"
         "        ops.resolve_backend('triton', torch.zeros(2, 2))\n"
@@ -435,7 +451,10 @@ _COMPILE = r"""
 import triton, triton.language as tl
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-import snn.kernels.lif as L, snn.kernels.alif as A, snn.kernels.cubalif as C
+import snn
+from snn.kernels import scan
+
+INTS = {"T": "i32", "N": "i32", "TN": "i64", "last": "i64"}
 
 def build(fn, dt, **consts):
     sig, cst = {}, {}
@@ -443,10 +462,12 @@ def build(fn, dt, **consts):
         if fn.params[i].is_constexpr:
             sig[name] = "constexpr"
             cst[(i,)] = consts[name]
-        elif name in ("T", "N", "last"):
-            sig[name] = "i64" if name == "last" else "i32"
-        elif name in ("params_ptr", "gd_ptr"):
+        elif name in INTS:
+            sig[name] = INTS[name]
+        elif name in ("p_ptr", "gp_ptr"):
             sig[name] = "*fp64"
+        elif name in ("st0_ptr", "stlast_ptr", "g0_ptr", "glast_ptr"):
+            sig[name] = "*fp32" if consts["CDT"] == tl.float32 else "*fp64"
         else:
             sig[name] = "*" + dt
     k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=cst), target=GPUTarget("cuda", 90, 32),
@@ -454,18 +475,28 @@ def build(fn, dt, **consts):
     assert k.asm["cubin"]
     return k.asm["ptx"]
 
-ptx = build(L.lif_fwd_kernel, "fp32", CDT=tl.float32, HARD=True, DECAY_INPUT=True, STRICT=False, RECORD_V=True,
-            SAVE_H=True, SAVED_Z=False, BLOCK=1024)
+def fwd(name, dt, cdt, **kw):
+    spec = snn.neurons.get(name)
+    step = spec.triton_step()
+    return build(scan.forward_kernel, dt, CHARGE=step.charge, RESET=step.reset, NS=len(spec.states),
+                 NV=spec.saved, NP=len(spec.kernel_params), RECORD=spec.record_index, CDT=cdt, BLOCK=1024, **kw)
+
+def bwd(name, dt, cdt, **kw):
+    spec = snn.neurons.get(name)
+    step = spec.triton_step()
+    return build(scan.backward_kernel, dt, BACKWARD=step.backward, RESTORE=step.restore, NS=len(spec.states),
+                 NV=spec.saved, NP=len(spec.kernel_params), NL=max(spec.learnable, 1), RECORD=spec.record_index,
+                 CDT=cdt, BLOCK=1024, **kw)
+
+ptx = fwd("lif", "fp32", tl.float32, FLAGS=3, STRICT=False, RECORD_V=True, SAVE=True)
 assert "fma." not in ptx, "FMA contraction in the forward: spikes would differ from the reference"
-build(A.alif_fwd_kernel, "fp32", CDT=tl.float32, HARD=False, DECAY_INPUT=False, STRICT=True, RECORD_V=True,
-      SAVE=True, SAVED_Z=False, BLOCK=1024)
-build(L.lif_bwd_kernel, "bf16", CDT=tl.float32, KIND=0, HARD=False, DECAY_INPUT=True, DETACH=False, STRICT=True,
-      HAS_GS=True, HAS_GVSEQ=True, HAS_GVLAST=True, SAVED_Z=True, GRAD_D=True, BLOCK=1024)
-build(A.alif_bwd_kernel, "fp64", CDT=tl.float64, KIND=4, HARD=True, DECAY_INPUT=False, DETACH=False, STRICT=False,
-      HAS_GS=True,
-      HAS_GVSEQ=False, HAS_GVLAST=True, HAS_GBLAST=True, SAVED_Z=False, GRAD_D=True, BLOCK=1024)
-build(C.cubalif_bwd_kernel, "fp16", CDT=tl.float32, KIND=1, DETACH=False, HAS_GS=True, HAS_GVSEQ=True,
-      HAS_GULAST=True, HAS_GVLAST=True, SAVED_Z=True, BLOCK=1024)
+fwd("alif", "fp32", tl.float32, FLAGS=2, STRICT=True, RECORD_V=True, SAVE=True)
+bwd("lif", "bf16", tl.float32, FLAGS=2, STRICT=True, KEEP=True, KIND=0, HAS_GS=True, HAS_GVSEQ=True, GLAST=1,
+    SAVED_LOW=True, LEARN=True)
+bwd("alif", "fp64", tl.float64, FLAGS=1, STRICT=False, KEEP=True, KIND=4, HAS_GS=True, HAS_GVSEQ=False, GLAST=3,
+    SAVED_LOW=False, LEARN=True)
+bwd("cubalif", "fp16", tl.float32, FLAGS=0, STRICT=True, KEEP=True, KIND=1, HAS_GS=True, HAS_GVSEQ=True, GLAST=3,
+    SAVED_LOW=True, LEARN=False)
 print("compiled")
 """
 

@@ -150,20 +150,26 @@ def test_non_spiking_surrogate_needs_torch_backend():
         n(torch.rand(2, 3))
 
 
+def _device_for(backend: str) -> str:
+    """Where ``backend`` runs: CUDA tensors for 'cuda' (and for 'triton' where a GPU is present), else CPU."""
+    return "cuda" if backend == "cuda" or (backend == "triton" and torch.cuda.is_available()) else "cpu"
+
+
 @pytest.mark.parametrize("backend", snn.ops.available_backends())
 @pytest.mark.parametrize("family", ["lif", "alif", "cubalif"])
 def test_zero_time_steps_pass_the_state_through(backend, family):
-    x = torch.zeros(0, 2, 3)
-    v0 = torch.rand(2, 3)
+    dev = _device_for(backend)
+    x = torch.zeros(0, 2, 3, device=dev)
+    v0 = torch.rand(2, 3, device=dev)
+    zeros = torch.zeros(2, 3, device=dev)
     common = dict(v_threshold=1.0, detach_reset=False, surrogate=sg.Sigmoid())
     if family == "lif":
         s, v, _ = snn.ops.lif_multistep(x, v0, 0.5, backend=backend, v_reset=0.0, decay_input=True, **common)
     elif family == "alif":
-        s, v, _, _ = snn.ops.alif_multistep(x, v0, torch.zeros(2, 3), 0.5, backend=backend, rho=0.5, beta=0.1,
-                                            v_reset=0.0, decay_input=True, **common)
+        s, v, _, _ = snn.ops.alif_multistep(x, v0, zeros, 0.5, backend=backend, rho=0.5, beta=0.1, v_reset=0.0,
+                                            decay_input=True, **common)
     else:
-        s, _, v, _ = snn.ops.cubalif_multistep(x, torch.zeros(2, 3), v0, backend=backend, du=0.5, dv=0.5,
-                                               bias=0.0, **common)
+        s, _, v, _ = snn.ops.cubalif_multistep(x, zeros, v0, backend=backend, du=0.5, dv=0.5, bias=0.0, **common)
     assert s.shape == (0, 2, 3)
     torch.testing.assert_close(v, v0)
 

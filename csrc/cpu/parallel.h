@@ -75,9 +75,10 @@ inline void for_each_block(const Blocking& plan, int64_t n, F&& fn) {
 }
 
 // Sum of partial sums (one per chunk column) in order: deterministic whatever the thread count.
-inline double ordered_sum(const std::vector<double>& partial) {
+template <typename It>
+inline double ordered_sum(It begin, It end) {
   double s = 0.0;
-  for (double p : partial) s += p;
+  for (; begin != end; ++begin) s += *begin;
   return s;
 }
 

@@ -22,8 +22,10 @@ inline void check(cudaError_t e, const char* what) {
 }
 
 // Sum of `value` over the block in a fixed tree order; the result is valid in thread 0.
+// Safe to call several times in a row (the first barrier keeps a new call from overwriting a result still read).
 __device__ inline double block_reduce(double value) {
   __shared__ double buf[kThreads];
+  __syncthreads();
   buf[threadIdx.x] = value;
   __syncthreads();
   for (int stride = kThreads / 2; stride > 0; stride >>= 1) {

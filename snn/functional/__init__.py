@@ -1,20 +1,16 @@
-"""Functional core: the pure-torch reference dynamics and network-wide helpers.
+"""Functional core: the pure-torch reference scan of every neuron spec (:mod:`.scan`) and network-wide helpers.
 
 The state of every neuron is kept in :func:`state_dtype` of its input (float32 for float16/bfloat16
-inputs); outputs are cast back to the input dtype. IF/LIF/PLIF/ALIF fire on ``H >= V_th`` unless
-``strict_threshold=True`` (``H > V_th``); CUBALIF always fires on ``V > V_th``.
+inputs); outputs are cast back to the input dtype.
 """
 from __future__ import annotations
 
 import torch.nn as nn
 
 from ..base import MemoryModule, StepMode
-from .alif import alif_multistep
-from .cubalif import cubalif_multistep
-from .lif import as_state, lif_charge, lif_fire_reset, lif_multistep, state_dtype
+from .scan import as_state, multistep, state_dtype
 
-__all__ = ["lif_multistep", "lif_charge", "lif_fire_reset", "alif_multistep", "cubalif_multistep",
-           "state_dtype", "as_state", "reset", "set_step_mode"]
+__all__ = ["multistep", "state_dtype", "as_state", "reset", "set_step_mode"]
 
 
 def reset(net: nn.Module) -> None:

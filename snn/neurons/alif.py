@@ -41,6 +41,6 @@ ALIF = NeuronSpec(
             Param("rho", 0.9, low=0.0, high=1.0, high_open=True, doc="adaptation decay"),
             Param("beta", 0.1, low=0.0, doc="adaptation strength")),
     kernel_params=("decay", "v_threshold", "v_reset", "rho", "beta"), kernel_flags=("hard_reset", "decay_input"),
-    learnable=1, to_kernel=_to_kernel, charge=_charge, reset=_reset, checks=(check_reset,),
+    learnable=1, saved=2, to_kernel=_to_kernel, charge=_charge, reset=_reset, checks=(check_reset,),
     cpp=CppStep("ALIFStep", header="neurons/alif.h"), triton="snn.kernels.alif",
     doc="adaptive-threshold LIF")

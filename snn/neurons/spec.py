@@ -8,6 +8,8 @@ A :class:`NeuronSpec` says everything snn needs to run, differentiate, validate 
 * ``kernel_params`` / ``kernel_flags`` and ``to_kernel``: the parameter block the step reads (float values in
   order, the first ``learnable`` of which may be tensors that require a gradient, e.g. PLIF's decay) and the
   compile-time flags (bit ``i`` of ``FLAGS`` is ``kernel_flags[i]``), computed from the validated values;
+* ``saved``: how many values the step saves per time step for the backward (``m = h - θ`` first, then the
+  extra values its ``charge`` gives); the C++ functor's ``kSaved`` must equal it;
 * ``strict_threshold``: ``None`` when the module chooses (``H >= θ`` by default, ``H > θ`` when strict),
   ``True`` when the neuron always fires on ``H > θ`` (CUBALIF, as Lava);
 * the step, written three times with the same floating-point operation order (spikes are compared bit for bit):
@@ -185,6 +187,7 @@ class NeuronSpec:
     reset: Callable
     kernel_flags: tuple[str, ...] = ()
     learnable: int = 0
+    saved: int = 1
     learned: tuple[Learned, ...] = ()
     to_kernel: Callable[[Mapping[str, Any]], Mapping[str, Any]] = _identity
     strict_threshold: bool | None = None
@@ -213,6 +216,8 @@ class NeuronSpec:
             raise SpecError(f"{who}: params must be Param or Flag entries")
         if not self.kernel_params and self.learnable:
             raise SpecError(f"{who}: learnable={self.learnable} but there are no kernel_params")
+        if not isinstance(self.saved, int) or self.saved < 1:
+            raise SpecError(f"{who}: saved={self.saved!r} must be an integer >= 1 (m = h - θ is always saved)")
         if not 0 <= self.learnable <= len(self.kernel_params):
             raise SpecError(f"{who}: learnable={self.learnable} must lie in [0, {len(self.kernel_params)}]")
         for s in self.states:

@@ -1,30 +1,31 @@
-"""The ``triton`` backend: the kernels of ``kernels/`` (the package :mod:`snn.kernels`).
+"""The ``triton`` backend: the generic skeleton of ``kernels/scan.py`` (the package :mod:`snn.kernels`) over a
+spec's Triton step.
 
-Available when ``triton`` imports and either CUDA is present or ``TRITON_INTERPRET=1`` is set (the
-Triton interpreter then runs the same kernels on CPU tensors, slowly: that is how CI tests them).
-One ``torch.autograd.Function`` per family wraps a forward and a backward kernel; gradients flow to
-``x_seq``, the initial states and, for PLIF, to ``decay`` when it is a tensor that requires grad.
+Available when ``triton`` imports and either CUDA is present or ``TRITON_INTERPRET=1`` is set (the Triton
+interpreter then runs the same kernels on CPU tensors, slowly: that is how CI tests them). One
+``torch.autograd.Function`` serves every spec; gradients flow to ``x_seq``, the initial states and the
+learnable parameters (PLIF's decay) when they require grad.
 
-Inputs may be non-contiguous (they are made contiguous), ``T`` may be 0 or 1, the neuron count ``N``
-anything (also 0). float16/bfloat16 inputs keep a float32 state inside the kernels and between calls
-(the initial and returned states are float32, :func:`snn.functional.state_dtype`; spikes and the
-recorded membrane come back in the input dtype); float64 runs in float64. ``strict_threshold=True``
-fires on ``H > V_th`` (the kernels' ``STRICT``). Triton is imported on first use, so importing this
-module never needs it.
+Inputs may be non-contiguous (they are made contiguous), ``T`` may be 0 or 1, the neuron count ``N`` anything
+(also 0). float16/bfloat16 inputs keep a float32 state inside the kernels and between calls (the initial and
+returned states are float32, :func:`snn.functional.state_dtype`; spikes and the recorded state come back in
+the input dtype; the values saved for the backward are 16-bit, the spikes read back from the output); float64
+runs in float64. Triton is imported on first use, so importing this module never needs it.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import os
+from dataclasses import dataclass
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from ..functional import state_dtype
+from .inputs import check_input, check_surrogate, flat_state, kernel_params
 
 NAME = "triton"
-FAMILIES = ("lif", "alif", "cubalif")
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 # Neurons per program. ``None``: chosen by ``_block`` (128..1024 on CUDA, 256 in the interpreter).
@@ -45,31 +46,33 @@ def is_available() -> bool:
     return torch.cuda.is_available() or _interpret()
 
 
-def supports_device(device) -> bool:
+def supports(spec, device) -> str | None:
+    """Why this backend cannot run ``spec`` on ``device`` (None: it can)."""
+    if spec.triton is None:
+        return f"the neuron spec {spec.name!r} has no Triton step (TritonStep)"
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available()
-    return device.type == "cpu" and _interpret()
+    if device.type == "cuda" and torch.cuda.is_available():
+        return None
+    if device.type == "cpu" and _interpret():
+        return None
+    return f"it runs CUDA tensors, or CPU tensors with TRITON_INTERPRET=1; got tensors on {device}"
 
 
-# -- helpers ---------------------------------------------------------------------------------------
-def _kernels(name):
-    import importlib
-    return importlib.import_module(f"snn.kernels.{name}")
-
-
+# -- launch helpers --------------------------------------------------------------------------------------
 _SMS: dict = {}
 
 
-def _block(x, N=None) -> int:
+def _cdiv(a, b):
+    return (a + b - 1) // b
+
+
+def _block(x, N) -> int:
     """Neurons per program: up to 1024, fewer when ``N`` is small so that every SM gets work
     (the time loop is sequential, so the neurons are the only parallelism)."""
     if BLOCK is not None:
         return int(BLOCK)
     if not x.is_cuda:
         return 256
-    if N is None:
-        N = x.shape[-1]
     idx = x.device.index if x.device.index is not None else torch.cuda.current_device()
     if idx not in _SMS:
         _SMS[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
@@ -91,11 +94,6 @@ def _guard(x):
     return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
 
 
-def _half(x) -> bool:
-    """16-bit input: the forward saves Z = H - θ (not H) and the backward reads the spikes."""
-    return x.dtype in (torch.float16, torch.bfloat16)
-
-
 def _cdt(dtype):
     import triton.language as tl
     return tl.float64 if dtype == torch.float64 else tl.float32
@@ -104,9 +102,9 @@ def _cdt(dtype):
 _PARAMS: dict = {}
 
 
-def _params(device, *vals) -> torch.Tensor:
-    """A float64 tensor of scalar parameters on ``device``, cached (no host-to-device copy per call)."""
-    key = (str(device), vals)
+def _params(device, vals) -> torch.Tensor:
+    """A float64 tensor of the parameter block on ``device``, cached (no host-to-device copy per call)."""
+    key = (str(device), tuple(vals))
     p = _PARAMS.get(key)
     if p is None:
         if len(_PARAMS) > 512:
@@ -116,300 +114,112 @@ def _params(device, *vals) -> torch.Tensor:
     return p
 
 
-def _check(x_seq, *states):
-    if not isinstance(x_seq, torch.Tensor) or x_seq.dim() < 1:
-        raise ValueError("triton backend: x_seq must be a tensor shaped [T, ...]")
+@dataclass(frozen=True)
+class _Config:
+    spec: object
+    step: object      # the spec's TritonStep
+    params: torch.Tensor  # float64 on the device: the parameter block, then the surrogate's (a, c)
+    flags: int
+    strict: bool
+    keep: bool        # not detach_reset
+    kind: int
+    record: bool
+
+
+class NeuronFunction(torch.autograd.Function):
+    """Any spec over ``[T, N]``: the forward and backward kernels of :mod:`snn.kernels.scan`.
+
+    Inputs ``(cfg, x, states0 [NS, N], *learnable)`` (learnable parameters that need a gradient as tensors,
+    the others None); outputs ``(spikes, states_last [NS, N], v_seq)`` (``v_seq`` empty unless recorded)."""
+
+    @staticmethod
+    def forward(ctx, cfg, x, st0, *learn):
+        from ..kernels import scan
+        spec = cfg.spec
+        T, N = x.shape
+        NS, NV = len(spec.states), spec.saved
+        need = any(ctx.needs_input_grad[1:])
+        spikes = torch.empty_like(x)
+        last = torch.empty_like(st0)
+        v_seq = torch.empty_like(x) if cfg.record else x.new_empty(0)
+        sv = torch.empty((NV, T, N), dtype=x.dtype, device=x.device) if need else None
+        block = _block(x, N)
+        if N > 0:
+            with _guard(x):
+                scan.forward_kernel[(_cdiv(N, block),)](
+                    x, st0, cfg.params, spikes, last, v_seq if cfg.record else spikes, sv if need else spikes,
+                    T, N, T * N, CHARGE=cfg.step.charge, RESET=cfg.step.reset, NS=NS, NV=NV,
+                    NP=len(spec.kernel_params), RECORD=spec.record_index, FLAGS=cfg.flags, STRICT=cfg.strict,
+                    CDT=_cdt(st0.dtype), RECORD_V=cfg.record, SAVE=need, BLOCK=block, **_launch_kw(x, block))
+        else:
+            last.copy_(st0)
+        ctx.set_materialize_grads(False)
+        if need:
+            learned = [(i, t.shape, t.dtype) for i, t in enumerate(learn) if t is not None]
+            low = x.dtype in (torch.float16, torch.bfloat16)
+            ctx.cfg, ctx.learned, ctx.low = cfg, learned, low
+            ctx.save_for_backward(sv, spikes if low else None, x if learned else None, st0)
+        return spikes, last, v_seq
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gs, glast, gvseq):
+        from ..kernels import scan
+        cfg, spec = ctx.cfg, ctx.cfg.spec
+        sv, s, x, st0 = ctx.saved_tensors
+        NV, T, N = sv.shape
+        NS, NL = len(spec.states), spec.learnable
+        learn = bool(ctx.learned) and any(ctx.needs_input_grad[3:])
+        gx = torch.empty((T, N), dtype=sv.dtype, device=sv.device)
+        g0 = torch.empty_like(st0)
+        block = _block(sv, N)
+        nprog = _cdiv(N, block)
+        gp = torch.zeros((max(NL, 1), max(nprog, 1)), dtype=torch.float64, device=sv.device) if learn else None
+        if N > 0 and T > 0:
+            gs, glast = (g.contiguous() if g is not None else None for g in (gs, glast))
+            gvseq = gvseq.contiguous() if gvseq is not None and cfg.record else None
+            with _guard(sv):
+                scan.backward_kernel[(nprog,)](
+                    sv, s if s is not None else sv, x if x is not None else sv, st0, cfg.params,
+                    gs if gs is not None else sv, gvseq if gvseq is not None else sv,
+                    glast if glast is not None else g0, gx, g0, gp if gp is not None else g0,
+                    T, N, T * N, (T - 1) * N,
+                    BACKWARD=cfg.step.backward, RESTORE=cfg.step.restore, NS=NS, NV=NV,
+                    NP=len(spec.kernel_params), NL=max(NL, 1), RECORD=spec.record_index, FLAGS=cfg.flags,
+                    STRICT=cfg.strict, KEEP=cfg.keep, KIND=cfg.kind, CDT=_cdt(st0.dtype), HAS_GS=gs is not None,
+                    HAS_GVSEQ=gvseq is not None, GLAST=(1 << NS) - 1 if glast is not None else 0,
+                    SAVED_LOW=ctx.low, LEARN=learn, BLOCK=block, **_launch_kw(sv, block))
+        elif glast is not None:
+            g0.copy_(glast)
+        else:
+            g0.zero_()
+        g_learn = [None] * (len(ctx.needs_input_grad) - 3)
+        if learn:
+            for i, shape, dtype in ctx.learned:
+                g_learn[i] = gp[i].sum().to(dtype).reshape(shape)
+        return (None, gx, g0, *g_learn)
+
+
+def run(spec, x_seq, states, params, flags, *, surrogate, detach_reset, strict_threshold, record_v):
+    """``spec`` over ``x_seq [T, ...]`` -> ``(spikes, states_last, v_seq | None)``; equals
+    :func:`snn.functional.scan.multistep`."""
+    who = f"{spec.name}(backend='triton')"
+    check_input(x_seq, who)
     if x_seq.dtype not in _DTYPES:
-        raise TypeError(f"triton backend: x_seq dtype {x_seq.dtype} is not supported (use one of {_DTYPES})")
-    if not supports_device(x_seq.device):
-        raise RuntimeError(f"triton backend cannot run tensors on {x_seq.device} "
-                           f"(CUDA tensors, or CPU tensors with TRITON_INTERPRET=1)")
-    for s in states:
-        if not isinstance(s, torch.Tensor):
-            raise TypeError("triton backend: initial states must be tensors")
-
-
-def _flat_state(s, x_seq, N):
-    """An initial state as a contiguous ``[N]`` tensor of the state dtype (broadcast to a step's shape)."""
-    s = s.to(device=x_seq.device, dtype=state_dtype(x_seq.dtype))
-    return s.expand(x_seq.shape[1:]).contiguous().view(N)
-
-
-def _decay_tensor(decay, x_seq):
-    if isinstance(decay, torch.Tensor):
-        if decay.numel() != 1:
-            raise ValueError(f"triton backend: decay must be a float or a one-element tensor, got shape "
-                             f"{tuple(decay.shape)}")
-        return decay.to(x_seq.device)
-    decay = float(decay)
-    if not math.isfinite(decay):
-        raise ValueError(f"triton backend: decay must be finite, got {decay}")
-    return _params(x_seq.device, decay)
-
-
-def _cdiv(a, b):
-    return (a + b - 1) // b
-
-
-def _grid(N, block):
-    return (_cdiv(N, block),)
-
-
-# -- LIF / IF / PLIF ------------------------------------------------------------------------------
-class _LIFFunction(torch.autograd.Function):
-    """Multi-step IF/LIF/PLIF: forward and backward kernels of :mod:`snn.kernels.lif`."""
-
-    @staticmethod
-    def forward(ctx, x, v0, decay, cfg):
-        k = _kernels("lif")
-        T, N = x.shape
-        need_grad = any(ctx.needs_input_grad[:3])
-        grad_d = bool(ctx.needs_input_grad[2])
-        spikes = torch.empty_like(x)
-        v_last = torch.empty_like(v0)
-        v_seq = torch.empty_like(x) if cfg["record_v"] else None
-        h = torch.empty_like(x) if need_grad else None
-        d = decay.detach().reshape(1)
-        params = _params(x.device, cfg["v_threshold"], cfg["v_reset"], cfg["a"], cfg["c"])
-        block = _block(x)
-        if N > 0:
-            with _guard(x):
-                k.lif_fwd_kernel[_grid(N, block)](
-                    x, v0, d, params, spikes, v_last, v_seq if v_seq is not None else spikes,
-                    h if h is not None else spikes, T, N,
-                    CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"], STRICT=cfg["strict"],
-                    RECORD_V=v_seq is not None, SAVE_H=h is not None, SAVED_Z=_half(x), BLOCK=block,
-                    **_launch_kw(x, block))
-        if need_grad:
-            saved_z = _half(x)
-            ctx.saved_z, ctx.grad_d = saved_z, grad_d
-            ctx.cfg, ctx.shape, ctx.decay_meta = cfg, (T, N), (decay.shape, decay.dtype)
-            ctx.state_dtype = v0.dtype
-            ctx.save_for_backward(h, spikes if saved_z else None, x if grad_d and cfg["decay_input"] else None,
-                                  v0 if grad_d else None, d, params)
-        ctx.set_materialize_grads(False)
-        return (spikes, v_last, v_seq) if v_seq is not None else (spikes, v_last)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, gs, gvlast, gvseq=None):
-        k = _kernels("lif")
-        h, s, x, v0, d, params = ctx.saved_tensors
-        cfg, (T, N) = ctx.cfg, ctx.shape
-        gx = torch.empty_like(h)
-        gv0 = torch.empty(N, dtype=ctx.state_dtype, device=h.device)
-        block = _block(h)
-        nprog = _cdiv(N, block)
-        gd = torch.zeros(max(nprog, 1), dtype=torch.float64, device=h.device) if ctx.grad_d else None
-        if N > 0:
-            gs = gs.contiguous() if gs is not None else None
-            gvlast = gvlast.contiguous() if gvlast is not None else None
-            gvseq = gvseq.contiguous() if gvseq is not None else None
-            with _guard(h):
-                k.lif_bwd_kernel[(nprog,)](
-                    h, s if s is not None else h, x if x is not None else h, v0 if v0 is not None else gv0,
-                    d, params, gs if gs is not None else h, gvseq if gvseq is not None else h,
-                    gvlast if gvlast is not None else gv0, gx, gv0, gd if gd is not None else gv0,
-                    T, N, max(T - 1, 0) * N,
-                    CDT=_cdt(h.dtype), KIND=cfg["kind"], HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
-                    DETACH=cfg["detach_reset"], STRICT=cfg["strict"], HAS_GS=gs is not None,
-                    HAS_GVSEQ=gvseq is not None,
-                    HAS_GVLAST=gvlast is not None, SAVED_Z=ctx.saved_z, GRAD_D=ctx.grad_d, BLOCK=block,
-                    **_launch_kw(h, block))
-        else:
-            gv0.zero_()
-        gdecay = None
-        if ctx.grad_d:
-            shape, dtype = ctx.decay_meta
-            gdecay = gd.sum().to(dtype).reshape(shape)
-        return gx, gv0, gdecay, None
-
-
-def _surrogate_cfg(surrogate):
-    if not getattr(surrogate, "spiking", True):
-        raise RuntimeError(f"triton backend: a non-spiking surrogate ({surrogate}) runs only on the torch backend")
-    kind, a, c = _kernels("surrogate").surrogate_constants(surrogate)
-    return {"kind": kind, "a": a, "c": c}
-
-
-def lif_multistep(x_seq, v_init, decay, *, v_threshold, v_reset, decay_input, detach_reset, surrogate,
-                  record_v=False, strict_threshold=False):
-    """IF/LIF/PLIF over ``[T, ...]`` (see :mod:`snn.kernels.lif`); returns ``(spikes, v_last, v_seq | None)``."""
-    _check(x_seq, v_init)
+        raise TypeError(f"{who}: x_seq dtype {x_seq.dtype} is not supported (use one of {_DTYPES})")
+    why = supports(spec, x_seq.device)
+    if why is not None:
+        raise RuntimeError(f"{who}: {why}")
+    kind, a, c = check_surrogate(surrogate, who)
+    values, learn = kernel_params(spec, params, who)
+    step = spec.triton_step()
     shape = x_seq.shape
     T, N = shape[0], math.prod(shape[1:])
     x = x_seq.contiguous().view(T, N)
-    v0 = _flat_state(v_init, x_seq, N)
-    cfg = {"v_threshold": float(v_threshold), "v_reset": 0.0 if v_reset is None else float(v_reset),
-           "hard": v_reset is not None, "decay_input": bool(decay_input), "detach_reset": bool(detach_reset),
-           "strict": bool(strict_threshold),
-           "record_v": bool(record_v), **_surrogate_cfg(surrogate)}
-    out = _LIFFunction.apply(x, v0, _decay_tensor(decay, x_seq), cfg)
-    spikes, v_last = out[0].view(shape), out[1].view(shape[1:])
-    return spikes, v_last, (out[2].view(shape) if record_v else None)
-
-
-# -- ALIF ------------------------------------------------------------------------------------------
-class _ALIFFunction(torch.autograd.Function):
-    """Multi-step adaptive LIF: forward and backward kernels of :mod:`snn.kernels.alif`."""
-
-    @staticmethod
-    def forward(ctx, x, v0, b0, decay, cfg):
-        k = _kernels("alif")
-        T, N = x.shape
-        need_grad = any(ctx.needs_input_grad[:4])
-        grad_d = bool(ctx.needs_input_grad[3])
-        spikes = torch.empty_like(x)
-        v_last, b_last = torch.empty_like(v0), torch.empty_like(b0)
-        v_seq = torch.empty_like(x) if cfg["record_v"] else None
-        h = torch.empty_like(x) if need_grad else None
-        b_seq = torch.empty_like(x) if need_grad else None
-        d = decay.detach().reshape(1)
-        params = _params(x.device, cfg["v_threshold"], cfg["v_reset"], cfg["a"], cfg["c"], cfg["rho"], cfg["beta"])
-        block = _block(x)
-        if N > 0:
-            with _guard(x):
-                k.alif_fwd_kernel[_grid(N, block)](
-                    x, v0, b0, d, params, spikes, v_last, b_last, v_seq if v_seq is not None else spikes,
-                    h if h is not None else spikes, b_seq if b_seq is not None else spikes, T, N,
-                    CDT=_cdt(x.dtype), HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"], STRICT=cfg["strict"],
-                    RECORD_V=v_seq is not None, SAVE=h is not None, SAVED_Z=_half(x), BLOCK=block,
-                    **_launch_kw(x, block))
-        if need_grad:
-            saved_z = _half(x)
-            ctx.saved_z, ctx.grad_d = saved_z, grad_d
-            ctx.cfg, ctx.shape, ctx.decay_meta = cfg, (T, N), (decay.shape, decay.dtype)
-            ctx.state_dtype = v0.dtype
-            ctx.save_for_backward(h, b_seq, spikes if saved_z else None,
-                                  x if grad_d and cfg["decay_input"] else None, v0 if grad_d else None, b0,
-                                  d, params)
-        ctx.set_materialize_grads(False)
-        return (spikes, v_last, b_last, v_seq) if v_seq is not None else (spikes, v_last, b_last)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, gs, gvlast, gblast, gvseq=None):
-        k = _kernels("alif")
-        h, b_seq, s, x, v0, b0, d, params = ctx.saved_tensors
-        cfg, (T, N) = ctx.cfg, ctx.shape
-        gx = torch.empty_like(h)
-        gv0 = torch.empty(N, dtype=ctx.state_dtype, device=h.device)
-        gb0 = torch.empty(N, dtype=ctx.state_dtype, device=h.device)
-        block = _block(h)
-        nprog = _cdiv(N, block)
-        gd = torch.zeros(max(nprog, 1), dtype=torch.float64, device=h.device) if ctx.grad_d else None
-        if N > 0:
-            gs, gvlast, gblast, gvseq = (g.contiguous() if g is not None else None for g in (gs, gvlast, gblast, gvseq))
-            with _guard(h):
-                k.alif_bwd_kernel[(nprog,)](
-                    h, b_seq, s if s is not None else h, x if x is not None else h,
-                    v0 if v0 is not None else gv0, b0, d, params,
-                    gs if gs is not None else h, gvseq if gvseq is not None else h,
-                    gvlast if gvlast is not None else gv0, gblast if gblast is not None else gb0,
-                    gx, gv0, gb0, gd if gd is not None else gv0, T, N, max(T - 1, 0) * N,
-                    CDT=_cdt(h.dtype), KIND=cfg["kind"], HARD=cfg["hard"], DECAY_INPUT=cfg["decay_input"],
-                    DETACH=cfg["detach_reset"], STRICT=cfg["strict"], HAS_GS=gs is not None,
-                    HAS_GVSEQ=gvseq is not None,
-                    HAS_GVLAST=gvlast is not None, HAS_GBLAST=gblast is not None, SAVED_Z=ctx.saved_z,
-                    GRAD_D=ctx.grad_d, BLOCK=block, **_launch_kw(h, block))
-        else:
-            gv0.zero_()
-            gb0.zero_()
-        gdecay = None
-        if ctx.grad_d:
-            shape, dtype = ctx.decay_meta
-            gdecay = gd.sum().to(dtype).reshape(shape)
-        return gx, gv0, gb0, gdecay, None
-
-
-def alif_multistep(x_seq, v_init, b_init, decay, *, rho, beta, v_threshold, v_reset, decay_input, detach_reset,
-                   surrogate, record_v=False, strict_threshold=False):
-    """Adaptive LIF over ``[T, ...]`` (see :mod:`snn.kernels.alif`).
-
-    Returns ``(spikes, v_last, b_last, v_seq | None)``."""
-    _check(x_seq, v_init, b_init)
-    shape = x_seq.shape
-    T, N = shape[0], math.prod(shape[1:])
-    x = x_seq.contiguous().view(T, N)
-    v0, b0 = _flat_state(v_init, x_seq, N), _flat_state(b_init, x_seq, N)
-    cfg = {"v_threshold": float(v_threshold), "v_reset": 0.0 if v_reset is None else float(v_reset),
-           "hard": v_reset is not None, "decay_input": bool(decay_input), "detach_reset": bool(detach_reset),
-           "strict": bool(strict_threshold),
-           "rho": float(rho), "beta": float(beta), "record_v": bool(record_v), **_surrogate_cfg(surrogate)}
-    out = _ALIFFunction.apply(x, v0, b0, _decay_tensor(decay, x_seq), cfg)
-    spikes, v_last, b_last = out[0].view(shape), out[1].view(shape[1:]), out[2].view(shape[1:])
-    return spikes, v_last, b_last, (out[3].view(shape) if record_v else None)
-
-
-# -- CUBALIF ---------------------------------------------------------------------------------------
-class _CUBALIFFunction(torch.autograd.Function):
-    """Multi-step current-based LIF (Loihi): forward and backward kernels of :mod:`snn.kernels.cubalif`."""
-
-    @staticmethod
-    def forward(ctx, x, u0, v0, cfg):
-        k = _kernels("cubalif")
-        T, N = x.shape
-        need_grad = any(ctx.needs_input_grad[:3])
-        spikes = torch.empty_like(x)
-        u_last, v_last = torch.empty_like(u0), torch.empty_like(v0)
-        v_seq = torch.empty_like(x) if cfg["record_v"] else None
-        h = torch.empty_like(x) if need_grad else None
-        params = _params(x.device, 1.0 - cfg["du"], 1.0 - cfg["dv"], cfg["bias"], cfg["v_threshold"],
-                         cfg["a"], cfg["c"])
-        block = _block(x)
-        if N > 0:
-            with _guard(x):
-                k.cubalif_fwd_kernel[_grid(N, block)](
-                    x, u0, v0, params, spikes, u_last, v_last, v_seq if v_seq is not None else spikes,
-                    h if h is not None else spikes, T, N,
-                    CDT=_cdt(x.dtype), RECORD_V=v_seq is not None, SAVE_H=h is not None, SAVED_Z=_half(x),
-                    BLOCK=block,
-                    **_launch_kw(x, block))
-        if need_grad:
-            saved_z = _half(x)
-            ctx.saved_z, ctx.cfg, ctx.shape, ctx.state_dtype = saved_z, cfg, (T, N), v0.dtype
-            ctx.save_for_backward(h, spikes if saved_z else None, params)
-        ctx.set_materialize_grads(False)
-        return (spikes, u_last, v_last, v_seq) if v_seq is not None else (spikes, u_last, v_last)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, gs, gulast, gvlast, gvseq=None):
-        k = _kernels("cubalif")
-        h, s, params = ctx.saved_tensors
-        cfg, (T, N) = ctx.cfg, ctx.shape
-        gx = torch.empty_like(h)
-        gu0 = torch.empty(N, dtype=ctx.state_dtype, device=h.device)
-        gv0 = torch.empty(N, dtype=ctx.state_dtype, device=h.device)
-        block = _block(h)
-        if N > 0:
-            gs, gulast, gvlast, gvseq = (g.contiguous() if g is not None else None for g in (gs, gulast, gvlast, gvseq))
-            with _guard(h):
-                k.cubalif_bwd_kernel[_grid(N, block)](
-                    h, s if s is not None else h, params, gs if gs is not None else h,
-                    gvseq if gvseq is not None else h, gulast if gulast is not None else gu0,
-                    gvlast if gvlast is not None else gv0, gx, gu0, gv0, T, N, max(T - 1, 0) * N,
-                    CDT=_cdt(h.dtype), KIND=cfg["kind"], DETACH=cfg["detach_reset"], HAS_GS=gs is not None,
-                    HAS_GVSEQ=gvseq is not None, HAS_GULAST=gulast is not None, HAS_GVLAST=gvlast is not None,
-                    SAVED_Z=ctx.saved_z, BLOCK=block, **_launch_kw(h, block))
-        else:
-            gu0.zero_()
-            gv0.zero_()
-        return gx, gu0, gv0, None
-
-
-def cubalif_multistep(x_seq, u_init, v_init, *, du, dv, v_threshold, bias, detach_reset, surrogate,
-                      record_v=False):
-    """Current-based LIF over ``[T, ...]`` (see :mod:`snn.kernels.cubalif`).
-
-    Returns ``(spikes, u_last, v_last, v_seq | None)``."""
-    _check(x_seq, u_init, v_init)
-    shape = x_seq.shape
-    T, N = shape[0], math.prod(shape[1:])
-    x = x_seq.contiguous().view(T, N)
-    u0, v0 = _flat_state(u_init, x_seq, N), _flat_state(v_init, x_seq, N)
-    cfg = {"du": float(du), "dv": float(dv), "bias": float(bias), "v_threshold": float(v_threshold),
-           "detach_reset": bool(detach_reset), "record_v": bool(record_v), **_surrogate_cfg(surrogate)}
-    out = _CUBALIFFunction.apply(x, u0, v0, cfg)
-    spikes, u_last, v_last = out[0].view(shape), out[1].view(shape[1:]), out[2].view(shape[1:])
-    return spikes, u_last, v_last, (out[3].view(shape) if record_v else None)
+    sdt = state_dtype(x_seq.dtype)
+    st0 = torch.stack([flat_state(s, x_seq, sdt, f"{st.name}_init", who) for s, st in zip(states, spec.states)])
+    cfg = _Config(spec, step, _params(x_seq.device, (*values, a, c)), sum(1 << i for i, f in enumerate(flags) if f),
+                  spec.strict(strict_threshold), not detach_reset, kind, bool(record_v))
+    spikes, last, v_seq = NeuronFunction.apply(cfg, x, st0, *learn)
+    return (spikes.view(shape), tuple(s.view(shape[1:]) for s in last.unbind(0)),
+            v_seq.view(shape) if record_v else None)
