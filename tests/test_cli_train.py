@@ -4,7 +4,7 @@ import json
 import pytest
 
 from snn.cli import main
-from snn.train import load_model
+from snn.train import TrainConfig, load_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -35,7 +35,7 @@ def test_train_json_and_resume(tmp_path, capsys):
     assert "resumed from" in capsys.readouterr().out
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["epochs"] == 2
-    assert s["history"]["lr"][1] == pytest.approx(1e-3 * 0.5)  # the cosine schedule now spans 2 epochs
+    assert s["history"]["lr"][1] == pytest.approx(TrainConfig.lr * 0.5)  # the cosine schedule now spans 2 epochs
 
 
 @pytest.mark.parametrize("flags", [["--method", "hebb"], ["--model", "resnet"], ["--dataset", "mnist"],

@@ -11,8 +11,8 @@ from .dsr import DSRIF, DSRLIF, rate, weighted_rate
 from .memory import PeakMemory
 from .methods import BPTT, DSR, OTTT, make_method
 from .ottt import OnlineTraces
-from .trainer import CHECKPOINT_NAME, Trainer
+from .trainer import CHECKPOINT_NAME, SaturatedLayerWarning, SilentLayerWarning, Trainer
 
 __all__ = ["Trainer", "TrainConfig", "METHODS", "OPTIMIZERS", "load_model", "load_checkpoint", "save_checkpoint",
            "DSRIF", "DSRLIF", "rate", "weighted_rate", "PeakMemory", "BPTT", "DSR", "OTTT", "make_method",
-           "OnlineTraces", "CHECKPOINT_NAME"]
+           "OnlineTraces", "CHECKPOINT_NAME", "SilentLayerWarning", "SaturatedLayerWarning"]

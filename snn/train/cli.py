@@ -35,8 +35,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--T", type=positive_int, default=TrainConfig.T, help="time steps")
     p.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size,
-                   help="per process (global = this x processes)")
-    p.add_argument("--lr", type=positive_float, default=TrainConfig.lr)
+                   help="per process (global = this x processes); default: the data set's (digits 32, "
+                        "fashion-mnist 128)")
+    p.add_argument("--lr", type=positive_float, default=TrainConfig.lr,
+                   help=f"learning rate (default {TrainConfig.lr})")
     p.add_argument("--optimizer", default=TrainConfig.optimizer, choices=OPTIMIZERS)
     p.add_argument("--weight-decay", type=nonnegative_float, default=TrainConfig.weight_decay)
     p.add_argument("--seed", type=seed, default=TrainConfig.seed)
