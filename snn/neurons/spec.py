@@ -10,6 +10,8 @@ A :class:`NeuronSpec` says everything snn needs to run, differentiate, validate 
   compile-time flags (bit ``i`` of ``FLAGS`` is ``kernel_flags[i]``), computed from the validated values;
 * ``saved``: how many values the step saves per time step for the backward (``m = h - θ`` first, then the
   extra values its ``charge`` gives); the C++ functor's ``kSaved`` must equal it;
+* ``input_scale``: the typical magnitude of one step's input for the default parameters (the conformance
+  suite and the benchmarks draw inputs at this scale, so that neurons spike);
 * ``strict_threshold``: ``None`` when the module chooses (``H >= θ`` by default, ``H > θ`` when strict),
   ``True`` when the neuron always fires on ``H > θ`` (CUBALIF, as Lava);
 * the step, written three times with the same floating-point operation order (spikes are compared bit for bit):
@@ -188,6 +190,7 @@ class NeuronSpec:
     kernel_flags: tuple[str, ...] = ()
     learnable: int = 0
     saved: int = 1
+    input_scale: float = 1.0
     learned: tuple[Learned, ...] = ()
     to_kernel: Callable[[Mapping[str, Any]], Mapping[str, Any]] = _identity
     strict_threshold: bool | None = None

@@ -1,8 +1,8 @@
 """A user's C++ step, compiled on first use: the fused CPU loops of ``csrc/cpu/scan.h`` for a spec whose
 ``CppStep`` carries ``source=`` (no change to snn's sources, no rebuild of ``snn._C``).
 
-The source is compiled after ``#include "neuron_binding.h"`` (which brings ``neuron_math.h``: ``SNN_HD``,
-``fire``, the LIF pieces, in namespace ``snn``) and must define ``template <typename T, unsigned FLAGS> struct
+The source is compiled after ``#include "neuron_math.h"`` (``SNN_HD``, ``fire``, the LIF pieces, in namespace
+``snn``; ``<cmath>``) and must define ``template <typename T, unsigned FLAGS> struct
 <functor>`` with the members listed in :mod:`snn.neurons.spec`. The module is built with
 ``torch.utils.cpp_extension.load_inline`` for this machine's CPU (``-march=native``, never with FMA contraction
 or fast math: spikes stay bit-identical to the torch reference) and cached on disk under
@@ -25,8 +25,9 @@ from ..neurons.spec import SpecError
 
 __all__ = ["load", "cache_dir", "CFLAGS"]
 
+# -Wfatal-errors: a mistake in the user's source stops the build there (its message comes first and fast)
 CFLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-ffp-contract=off", "-fno-trapping-math",
-          "-DSNN_NO_CLONES")
+          "-DSNN_NO_CLONES", "-Wfatal-errors")
 _CSRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "csrc")
 _MODULES: dict = {}
 
@@ -46,7 +47,7 @@ def _headers_digest() -> str:
 
 
 def _module_source(functor: str, source: str) -> str:
-    return (f'#include "neuron_binding.h"\n\n{source}\n\n'
+    return (f'#include "neuron_math.h"\n\n{source}\n\n#include "neuron_binding.h"\n\n'
             f"PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {{\n"
             f"  snn::binding::bind_common(m);\n"
             f'  snn::binding::bind<{functor}>(m, "{functor}");\n}}\n')
@@ -67,20 +68,25 @@ def load(spec):
                         f"compiled from a source checkout of snn")
     text = _module_source(cpp.functor, cpp.source)
     key = hashlib.sha256("\0".join((text, _headers_digest(), " ".join(CFLAGS), torch.__version__)).encode())
-    name = f"snn_step_{spec.name}_{key.hexdigest()[:16]}"
-    if name in _MODULES:
-        return _MODULES[name]
-    compiler = _compiler()
-    if compiler is None:
-        raise SpecError(f"{who}: no C++ compiler ({os.environ.get('CXX', 'c++')} not found on PATH) to build its "
-                        f"C++ step {cpp.functor}; install one (g++) or run backend='torch'")
+    name = f"snn_step_{cpp.functor.replace('::', '_')}_{key.hexdigest()[:16]}"
+    if name not in _MODULES:
+        _MODULES[name] = _build(name, text, cpp.functor, who)
+    return _MODULES[name]
+
+
+def _build(name: str, text: str, functor: str, who: str):
+    """Build (or load from the cache) the module ``name``; a failed build leaves nothing in the cache."""
     from torch.utils.cpp_extension import load_inline
     build = os.path.join(cache_dir(), name)
+    cached = bool(glob.glob(os.path.join(build, f"{name}*.so")))
+    if not cached and _compiler() is None:
+        raise SpecError(f"{who}: no C++ compiler ({os.environ.get('CXX', 'c++')} not found on PATH) to build its "
+                        f"C++ step {functor}; install one (g++) or run backend='torch'")
     os.makedirs(build, exist_ok=True)
     try:
-        module = load_inline(name, cpp_sources=[text], extra_include_paths=[_CSRC], extra_cflags=list(CFLAGS),
-                             extra_ldflags=["-fopenmp"], build_directory=build, verbose=False)
+        return load_inline(name, cpp_sources=[text], extra_include_paths=[_CSRC], extra_cflags=list(CFLAGS),
+                           extra_ldflags=["-fopenmp"], build_directory=build, verbose=False)
     except (RuntimeError, OSError, ImportError) as e:
-        raise SpecError(f"{who}: building its C++ step {cpp.functor} failed:\n{e}") from e
-    _MODULES[name] = module
-    return module
+        if not cached:
+            shutil.rmtree(build, ignore_errors=True)
+        raise SpecError(f"{who}: building its C++ step {functor} failed:\n{e}") from e
