@@ -121,11 +121,13 @@ def _contenders(device: torch.device) -> dict[str, Callable]:
     from .. import ops
     out: dict[str, Callable] = {}
     mine = ("cuda", "triton", "torch") if device.type == "cuda" else ("cpp", "torch")
+    probe = torch.empty(0, device=device)
     for b in mine:
-        if b in ops.available_backends():
-            mod = ops.get_backend(b)
-            if mod.supports_device(device):
-                out[f"snn-{b}"] = _snn_fn(b)
+        try:
+            ops.resolve_backend(b, probe, "lif")
+        except RuntimeError:  # not built here, or cannot run this device
+            continue
+        out[f"snn-{b}"] = _snn_fn(b)
     for name, factory in (("spikingjelly", _spikingjelly), ("snntorch", _snntorch), ("norse", _norse)):
         try:
             out[name] = factory()
