@@ -13,7 +13,9 @@ Reference: :mod:`snn.neurons.eif`, with its operation order::
 import triton
 import triton.language as tl
 
-from .qif import bounded, div, grad_h, reset_v, unbounded
+from .lif import lif_grad_h
+from .qif import bounded, div, unbounded
+from .steps import lif_reset
 
 EXP_CAP: tl.constexpr = 80.0
 
@@ -29,7 +31,7 @@ def charge(x, st, p, FLAGS: tl.constexpr):
 
 @triton.jit
 def reset(h, theta, s, st, p, FLAGS: tl.constexpr):
-    return (reset_v(h, theta, s, p[5], FLAGS),)
+    return (lif_reset(h, s, theta, p[5], FLAGS & 1),)
 
 
 @triton.jit
@@ -37,6 +39,6 @@ def backward(sv, s, sg, gs, g, prev, x, p, FLAGS: tl.constexpr, KEEP: tl.constex
     tau, delta, theta_rh, rest, vth, vr = p
     h = sv[0] + vth
     u = div(sv[1] - theta_rh, delta)
-    gh = tl.where(unbounded(h), grad_h(h, vth, s, sg, gs, g[0], KEEP, vr, FLAGS), 0.0)
+    gh = tl.where(unbounded(h), lif_grad_h(g[0], gs, s, h, sg, vth, vr, FLAGS & 1, KEEP), 0.0)
     de = tl.where(u <= EXP_CAP, tl.exp(tl.minimum(u, EXP_CAP)), 0.0)
     return div(gh, tau), (gh * (1.0 + div(de - 1.0, tau)),), ()

@@ -4,8 +4,8 @@ EIF (:mod:`.eif`) and Izhikevich (:mod:`.izhikevich`) share with it.
 Reference: :mod:`snn.neurons.qif`, with its operation order (spikes bit-identical)::
 
     charge    H = B(V + (X + a0·(V - V_rest)·(V - V_c)) / tau);   θ = V_th;    saved: V (before)
-    reset     hard: V = H·(1 - S) + V_r·S;   soft: V = H - θ·S
-    backward  gH = [|H| < L]·(gS·σ + gV·(∂V/∂H + keep·∂V/∂S·σ));   gX = gH / tau
+    reset     hard: V = H·(1 - S) + V_r·S;   soft: V = H - θ·S               (LIF's, :mod:`.lif`)
+    backward  gH = [|H| < L]·(LIF's ∂L/∂H of the reset);   gX = gH / tau
               gV ← gH·(1 + a0·(2V - V_rest - V_c) / tau)
 
 ``B`` clamps to ``[-L, L]``, ``L = 2^100``. Divisions round to nearest (``div_rn`` in float32: Triton's ``/`` is
@@ -14,6 +14,9 @@ hard reset.
 """
 import triton
 import triton.language as tl
+
+from .lif import lif_grad_h
+from .steps import lif_reset
 
 LIMIT: tl.constexpr = 2.0 ** 100
 
@@ -50,24 +53,6 @@ def quadratic_dv(v, a0, rest, crit):
 
 
 @triton.jit
-def reset_v(h, theta, s, vr, FLAGS: tl.constexpr):
-    """Hard: V = H·(1 - S) + V_r·S;  soft: V = H - θ·S."""
-    if FLAGS & 1:
-        return h * (1.0 - s) + vr * s
-    else:
-        return h - theta * s
-
-
-@triton.jit
-def grad_h(h, theta, s, sg, gs, gv, keep, vr, FLAGS: tl.constexpr):
-    """gS·σ + gV·(∂V/∂H + keep·∂V/∂S·σ) of the reset above (before the bound's mask)."""
-    if FLAGS & 1:
-        return gs * sg + gv * ((1.0 - s) + keep * (vr - h) * sg)
-    else:
-        return gs * sg + gv * (1.0 - keep * theta * sg)
-
-
-@triton.jit
 def charge(x, st, p, FLAGS: tl.constexpr):
     tau, a0, rest, crit, vth, vr = p
     v = st[0]
@@ -77,12 +62,12 @@ def charge(x, st, p, FLAGS: tl.constexpr):
 
 @triton.jit
 def reset(h, theta, s, st, p, FLAGS: tl.constexpr):
-    return (reset_v(h, theta, s, p[5], FLAGS),)
+    return (lif_reset(h, s, theta, p[5], FLAGS & 1),)
 
 
 @triton.jit
 def backward(sv, s, sg, gs, g, prev, x, p, FLAGS: tl.constexpr, KEEP: tl.constexpr, LEARN: tl.constexpr):
     tau, a0, rest, crit, vth, vr = p
     h = sv[0] + vth
-    gh = tl.where(unbounded(h), grad_h(h, vth, s, sg, gs, g[0], KEEP, vr, FLAGS), 0.0)
+    gh = tl.where(unbounded(h), lif_grad_h(g[0], gs, s, h, sg, vth, vr, FLAGS & 1, KEEP), 0.0)
     return div(gh, tau), (gh * (1.0 + div(quadratic_dv(sv[1], a0, rest, crit), tau)),), ()

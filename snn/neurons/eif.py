@@ -43,7 +43,7 @@ EIF = NeuronSpec(
     name="eif", states=(State("v", init="v_reset"),),
     params=(TAU, Param("delta_T", 1.0, low=0.0, low_open=True, doc="sharpness Δ_T"),
             Param("theta_rh", 0.8, doc="rheobase threshold θ_rh"), V_THRESHOLD, V_REST, V_RESET),
-    kernel_params=("tau", "delta_T", "theta_rh", "v_rest", "v_threshold", "v_reset"), kernel_flags=("hard_reset",),
+    kernel_params=("tau", "delta_T", "theta_rh", "v_rest", "v_threshold", "v_reset"), kernel_flags=("hard_reset",), saved=2,
     to_kernel=lambda v: dict(tau=v["tau"], delta_T=v["delta_T"], theta_rh=v["theta_rh"], v_rest=v["v_rest"],
                              **hard_reset_kernel(v)),
     charge=_charge, reset=_reset, checks=(check_reset,),

@@ -50,7 +50,7 @@ IZHIKEVICH = NeuronSpec(
             Param("a", 0.0, doc="subthreshold coupling of W to V"),
             Param("b", 0.0, doc="jump of W per spike")),
     kernel_params=("tau", "a0", "v_rest", "v_c", "v_threshold", "v_reset", "a", "b", "tau_w", "w_rest"),
-    kernel_flags=("hard_reset",), to_kernel=_to_kernel, charge=_charge, reset=_reset,
+    kernel_flags=("hard_reset",), saved=3, to_kernel=_to_kernel, charge=_charge, reset=_reset,
     checks=(check_reset, check_rest_below_critical),
     cpp=CppStep("IzhikevichStep", header="neurons/izhikevich.h"), triton="snn.kernels.izhikevich",
     exports=refused_exports("Izhikevich"),
