@@ -96,6 +96,23 @@ void on_device(const Tensor& x, Cpu&& cpu, Gpu&& gpu) {
   cpu(at::get_num_threads());
 }
 
+// Runs the loops of F over `a` (ForwardArgs or BackwardArgs) on the device of `ref`.
+template <template <typename, unsigned> class F, typename Args>
+void launch(const Tensor& ref, Args& a, const ParamBlock& block, const StepOptions& o) {
+  a.params = block;
+  a.steps = ref.size(0);
+  a.n = ref.size(1);
+  on_device(
+      ref, [&](int threads) { cpu::run<F>(a, o, threads); },
+      [&](void* stream) {
+#ifdef SNN_WITH_CUDA
+        cuda::run<F>(a, o, stream);
+#else
+        (void)stream;
+#endif
+      });
+}
+
 template <typename T>
 T* ptr(const Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
@@ -135,18 +152,7 @@ struct Neuron {
         a.state_last[k] = last[k].data_ptr<scalar_t>();
       }
       for (size_t k = 0; k < saved.size(); ++k) a.saved[k] = saved[k].data_ptr<scalar_t>();
-      a.params = block;
-      a.steps = x.size(0);
-      a.n = x.size(1);
-      on_device(
-          x, [&](int threads) { cpu::forward<F>(a, o, threads); },
-          [&](void* stream) {
-#ifdef SNN_WITH_CUDA
-            cuda::forward<F>(a, o, stream);
-#else
-            (void)stream;
-#endif
-          });
+      launch<F>(x, a, block, o);
     });
     return {spikes, last, saved, v_seq};
   }
@@ -191,18 +197,7 @@ struct Neuron {
         a.state0[k] = state0[k].data_ptr<scalar_t>();
         a.grad_state0[k] = grad0[k].data_ptr<scalar_t>();
       }
-      a.params = block;
-      a.steps = ref.size(0);
-      a.n = ref.size(1);
-      on_device(
-          ref, [&](int threads) { cpu::backward<F>(a, o, threads); },
-          [&](void* stream) {
-#ifdef SNN_WITH_CUDA
-            cuda::backward<F>(a, o, stream);
-#else
-            (void)stream;
-#endif
-          });
+      launch<F>(ref, a, block, o);
     });
     return {grad_x, grad0, gp};
   }

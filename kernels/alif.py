@@ -10,7 +10,7 @@ Parameters ``(d, V_th, V_r, ρ, β)``; ``FLAGS`` as LIF's; saved: ``m`` and ``B`
 import triton
 import triton.language as tl
 
-from .steps import lif_charge, lif_decay_grad, lif_reset
+from .steps import lif_charge, lif_input_grads, lif_reset
 
 
 @triton.jit
@@ -42,14 +42,7 @@ def backward(sv, s, sg, gs, g, prev, x, p, FLAGS: tl.constexpr, KEEP: tl.constex
     else:
         gh = gz + gv
         gtheta = -gz - gv * s
-    if FLAGS & 2:
-        gx = gh * d
-    else:
-        gx = gh
-    if LEARN:
-        gp = (lif_decay_grad(gh, prev[0], x, vr, FLAGS & 2),)
-    else:
-        gp = ()
+    gx, gp = lif_input_grads(gh, prev, x, d, vr, FLAGS & 2, LEARN)
     return gx, (gh * (1.0 - d), rho * gb + beta * gtheta), gp
 
 

@@ -9,7 +9,7 @@
 import triton
 import triton.language as tl
 
-from .steps import lif_charge, lif_decay_grad, lif_reset
+from .steps import lif_charge, lif_input_grads, lif_reset
 
 
 @triton.jit
@@ -41,14 +41,7 @@ def lif_grad_h(gv, gs, s, h, sg, theta, vr, HARD: tl.constexpr, KEEP: tl.constex
 def backward(sv, s, sg, gs, g, prev, x, p, FLAGS: tl.constexpr, KEEP: tl.constexpr, LEARN: tl.constexpr):
     d, vth, vr = p[0], p[1], p[2]
     gh = lif_grad_h(g[0], gs, s, sv[0] + vth, sg, vth, vr, FLAGS & 1, KEEP)
-    if FLAGS & 2:
-        gx = gh * d
-    else:
-        gx = gh
-    if LEARN:
-        gp = (lif_decay_grad(gh, prev[0], x, vr, FLAGS & 2),)
-    else:
-        gp = ()
+    gx, gp = lif_input_grads(gh, prev, x, d, vr, FLAGS & 2, LEARN)
     return gx, (gh * (1.0 - d),), gp
 
 

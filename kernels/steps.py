@@ -131,9 +131,18 @@ def lif_reset(h, s, theta, vr, HARD: tl.constexpr):
 
 
 @triton.jit
-def lif_decay_grad(gh, vprev, x, vr, DECAY_INPUT: tl.constexpr):
-    """gH·∂H/∂d: ``gH·(X - (V[t-1] - V_r))`` (decay_input) or ``-gH·(V[t-1] - V_r)``."""
+def lif_input_grads(gh, prev, x, d, vr, DECAY_INPUT: tl.constexpr, LEARN: tl.constexpr):
+    """``(∂L/∂X, (∂L/∂d,) with LEARN else ())`` of a LIF charge from ``gH``: ``∂L/∂X = gH·d`` (decay_input) or
+    ``gH``; ``∂L/∂d = gH·(X - (V[t-1] - V_r))`` (decay_input) or ``-gH·(V[t-1] - V_r)``, ``V[t-1] = prev[0]``."""
     if DECAY_INPUT:
-        return gh * (x - (vprev - vr))
+        gx = gh * d
     else:
-        return -(gh * (vprev - vr))
+        gx = gh
+    if LEARN:
+        if DECAY_INPUT:
+            gp = (gh * (x - (prev[0] - vr)),)
+        else:
+            gp = (-(gh * (prev[0] - vr)),)
+    else:
+        gp = ()
+    return gx, gp

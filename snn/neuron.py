@@ -35,9 +35,12 @@ from .base import MemoryModule, guard_carried_state, watch_backward
 from .checks import check_bool, check_real_tensor, check_sequence
 from .neurons import alif as _alif
 from .neurons import cubalif as _cubalif
+from .neurons import eif as _eif
+from .neurons import izhikevich as _izhikevich
 from .neurons import lif as _lif
+from .neurons import qif as _qif
 
-__all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "ALIF", "CUBALIF"]
+__all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "ALIF", "CUBALIF", "QIF", "EIF", "Izhikevich"]
 
 
 class BaseNeuron(MemoryModule):
@@ -243,6 +246,27 @@ class CUBALIF(BaseNeuron):
 
     def __init__(self, du: float = 0.5, dv: float = 0.5, v_threshold: float = 1.0, bias: float = 0.0, **kw):
         super().__init__(du=du, dv=dv, v_threshold=v_threshold, bias=bias, **kw)
+
+
+class QIF(BaseNeuron):
+    """Quadratic integrate-and-fire (SpikingJelly's ``QIFNode``); parameters and equations in
+    :mod:`snn.neurons.qif`."""
+
+    spec = _qif.QIF
+
+
+class EIF(BaseNeuron):
+    """Exponential integrate-and-fire (SpikingJelly's ``EIFNode``); parameters and equations in
+    :mod:`snn.neurons.eif`."""
+
+    spec = _eif.EIF
+
+
+class Izhikevich(BaseNeuron):
+    """Izhikevich neuron (SpikingJelly's ``IzhikevichNode``): a quadratic membrane with an adaptation current;
+    parameters and equations in :mod:`snn.neurons.izhikevich`."""
+
+    spec = _izhikevich.IZHIKEVICH
 
 
 def __getattr__(name: str):

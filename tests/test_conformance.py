@@ -28,6 +28,8 @@ import tempfile
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -160,7 +162,7 @@ def check(spec, backend, dtype_name, mode, kind, flags, strict, detach, T=T_STEP
 
 def nearest_margin(spec, x, states, params, flags) -> float:
     """The smallest |h - θ| over a float64 run of the torch step (0 when a neuron meets its threshold)."""
-    p, f = spec.namespaces([float(v) for v in params], flags)
+    p, f = spec.namespaces([float(v.detach()) if isinstance(v, torch.Tensor) else v for v in params], flags)
     st, low = tuple(s.detach() for s in states), float("inf")
     with torch.no_grad():
         for xt in x:
@@ -319,6 +321,22 @@ def test_triton_matches_reference(triton_worker, name):
         triton_worker(dict(spec=name, dtype=dtype, mode=mode, kind=kind, flags=list(flags), strict=strict,
                            detach=detach))
     triton_worker(dict(spec=name, gradcheck=True))
+
+
+@pytest.mark.skipif(not COMPILED, reason="snn._C is not built")
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_larger_shapes_sampled(data):
+    """Larger, awkward shapes (N not a multiple of the vector width or of the 1024-neuron chunk, T up to 24) on
+    the compiled backends, for sampled specs, dtypes, step modes, surrogates and variants."""
+    backend = data.draw(st.sampled_from(COMPILED))
+    spec = data.draw(st.sampled_from([s for s in SPECS if _runs(s, backend)]))
+    flags, strict, detach = data.draw(st.sampled_from(variants(spec)))
+    shape = data.draw(st.sampled_from([(1031,), (3, 517), (2, 2, 263), (2049,)]))
+    check(spec, backend, data.draw(st.sampled_from(DTYPES)), data.draw(st.sampled_from(MODES)),
+          data.draw(st.sampled_from(KINDS)), flags, strict, detach, T=data.draw(st.integers(1, 24)), shape=shape,
+          seed=data.draw(st.integers(0, 2**16)), device=_device(backend))
 
 
 def test_the_triton_plan_covers_every_surrogate_variant_dtype_and_mode():

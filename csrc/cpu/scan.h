@@ -181,16 +181,16 @@ void backward_loop(const BackwardArgs<T>& a, const StepOptions& o, int threads) 
       a.grad_params[j] = ordered_sum(partial.begin() + j * columns, partial.begin() + (j + 1) * columns);
 }
 
-// Entry points: the runtime options turned into template arguments.
+// Entry points (forward or backward by the arguments): the runtime options turned into template arguments.
 template <template <typename, unsigned> class F, typename T>
-void forward(const ForwardArgs<T>& a, const StepOptions& o, int threads) {
+void run(const ForwardArgs<T>& a, const StepOptions& o, int threads) {
   dispatch_flags<F<T, 0>::kFlags>(o.flags, [&](auto fl) {
     dispatch_bool(o.strict, [&](auto strict) { forward_loop<F<T, fl.value>, strict.value>(a, threads); });
   });
 }
 
 template <template <typename, unsigned> class F, typename T>
-void backward(const BackwardArgs<T>& a, const StepOptions& o, int threads) {
+void run(const BackwardArgs<T>& a, const StepOptions& o, int threads) {
   dispatch_flags<F<T, 0>::kFlags>(o.flags, [&](auto fl) {
     using Fn = F<T, fl.value>;
     dispatch_kind(o.surrogate, [&](auto k) {

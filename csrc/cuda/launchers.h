@@ -10,9 +10,9 @@ namespace snn {
 namespace cuda {
 
 template <template <typename, unsigned> class F, typename T>
-void forward(const ForwardArgs<T>& a, const StepOptions& o, void* stream);
+void run(const ForwardArgs<T>& a, const StepOptions& o, void* stream);
 template <template <typename, unsigned> class F, typename T>
-void backward(const BackwardArgs<T>& a, const StepOptions& o, void* stream);
+void run(const BackwardArgs<T>& a, const StepOptions& o, void* stream);
 
 }  // namespace cuda
 }  // namespace snn

@@ -5,11 +5,11 @@
 namespace snn {
 namespace cuda {
 
-#define SNN_CUDA_INSTANTIATE(F)                                                          \
-  template void forward<F, float>(const ForwardArgs<float>&, const StepOptions&, void*);    \
-  template void forward<F, double>(const ForwardArgs<double>&, const StepOptions&, void*);  \
-  template void backward<F, float>(const BackwardArgs<float>&, const StepOptions&, void*);  \
-  template void backward<F, double>(const BackwardArgs<double>&, const StepOptions&, void*);
+#define SNN_CUDA_INSTANTIATE(F)                                                       \
+  template void run<F, float>(const ForwardArgs<float>&, const StepOptions&, void*);     \
+  template void run<F, double>(const ForwardArgs<double>&, const StepOptions&, void*);   \
+  template void run<F, float>(const BackwardArgs<float>&, const StepOptions&, void*);    \
+  template void run<F, double>(const BackwardArgs<double>&, const StepOptions&, void*);
 SNN_BUILTIN_NEURONS(SNN_CUDA_INSTANTIATE)
 
 }  // namespace cuda

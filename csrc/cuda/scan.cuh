@@ -77,7 +77,7 @@ __global__ void backward_kernel(BackwardArgs<T> a, T sa, T sc, T keep, double* p
 }
 
 template <template <typename, unsigned> class F, typename T>
-void forward(const ForwardArgs<T>& a, const StepOptions& o, void* stream) {
+void run(const ForwardArgs<T>& a, const StepOptions& o, void* stream) {
   if (a.n == 0) return;
   dispatch_flags<F<T, 0>::kFlags>(o.flags, [&](auto fl) {
     dispatch_bool(o.strict, [&](auto strict) {
@@ -88,7 +88,7 @@ void forward(const ForwardArgs<T>& a, const StepOptions& o, void* stream) {
 }
 
 template <template <typename, unsigned> class F, typename T>
-void backward(const BackwardArgs<T>& a, const StepOptions& o, void* stream) {
+void run(const BackwardArgs<T>& a, const StepOptions& o, void* stream) {
   constexpr int NL = F<T, 0>::kLearnable;
   cudaStream_t s = as_stream(stream);
   const bool learn = NL > 0 && a.grad_params != nullptr;

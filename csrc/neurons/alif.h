@@ -1,4 +1,4 @@
-// ALIF step (snn/neurons/alif.py): LIF's membrane with the threshold θ = V_th + β·B.
+// ALIF step (snn/neurons/alif.py): LIF's membrane (LIFStep) with the threshold θ = V_th + β·B.
 //
 //   charge    H = LIF charge of V;   θ = V_th + β·B;   saved: m = H - θ and B (the state before)
 //   reset     V = S ? V_r : H  (HARD)    V = S ? H - θ : H  (soft);    B ← ρ·B + S
@@ -8,18 +8,18 @@
 //             ∂L/∂X = gH·∂H/∂X;   gV ← gH·(1 - d);   gB ← ρ·gB + β·gθ;   ∂L/∂d += gH·∂H/∂d
 #pragma once
 
-#include "neuron_math.h"
+#include "neurons/lif.h"
 
 namespace snn {
 
 template <typename T, unsigned FLAGS>
-struct ALIFStep {
-  static constexpr bool HARD = FLAGS & 1u, DI = FLAGS & 2u;  // kernel flags: hard_reset, decay_input
+struct ALIFStep : LIFStep<T, FLAGS> {
+  using Base = LIFStep<T, FLAGS>;
+  using Base::d, Base::vth, Base::vr, Base::HARD, Base::DI;
   static constexpr int kStates = 2, kSaved = 2, kParams = 5, kLearnable = 1, kRecord = 0, kFlags = 2;
-  T d, vth, vr, rho, beta;
+  T rho, beta;  // parameters 3, 4 (after LIF's decay, v_threshold, v_reset)
 
-  SNN_HD explicit ALIFStep(const double* p)
-      : d(T(p[0])), vth(T(p[1])), vr(T(p[2])), rho(T(p[3])), beta(T(p[4])) {}
+  SNN_HD explicit ALIFStep(const double* p) : Base(p), rho(T(p[3])), beta(T(p[4])) {}
 
   SNN_HD T threshold(T b) const { return vth + beta * b; }
 
@@ -39,10 +39,8 @@ struct ALIFStep {
     const T gm = (gs + g[1] + keep * g[0] * lif_dv_ds<HARD>(h, theta, vr)) * sg;
     const T gh = g[0] * lif_dv_dh<HARD>(s) + gm;
     const T gtheta = -gm - (HARD ? T(0) : g[0] * s);
-    g[0] = gh * (T(1) - d);
     g[1] = rho * g[1] + beta * gtheta;
-    if (LEARN) gp[0] = gh * lif_dh_dd<DI>(prev[0], x, vr);
-    return gh * lif_dh_dx<DI, T>(d);
+    return Base::template input_grads<LEARN>(gh, g, prev, x, gp);
   }
   SNN_HD void restore(const T* sv, T s, T* st) const {
     const T theta = threshold(sv[1]);

@@ -29,6 +29,11 @@ struct LIFStep {
   SNN_HD T backward(const T* sv, T s, T sg, T gs, T keep, T* g, const T* prev, T x, T* gp) const {
     const T h = sv[0] + vth;
     const T gh = gs * sg + g[0] * (lif_dv_dh<HARD>(s) + keep * lif_dv_ds<HARD>(h, vth, vr) * sg);
+    return input_grads<LEARN>(gh, g, prev, x, gp);
+  }
+  // From gH: g[0] ← ∂L/∂V[t-1] = gH·(1 - d), the decay gradient, and the returned ∂L/∂X (shared with ALIF).
+  template <bool LEARN>
+  SNN_HD T input_grads(T gh, T* g, const T* prev, T x, T* gp) const {
     g[0] = gh * (T(1) - d);
     if (LEARN) gp[0] = gh * lif_dh_dd<DI>(prev[0], x, vr);
     return gh * lif_dh_dx<DI, T>(d);
