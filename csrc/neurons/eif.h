@@ -22,11 +22,14 @@ struct EIFStep {
       : tau(T(p[0])), delta(T(p[1])), theta_rh(T(p[2])), rest(T(p[3])), vth(T(p[4])), vr(T(p[5])) {}
 
   SNN_HD T exponent(T v) const { return (v - theta_rh) / delta; }
+  // exp(u) for u <= 80: neuron_math.h's exp_nonpositive, whose polynomial and 2^n scaling hold for arguments up
+  // to 88 (~1 ulp); it vectorises, where the library expf in the loop would not (the device uses expf).
+  SNN_HD static T exp_capped(T u) { return exp_nonpositive(u); }
   SNN_HD static T capped(T u) { return u > T(80) ? T(80) : u; }
 
   SNN_HD void charge(T x, T* st, T& h, T& theta, T* sv) const {
     const T v = st[0];
-    h = bounded(v + (x + rest - v + delta * exp_t(capped(exponent(v)))) / tau);
+    h = bounded(v + (x + rest - v + delta * exp_capped(capped(exponent(v)))) / tau);
     theta = vth;
     sv[1] = v;
   }
@@ -37,7 +40,7 @@ struct EIFStep {
     const T h = sv[0] + vth, u = exponent(sv[1]);
     const T gh0 = gs * sg + g[0] * (lif_dv_dh<HARD>(s) + keep * lif_dv_ds<HARD>(h, vth, vr) * sg);
     const T gh = unbounded(h) ? gh0 : T(0);
-    g[0] = gh * (T(1) + ((u <= T(80) ? exp_t(u) : T(0)) - T(1)) / tau);
+    g[0] = gh * (T(1) + ((u <= T(80) ? exp_capped(capped(u)) : T(0)) - T(1)) / tau);
     return gh / tau;
   }
   SNN_HD void restore(const T* sv, T s, T* st) const { st[0] = lif_reset<HARD>(sv[0] + vth, s, vth, vr); }

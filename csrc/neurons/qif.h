@@ -33,16 +33,6 @@ struct Quadratic {
   SNN_HD T dv(T v) const { return a0 * (T(2) * v - rest - crit); }
 };
 
-// exp in the state dtype (the CUDA device overloads on the GPU, <cmath> on the host).
-template <typename T>
-SNN_HD T exp_t(T x) {
-#if defined(__CUDA_ARCH__)
-  return exp(x);
-#else
-  return std::exp(x);
-#endif
-}
-
 template <typename T, unsigned FLAGS>
 struct QIFStep {
   static constexpr bool HARD = FLAGS & 1u;  // kernel flag: hard_reset
