@@ -4,7 +4,8 @@ Reference: :mod:`snn.neurons.izhikevich`, with its operation order::
 
     charge    H = B(V + (X + a0·(V - V_rest)·(V - V_c) - W) / tau);   θ = V_th;   saved: V, W (before)
     reset     W ← B(W + (a·(H - V_rest) - W) / tau_w + b·S);   hard: V = H·(1 - S) + V_r·S;   soft: V = H - θ·S
-    backward  gW' = [|W'| < L]·gW;   gH = [|H| < L]·(gS·σ + gV·(∂V/∂H + keep·∂V/∂S·σ) + gW'·(a / tau_w + b·σ))
+    backward  gW' = [|W'| < L]·gW
+              gH = [|H| < L]·(gS·σ + gV·(∂V/∂H + keep·∂V/∂S·σ) + gW'·(a / tau_w + b·σ))
               gX = gH / tau;   gV ← gH·(1 + a0·(2V - V_rest - V_c) / tau);   gW ← gW'·(1 - 1/tau_w) - gH / tau
 
 ``p = (tau, a0, v_rest, v_c, v_threshold, v_reset, a, b, tau_w, w_rest)``; ``FLAGS`` bit 0: hard reset.

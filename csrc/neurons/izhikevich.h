@@ -6,7 +6,8 @@
 //   backward  (gV, gW carried; σ = σ'(m); H = m + θ; W' the new W; the spike in W is never detached)
 //             gW' = [|W'| < L]·gW
 //             gH = [|H| < L]·(gS·σ + gV·(∂V/∂H + keep·∂V/∂S·σ) + gW'·(a / tau_w + b·σ))
-//             ∂L/∂X = gH / tau;   gV ← gH·(1 + a0·(2V - V_rest - V_c) / tau);   gW ← gW'·(1 - 1/tau_w) - gH / tau
+//             ∂L/∂X = gH / tau;   gV ← gH·(1 + a0·(2V - V_rest - V_c) / tau)
+//             gW ← gW'·(1 - 1/tau_w) - gH / tau
 #pragma once
 
 #include "neurons/qif.h"

@@ -78,7 +78,8 @@ V_RESET = Param("v_reset", -0.1, optional=True, doc="V_reset; None: soft reset (
 QIF = NeuronSpec(
     name="qif", states=(State("v", init="v_reset"),),
     params=(TAU, V_C, A0, V_THRESHOLD, V_REST, V_RESET),
-    kernel_params=("tau", "a0", "v_rest", "v_c", "v_threshold", "v_reset"), kernel_flags=("hard_reset",), saved=2,
+    kernel_params=("tau", "a0", "v_rest", "v_c", "v_threshold", "v_reset"), kernel_flags=("hard_reset",),
+    saved=2,
     to_kernel=lambda v: dict(tau=v["tau"], a0=v["a0"], v_rest=v["v_rest"], v_c=v["v_c"], **hard_reset_kernel(v)),
     charge=_charge, reset=_reset, checks=(check_reset, check_rest_below_critical),
     cpp=CppStep("QIFStep", header="neurons/qif.h"), triton="snn.kernels.qif",
