@@ -10,6 +10,8 @@ Reference: :mod:`snn.neurons.eif`, with its operation order::
 
 ``p = (tau, delta_T, theta_rh, v_rest, v_threshold, v_reset)``; ``FLAGS`` bit 0: hard reset.
 """
+import os
+
 import triton
 import triton.language as tl
 
@@ -17,14 +19,28 @@ from .lif import lif_grad_h
 from .qif import bounded, div, unbounded
 from .steps import lif_reset
 
-EXP_CAP: tl.constexpr = 80.0
+EXP_CAP = tl.constexpr(80.0)
+
+if os.environ.get("TRITON_INTERPRET") == "1":
+    @triton.jit
+    def exp(u):
+        """exp(u) (numpy's under the interpreter)."""
+        return tl.exp(u)
+else:
+    from triton.language.extra import libdevice
+
+    @triton.jit
+    def exp(u):
+        """exp(u): the device library's expf/exp, as torch and the CUDA step compute it (tl.exp is the
+        approximate ex2 in float32)."""
+        return libdevice.exp(u)
 
 
 @triton.jit
 def charge(x, st, p, FLAGS: tl.constexpr):
     tau, delta, theta_rh, rest, vth, vr = p
     v = st[0]
-    e = tl.exp(tl.minimum(div(v - theta_rh, delta), EXP_CAP))
+    e = exp(tl.minimum(div(v - theta_rh, delta), EXP_CAP))
     h = bounded(v + div(x + rest - v + delta * e, tau))
     return h, vth, st, (v,)
 
@@ -40,5 +56,5 @@ def backward(sv, s, sg, gs, g, prev, x, p, FLAGS: tl.constexpr, KEEP: tl.constex
     h = sv[0] + vth
     u = div(sv[1] - theta_rh, delta)
     gh = tl.where(unbounded(h), lif_grad_h(g[0], gs, s, h, sg, vth, vr, FLAGS & 1, KEEP), 0.0)
-    de = tl.where(u <= EXP_CAP, tl.exp(tl.minimum(u, EXP_CAP)), 0.0)
+    de = tl.where(u <= EXP_CAP, exp(tl.minimum(u, EXP_CAP)), 0.0)
     return div(gh, tau), (gh * (1.0 + div(de - 1.0, tau)),), ()

@@ -18,7 +18,7 @@ import triton.language as tl
 from .lif import lif_grad_h
 from .steps import lif_reset
 
-LIMIT: tl.constexpr = 2.0 ** 100
+LIMIT = tl.constexpr(2.0 ** 100)
 
 
 @triton.jit
