@@ -98,7 +98,7 @@ void run(const BackwardArgs<T>& a, const StepOptions& o, void* stream) {
   }
   const int64_t blocks = grid_for(a.n);
   Partials partial(learn ? blocks * NL : 0, s);
-  const T a = T(o.a), c = T(o.c), keep = o.detach_reset ? T(0) : T(1);
+  const T sa = T(o.a), sc = T(o.c), keep = o.detach_reset ? T(0) : T(1);
   dispatch_flags<F<T, 0>::kFlags>(o.flags, [&](auto fl) {
     using Fn = F<T, fl.value>;
     dispatch_kind(o.surrogate, [&](auto k) {
