@@ -56,7 +56,7 @@ def hard_reset_kernel(values) -> dict:
 
 def refused_exports(neuron: str) -> dict:
     """``exports`` of a neuron that neither NIR nor Loihi can express: export is an error naming the reason."""
-    return {"nir": {"refuse": f"NIR has no {neuron} node (its neurons are IF, LI, LIF and CubaLIF)"},
+    return {"nir": {"refuse": f"NIR has no {neuron} node (its neuron nodes are I, LI, IF, LIF, CubaLI and CubaLIF)"},
             "loihi": {"refuse": f"Loihi runs the CUBA LIF neuron only, which cannot express {neuron}'s dynamics"}}
 
 
