@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from dyadic import dyadic_weights_
 
 import snn
 from snn.export.loihi import (RANGES, LoihiRangeError, LoweringError, QATNet, Recurrent, emulate_fixed, emulate_float,
@@ -185,14 +186,7 @@ def tie_net(strict: bool, seed: int = 0):
                         nn.Linear(8, 7), LIF(tau=2.0, v_threshold=0.5, **kw),
                         nn.Linear(7, 5, bias=False), LIF(tau=2.0, v_threshold=0.75, decay_input=False, **kw),
                         nn.Linear(5, 4, bias=False), CUBALIF(du=1.0, dv=0.5, v_threshold=0.5, bias=0.25))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net:
-            if isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randint(0, 4, m.weight.shape, generator=g) / 4)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randint(-1, 2, m.bias.shape, generator=g) / 4)
-    return net
+    return dyadic_weights_(net, seed)
 
 
 def tie_input(seed: int = 1, T: int = 12, B: int = 3):

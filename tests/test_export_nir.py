@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from dyadic import dyadic_weights_
 
 import snn
 from snn import layers
@@ -125,14 +126,7 @@ def _tie_net(strict: bool):
     net = nn.Sequential(nn.Linear(4, 6, bias=False), IF(v_threshold=1.0, v_reset=0.0, **kw),
                         nn.Linear(6, 5), LIF(tau=2.0, v_threshold=0.5, v_reset=-0.25, **kw),
                         nn.Linear(5, 3, bias=False), LIF(tau=2.0, v_threshold=0.75, decay_input=False, **kw))
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for m in net:
-            if isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randint(0, 4, m.weight.shape, generator=g) / 4)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randint(-1, 2, m.bias.shape, generator=g) / 4)
-    return net
+    return dyadic_weights_(net, 3)
 
 
 def _ties_matter(net, x) -> bool:
