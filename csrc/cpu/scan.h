@@ -26,8 +26,8 @@
 namespace snn {
 namespace cpu {
 
-// One time step over a chunk: st[k][i] in place, spikes and saved values written.
-template <typename Fn, bool STRICT, typename T>
+// One time step over a chunk: st[k][i] in place, spikes (and with SAVE the saved values) written.
+template <typename Fn, bool STRICT, bool SAVE, typename T>
 SNN_SIMD_CLONES void forward_chunk(const Fn f, const T* __restrict x, T* __restrict s, T* const* st_in,
                                    T* const* sv_in, int64_t len) {
   constexpr int NS = Fn::kStates, NV = Fn::kSaved;
@@ -46,7 +46,8 @@ SNN_SIMD_CLONES void forward_chunk(const Fn f, const T* __restrict x, T* __restr
     f.reset(h, theta, si, v);
     s[i] = si;
     for (int k = 0; k < NS; ++k) st[k][i] = v[k];
-    for (int k = 0; k < NV; ++k) sv[k][i] = w[k];
+    if (SAVE)
+      for (int k = 0; k < NV; ++k) sv[k][i] = w[k];
   }
 }
 
@@ -91,7 +92,7 @@ SNN_SIMD_CLONES void backward_chunk(const Fn f, const T* const* sv_in, const T* 
   }
 }
 
-template <typename Fn, bool STRICT, typename T>
+template <typename Fn, bool STRICT, bool SAVE, typename T>
 void forward_loop(const ForwardArgs<T>& a, int threads) {
   constexpr int NS = Fn::kStates, NV = Fn::kSaved;
   const Fn f(a.params.v);
@@ -114,7 +115,7 @@ void forward_loop(const ForwardArgs<T>& a, int threads) {
         T* svc[NV];
         for (int k = 0; k < NS; ++k) stc[k] = st[k] + c;
         for (int k = 0; k < NV; ++k) svc[k] = sv[k].dst(off);
-        forward_chunk<Fn, STRICT>(f, a.x + off, s.dst(off), stc, svc, m);
+        forward_chunk<Fn, STRICT, SAVE>(f, a.x + off, s.dst(off), stc, svc, m);
         s.flush(off, m);
         for (auto& w : sv) w.flush(off, m);
         record(a.v_seq, off, st[Fn::kRecord] + c, m, stream);
@@ -185,7 +186,10 @@ void backward_loop(const BackwardArgs<T>& a, const StepOptions& o, int threads) 
 template <template <typename, unsigned> class F, typename T>
 void run(const ForwardArgs<T>& a, const StepOptions& o, int threads) {
   dispatch_flags<F<T, 0>::kFlags>(o.flags, [&](auto fl) {
-    dispatch_bool(o.strict, [&](auto strict) { forward_loop<F<T, fl.value>, strict.value>(a, threads); });
+    dispatch_bool(o.strict, [&](auto strict) {
+      dispatch_bool(a.saved[0] != nullptr,
+                    [&](auto save) { forward_loop<F<T, fl.value>, strict.value, save.value>(a, threads); });
+    });
   });
 }
 

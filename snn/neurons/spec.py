@@ -14,6 +14,8 @@ A :class:`NeuronSpec` says everything snn needs to run, differentiate, validate 
   suite and the benchmarks draw inputs at this scale, so that neurons spike);
 * ``strict_threshold``: ``None`` when the module chooses (``H >= θ`` by default, ``H > θ`` when strict),
   ``True`` when the neuron always fires on ``H > θ`` (CUBALIF, as Lava);
+* ``exports``: how the neuron maps to each export format, or that it does not (read by
+  :mod:`snn.export.registry`, which documents the entries);
 * the step, written three times with the same floating-point operation order (spikes are compared bit for bit):
   ``charge``/``reset`` in torch (the ground truth), a C++ functor (:class:`CppStep`) and Triton functions
   (:class:`TritonStep`).
