@@ -125,6 +125,9 @@ const T* ptr(const OptTensor& t) {
 template <template <typename, unsigned> class F>
 struct Neuron {
   using Info = F<float, 0>;
+  static_assert(Info::kStates >= 1 && Info::kStates <= kMaxStates, "a step functor has 1..kMaxStates states");
+  static_assert(Info::kSaved >= 1 && Info::kSaved <= kMaxSaved, "a step functor saves 1..kMaxSaved values");
+  static_assert(Info::kParams <= kMaxParams && Info::kLearnable <= Info::kParams, "kParams <= kMaxParams");
   std::string name;
 
   // -> (spikes, states after the last step, saved sequences (empty unless save), v_seq (undefined unless record))

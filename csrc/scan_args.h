@@ -13,7 +13,6 @@ namespace snn {
 constexpr int kMaxStates = 4;     // state variables of a neuron, at most
 constexpr int kMaxSaved = 4;      // values saved per step, at most
 constexpr int kMaxParams = 16;    // kernel parameters, at most
-constexpr int kMaxLearnable = 4;  // parameters with a gradient, at most
 
 // The parameter block of a step functor (float64, in the spec's kernel_params order), passed by value.
 struct ParamBlock {

@@ -241,9 +241,6 @@ class NeuronSpec:
             raise SpecError(f"{who}: duplicate names in kernel_params or states")
 
     # -- parameters ------------------------------------------------------------------------------------
-    def defaults(self) -> dict:
-        return {p.name: p.default for p in self.params}
-
     def validate(self, values: Mapping[str, Any], who: str) -> dict:
         """The module parameters checked once (finite, in range, flags True/False, cross-parameter checks),
         with defaults for the missing ones; unknown names are an error."""
