@@ -138,23 +138,38 @@ class Kernel:
         self.states = info["states"]
 
 
-_KERNELS: dict = {}
+_KERNELS: dict = {}  # id(spec) -> (spec, Kernel); the spec is held so that its id stays its own
 
 
 def kernel(spec) -> Kernel:
     """The :class:`Kernel` of ``spec``: from ``snn._C`` for a built-in functor, else compiled on first use."""
-    k = _KERNELS.get(spec)
-    if k is None:
-        if spec.cpp.header is not None:
-            if _C is None or not hasattr(_C, f"{spec.cpp.functor}_forward"):
-                raise SpecError(f"neuron spec {spec.name!r}: snn._C has no functor {spec.cpp.functor} (is "
-                                f"{spec.cpp.header} listed in csrc/neurons/builtin.h? rebuild with make build)")
-            module = _C
-        else:
-            from .compile import load
-            module = load(spec)
-        k = _KERNELS[spec] = Kernel(spec, module)
+    hit = _KERNELS.get(id(spec))
+    if hit is not None:
+        return hit[1]
+    if spec.cpp.header is None:
+        from .compile import load
+        module = load(spec)
+    elif _C is not None and hasattr(_C, f"{spec.cpp.functor}_forward"):
+        module = _C
+    else:
+        raise SpecError(f"neuron spec {spec.name!r}: snn._C has no functor {spec.cpp.functor} (is "
+                        f"{spec.cpp.header} listed in csrc/neurons/builtin.h? rebuild with make build)")
+    k = Kernel(spec, module)
+    _KERNELS[id(spec)] = (spec, k)
     return k
+
+
+_CACHE: dict = {}
+
+
+def _cached(key, make):
+    """``make()`` once per ``key`` (parameter blocks and options recur from call to call: no allocation each)."""
+    value = _CACHE.get(key)
+    if value is None:
+        if len(_CACHE) > 512:
+            _CACHE.clear()
+        value = _CACHE[key] = make()
+    return value
 
 
 @dataclass(frozen=True)
@@ -213,9 +228,10 @@ def run(spec, x_seq, states, params, flags, *, surrogate, detach_reset, strict_t
     T, n = x_seq.shape[0], math.prod(x_seq.shape[1:])
     x = x_seq.to(dt).reshape(T, n).contiguous()
     st0 = [flat_state(s, x_seq, dt, f"{st.name}_init", who) for s, st in zip(states, spec.states)]
-    mask = sum(1 << i for i, f in enumerate(flags) if f)
-    cfg = _Config(torch.tensor(values, dtype=torch.float64),
-                  k.options(mask, spec.strict(strict_threshold), bool(detach_reset), kind, a, c), bool(record_v))
+    opts = (sum(1 << i for i, f in enumerate(flags) if f), spec.strict(strict_threshold), bool(detach_reset), kind,
+            a, c)
+    cfg = _Config(_cached(tuple(map(float.hex, values)), lambda: torch.tensor(values, dtype=torch.float64)),
+                  _cached((k, *opts), lambda: k.options(*opts)), bool(record_v))
     if needs_grad(x, *st0, *learn):
         s, *last, v_seq = NeuronFunction.apply(k, cfg, x, *st0, *learn)
     else:
