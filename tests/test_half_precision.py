@@ -9,8 +9,6 @@ and hide a state that is rounded to the input dtype.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 
 import pytest
@@ -21,6 +19,7 @@ from hypothesis import strategies as st
 import snn
 from snn import surrogate as sg
 from snn.neuron import ALIF, CUBALIF, IF, LIF, PLIF
+from triton_interp import run_triton_main
 
 FAMILIES = {
     "IF": lambda **k: IF(**k),
@@ -165,11 +164,7 @@ def _triton_main() -> None:
 
 
 def test_triton_same_spikes_as_float32_state_reference():
-    pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--triton"], env=env, capture_output=True,
-                       text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert r.returncode == 0 and "triton ok" in r.stdout, r.stderr[-3000:]
+    run_triton_main(__file__)
 
 
 if __name__ == "__main__" and "--triton" in sys.argv:

@@ -7,8 +7,6 @@ backend that compares the other way gives a different spike.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 
 import pytest
@@ -17,6 +15,7 @@ import torch
 import snn
 from snn import surrogate as sg
 from snn.neuron import ALIF, CUBALIF, IF, LIF, PLIF
+from triton_interp import run_triton_main
 
 CPU_BACKENDS = [b for b in ("torch", "cpp") if b in snn.ops.available_backends()]
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -137,11 +136,7 @@ def _triton_main() -> None:
 
 
 def test_triton_honours_the_comparison():
-    pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--triton"], env=env, capture_output=True,
-                       text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert r.returncode == 0 and "triton ok" in r.stdout, r.stderr[-3000:]
+    run_triton_main(__file__)
 
 
 if __name__ == "__main__" and "--triton" in sys.argv:
