@@ -53,7 +53,7 @@ def test_scaled_ws_conv_standardises():
 
 @pytest.mark.parametrize("kw, msg", [
     (dict(model="resnet"), "unknown model"),
-    (dict(model="csnn", neuron="alif"), "unknown neuron"),
+    (dict(model="csnn", neuron="bogus"), "unknown neuron"),
     (dict(model="csnn", method="dsr", neuron="plif"), "DSR supports"),
     (dict(model="csnn", norm="ln"), "unknown norm"),
     (dict(model="csnn", colour="red"), "unknown keys"),
