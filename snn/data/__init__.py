@@ -1,5 +1,9 @@
 """Data sets and loaders.
 
+``get_dataset(name, root=None, split='train', **options)`` returns a torch ``Dataset`` of ``(x, y)`` with
+``num_classes``, ``input_shape`` (one time step), ``sequence`` (``x`` is ``[T, *input_shape]``) and ``classes``;
+``available()`` (and ``DATASETS_AVAILABLE``) lists the registered names, :func:`register` adds one.
+
 ``load(name, split, data_dir=None)`` returns ``(images float32 [N,1,H,W] in [0,1], labels int64 [N])`` for
 ``'fashion-mnist'`` or ``'digits'``; ``'auto'`` is Fashion-MNIST when its files are found, else the digits
 that scikit-learn ships (the embedded default).
@@ -11,9 +15,13 @@ import torch
 from ._validate import check_int
 from .idx import IDXError, read_idx, write_idx
 from .images import find_fashion_mnist, load_digits, load_fashion_mnist
+from .datasets import InMemoryDataset, LabeledDataset
+from .registry import available, entry, get_dataset, register
+from . import offline  # noqa: F401  registers the image sets and the offline stand-ins
 
 __all__ = ["DATASETS", "load", "resolve_name", "batches", "read_idx", "write_idx", "IDXError",
-           "find_fashion_mnist", "load_fashion_mnist", "load_digits"]
+           "find_fashion_mnist", "load_fashion_mnist", "load_digits", "get_dataset", "available", "register", "entry",
+           "DATASETS_AVAILABLE", "LabeledDataset", "InMemoryDataset"]
 
 DATASETS = ("fashion-mnist", "digits", "auto")
 
@@ -52,3 +60,6 @@ def _batches(x, y, batch_size, shuffle, generator, drop_last):
     for i in range(0, stop, batch_size):
         idx = order[i:i + batch_size]
         yield x[idx], y[idx]
+
+
+DATASETS_AVAILABLE = available()  # the names registered by snn itself (available() also lists the user's)
