@@ -1,5 +1,6 @@
 """snn: spiking neural networks in PyTorch with compiled kernels, training methods, and neuromorphic export."""
 from . import base, checks, functional, neuron, ops, surrogate
+from . import recurrent
 from .functional import reset
 
 __version__ = "0.1.0"

@@ -1,0 +1,233 @@
+"""Recurrent spiking layers and synaptic delays (snn.recurrent): step modes, backends, a hand-written loop, state,
+delay semantics on hand cases, bad input."""
+import sys
+
+import pytest
+import torch
+from badinput import expect_clear_error
+
+import snn
+from snn import neurons, ops
+from snn.neuron import CUBALIF, LIF
+from snn.recurrent import Delay, Recurrent
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+BACKENDS = [b for b in ops.available_backends() if b != "triton"]   # triton: the interpreter run below
+
+
+def _dyadic_(layer: Recurrent, seed: int) -> Recurrent:
+    """Weights and bias in multiples of 1/4: every sum is exact in float32, whatever the summation order."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in (layer.weight, layer.recurrent_weight, layer.bias):
+            if p is not None:
+                p.copy_(torch.randint(-2, 4, p.shape, generator=g) / 4)
+    return layer
+
+
+def _spikes(T=12, B=3, n=6, seed=1):
+    return (torch.rand(T, B, n, generator=torch.Generator().manual_seed(seed)) < 0.5).float()
+
+
+def _run(layer, x, mode):
+    snn.reset(layer)
+    layer.step_mode = mode
+    return layer(x) if mode == "m" else torch.stack([layer(xt) for xt in x])
+
+
+def _hand_lif(layer: Recurrent, x, tau=2.0, v_th=1.0, v_reset=0.0):
+    """The recurrent LIF layer written out: I = W_in·x + b + W_rec·S[t-1]; H = V + (I - (V - V_r))/tau;
+    S = H >= V_th; V = H·(1 - S) + V_r·S."""
+    w, b, wr = layer.weight.detach(), layer.bias.detach(), layer.recurrent_weight.detach()
+    s = torch.zeros(x.shape[1], wr.shape[0])
+    v = torch.full_like(s, v_reset)
+    out = []
+    for x_t in x:
+        i = x_t @ w.t() + b + s @ wr.t()
+        h = v + (i - (v - v_reset)) / tau
+        s = (h >= v_th).float()
+        v = h * (1 - s) + v_reset * s
+        out.append(s)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_recurrent_lif_equals_a_hand_written_loop_in_both_step_modes(backend):
+    layer = _dyadic_(Recurrent(6, 5, "lif", tau=2.0, backend=backend), seed=2)
+    x = _spikes()
+    ref = _hand_lif(layer, x)
+    with torch.no_grad():
+        got_m, got_s = _run(layer, x, "m"), _run(layer, x, "s")
+    assert 10 < ref.sum() < ref.numel() - 10, "the layer must both fire and stay silent for the test to mean much"
+    assert torch.equal(got_m, ref) and torch.equal(got_s, ref)
+    assert layer.neuron.last_backend == backend
+
+
+@pytest.mark.parametrize("name", neurons.names())
+def test_every_neuron_recurrent_step_modes_identical_with_gradients(name):
+    """Random float weights: 's' and 'm' compute every step with the same operations, so spikes and gradients
+    agree bit for bit, on every backend here; backends agree on the spikes."""
+    torch.manual_seed(0)
+    x = torch.rand(10, 2, 4) * 3
+    spikes, grads = {}, {}
+    for backend in BACKENDS:
+        torch.manual_seed(3)
+        layer = Recurrent(4, 6, name, backend=backend)
+        with torch.no_grad():
+            layer.weight.mul_(4)
+        for mode in ("m", "s"):
+            layer.zero_grad()
+            x_ = x.clone().requires_grad_(True)
+            out = _run(layer, x_, mode)
+            (out * torch.arange(1.0, 7.0)).sum().backward()
+            spikes[backend, mode] = out.detach()
+            grads[backend, mode] = [x_.grad, layer.weight.grad.clone(), layer.recurrent_weight.grad.clone()]
+        assert torch.equal(spikes[backend, "m"], spikes[backend, "s"]), (name, backend)
+        for a, b in zip(grads[backend, "m"], grads[backend, "s"]):
+            assert torch.equal(a, b), (name, backend)
+    ref = spikes[BACKENDS[0], "m"]
+    assert ref.sum() > 0
+    for backend in BACKENDS[1:]:
+        assert torch.equal(spikes[backend, "m"], ref), (name, backend)
+        for a, b in zip(grads[backend, "m"], grads[BACKENDS[0], "m"]):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_state_carries_across_calls_and_reset_clears_it():
+    torch.manual_seed(0)
+    layer = Recurrent(6, 5, "lif", step_mode="m")
+    _dyadic_(layer, 4)
+    x = _spikes(T=10)
+    with torch.no_grad():
+        whole = layer(x)
+        snn.reset(layer)
+        halves = torch.cat([layer(x[:4]), layer(x[4:])])
+        snn.reset(layer)
+        again = layer(x)
+    assert torch.equal(whole, halves) and torch.equal(whole, again)
+    assert layer.s is not None
+    snn.functional.reset(layer)
+    assert layer.s is None and layer.neuron.v is None
+
+
+def test_neuron_module_and_feedback_form():
+    """A neuron module is used as given; without an input connection I[t] = x[t] + W_rec·S[t-1] + b."""
+    neuron = CUBALIF(du=0.5, dv=0.5, v_threshold=0.5, backend="torch")
+    w = torch.tensor([[0.0, 0.5], [-0.25, 0.0]])
+    layer = Recurrent.feedback(neuron, 2, w, bias=torch.tensor([0.25, 0.0]))
+    assert layer.neuron is neuron and layer.weight is None
+    x = _spikes(T=8, B=2, n=2, seed=5)
+    ref_neuron = CUBALIF(du=0.5, dv=0.5, v_threshold=0.5, backend="torch")
+    s, ref = torch.zeros(2, 2), []
+    for x_t in x:
+        s = ref_neuron(x_t + (s @ w.t() + torch.tensor([0.25, 0.0])))
+        ref.append(s)
+    with torch.no_grad():
+        got = layer(x)
+    assert torch.equal(got, torch.stack(ref)) and got.sum() > 0
+
+
+def test_half_precision_input_runs_both_modes_alike():
+    torch.manual_seed(0)
+    layer = _dyadic_(Recurrent(6, 5, "lif"), 6)
+    x = _spikes().bfloat16()
+    with torch.no_grad():
+        m, s = _run(layer, x, "m"), _run(layer, x, "s")
+    assert m.dtype == torch.bfloat16 and torch.equal(m, s)
+    assert torch.equal(m.float(), _hand_lif(layer, x.float()))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Delay
+# ------------------------------------------------------------------------------------------------------------
+def test_delay_hand_cases():
+    x = torch.arange(1.0, 7.0).reshape(6, 1, 1).expand(6, 1, 3).clone()     # x[t] = t + 1 on 3 channels
+    want = torch.tensor([[1, 0, 0], [2, 1, 0], [3, 2, 0], [4, 3, 1], [5, 4, 2], [6, 5, 3]], dtype=torch.float32)
+    for mode in ("m", "s"):
+        d = Delay([0, 1, 3], step_mode=mode)
+        assert torch.equal(_run(d, x, mode)[:, 0], want), mode
+        u = Delay(2, step_mode=mode)
+        assert torch.equal(_run(u, x, mode)[:, 0, 0], torch.tensor([0.0, 0, 1, 2, 3, 4])), mode
+    assert torch.equal(Delay(0, step_mode="m")(x), x)
+
+
+def test_delay_per_channel_and_per_element_split_calls_and_gradient():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(9, 2, 3, 2, 2, generator=g)
+    per_channel = torch.tensor([2, 0, 4]).reshape(3, 1, 1)
+    per_element = torch.randint(0, 5, (3, 2, 2), generator=g)
+    for delays in (per_channel, per_element):
+        full = delays.expand(3, 2, 2)
+        want = torch.zeros_like(x)
+        for t in range(9):
+            src = t - full
+            ok = src >= 0
+            want[t] = torch.where(ok, x[src.clamp(min=0), :, torch.arange(3)[:, None, None], torch.arange(2)[:, None],
+                                      torch.arange(2)].permute(3, 0, 1, 2), 0)
+        d = Delay(delays, step_mode="m")
+        assert torch.equal(d(x), want)
+        snn.reset(d)
+        assert torch.equal(torch.cat([d(x[:2]), d(x[2:7]), d(x[7:])]), want)
+        assert torch.equal(_run(d, x, "s"), want)
+    xg = x.clone().requires_grad_(True)
+    Delay(per_channel, step_mode="m")(xg).sum().backward()
+    # an input reaches the output only if it is at least d steps before the end
+    assert torch.equal(xg.grad[:, 0, :, 0, 0], (torch.arange(9)[:, None] < 9 - torch.tensor([2, 0, 4])).float())
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("delays, exc, names", [
+    (-1, ValueError, ["delays", ">= 0", "-1"]),
+    ([0, 1.5], ValueError, ["delays", "whole", "1.5"]),
+    ([0, float("nan")], ValueError, ["delays", "whole"]),
+    (True, TypeError, ["delays", "whole"]),
+    ("3", TypeError, ["delays"]),
+    ([], TypeError, ["delays", "non-empty"]),
+])
+def test_bad_delays_are_named(delays, exc, names):
+    expect_clear_error(lambda: Delay(delays), exc, "Delay", *names)
+
+
+def test_bad_shapes_and_arguments_are_named():
+    expect_clear_error(lambda: Delay([1, 2, 3], step_mode="m")(torch.zeros(4, 2, 5)), ValueError, "Delay",
+                       "[3]", "[5]", "broadcast")
+    d = Delay(2, step_mode="s")
+    d(torch.zeros(2, 3))
+    expect_clear_error(lambda: d(torch.zeros(4, 3)), ValueError, "Delay", "reset")
+    layer = Recurrent(4, 3, step_mode="m")
+    expect_clear_error(lambda: layer(torch.zeros(5, 2, 6)), ValueError, "Recurrent", "[T, B, 4]", "(5, 2, 6)")
+    expect_clear_error(lambda: layer(torch.zeros(0, 2, 4)), ValueError, "Recurrent", "T >= 1")
+    layer(torch.zeros(5, 2, 4))
+    expect_clear_error(lambda: layer(torch.zeros(5, 3, 4)), ValueError, "Recurrent", "reset")
+    expect_clear_error(lambda: Recurrent(0, 3), ValueError, "in_features")
+    expect_clear_error(lambda: Recurrent(LIF(), 3), TypeError, "in_features", "integer")
+    expect_clear_error(lambda: Recurrent(2, 3, "nope"), KeyError, "nope", "lif")
+    expect_clear_error(lambda: Recurrent(2, 3, 7), TypeError, "neuron", "registered")
+    expect_clear_error(lambda: Recurrent(2, 3, LIF(), tau=3.0), TypeError, "neuron", "tau")
+    expect_clear_error(lambda: Recurrent(2, 3, "lif", tau=0.5), ValueError, "tau")
+    expect_clear_error(lambda: Recurrent.feedback(LIF(), 3, torch.zeros(3, 2)), ValueError, "weight", "[3, 3]")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Triton, under the interpreter in a subprocess
+# ------------------------------------------------------------------------------------------------------------
+def test_triton_backend_under_the_interpreter():
+    from triton_interp import run_triton_main
+
+    run_triton_main(__file__)
+
+
+def _triton_main():
+    layer = _dyadic_(Recurrent(6, 5, "lif", tau=2.0, backend="triton"), seed=2)
+    x = _spikes(T=4, B=2)
+    with torch.no_grad():
+        m, s = _run(layer, x, "m"), _run(layer, x, "s")
+    assert layer.neuron.last_backend == "triton"
+    assert torch.equal(m, _hand_lif(layer, x)) and torch.equal(s, m)
+    print("triton ok")
+
+
+if __name__ == "__main__" and "--triton" in sys.argv:
+    _triton_main()
