@@ -18,7 +18,8 @@ import torch.nn as nn
 
 from .. import layers
 
-__all__ = ["ScaledWSConv2d", "init_synapse", "INIT_GAIN", "NORMS", "conv_norm"]
+__all__ = ["ScaledWSConv2d", "init_synapse", "INIT_GAIN", "NORMS", "conv", "norm2d", "conv_norm", "check_norm",
+           "kaiming_init", "readout", "scaled"]
 
 INIT_GAIN = 2.0
 NORMS = ("bn", "ws", "none")
@@ -59,20 +60,60 @@ def init_synapse(layer: nn.Module, gain: float = INIT_GAIN) -> nn.Module:
     return layer
 
 
-def conv_norm(c_in: int, c_out: int, norm: str, *, kernel_size: int = 3, stride: int = 1,
-              padding: int | None = None, ws_gain: float = 1.0, init_gain: float = INIT_GAIN) -> list[nn.Module]:
-    """A convolution (step mode 'm', padding ``kernel_size // 2`` unless given) and its normalisation:
+def check_norm(norm) -> str:
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; accepted: {NORMS}")
+    return norm
 
-    - ``'bn'``: Conv (no bias) → BatchNorm2d (statistics over batch and time);
-    - ``'ws'``: :class:`ScaledWSConv2d` with initial gain ``ws_gain`` (works one step at a time, for OTTT);
-    - ``'none'``: Conv drawn by :func:`init_synapse` with ``init_gain``.
-    """
+
+def conv(c_in: int, c_out: int, norm: str, *, kernel_size: int = 3, stride: int = 1, padding: int | None = None,
+         ws_gain: float = 1.0, init_gain: float = INIT_GAIN) -> nn.Module:
+    """The convolution (step mode 'm', padding ``kernel_size // 2`` unless given) of a layer normalised by
+    ``norm``: without bias for ``'bn'`` (the BatchNorm has one), :class:`ScaledWSConv2d` with initial gain
+    ``ws_gain`` for ``'ws'`` (works one step at a time, for OTTT), drawn by :func:`init_synapse` for ``'none'``."""
     pad = kernel_size // 2 if padding is None else padding
-    conv = dict(kernel_size=kernel_size, stride=stride, padding=pad, step_mode="m")
-    if norm == "bn":
-        return [layers.Conv2d(c_in, c_out, bias=False, **conv), layers.BatchNorm2d(c_out, step_mode="m")]
+    kw = dict(kernel_size=kernel_size, stride=stride, padding=pad, step_mode="m")
+    if check_norm(norm) == "bn":
+        return layers.Conv2d(c_in, c_out, bias=False, **kw)
     if norm == "ws":
-        return [ScaledWSConv2d(c_in, c_out, gain_init=ws_gain, **conv)]
-    if norm == "none":
-        return [init_synapse(layers.Conv2d(c_in, c_out, **conv), init_gain)]
-    raise ValueError(f"unknown norm {norm!r}; accepted: {NORMS}")
+        return ScaledWSConv2d(c_in, c_out, gain_init=ws_gain, **kw)
+    return init_synapse(layers.Conv2d(c_in, c_out, **kw), init_gain)
+
+
+def norm2d(norm: str, channels: int) -> nn.Module:
+    """BatchNorm2d (statistics over batch and time) for ``'bn'``, identity otherwise."""
+    return layers.BatchNorm2d(channels, step_mode="m") if check_norm(norm) == "bn" else nn.Identity()
+
+
+def conv_norm(c_in: int, c_out: int, norm: str, **kw) -> list[nn.Module]:
+    """:func:`conv` followed by its BatchNorm2d for ``'bn'`` (just the conv otherwise)."""
+    c = conv(c_in, c_out, norm, **kw)
+    return [c, layers.BatchNorm2d(c_out, step_mode="m")] if norm == "bn" else [c]
+
+
+def kaiming_init(model: nn.Module) -> nn.Module:
+    """He initialisation of every convolution (``N(0, 2/fan_out)``, zero bias), as torchvision's ResNets and
+    the OTTT/DSR networks draw them; BatchNorm at weight 1, bias 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+def readout(channels: int, num_classes: int, pool: int = 1) -> list[nn.Module]:
+    """AdaptiveAvgPool2d(pool) → Flatten → Linear: a ``[T, B, channels, H, W]`` map of any size to the readout
+    currents ``[T, B, num_classes]``."""
+    return [layers.AdaptiveAvgPool2d(pool, step_mode="m"), layers.Flatten(step_mode="m"),
+            layers.Linear(channels * pool * pool, num_classes, step_mode="m")]
+
+
+def scaled(channels, width: float) -> list[int]:
+    """``channels`` times the width multiplier ``width`` (rounded, at least 1)."""
+    if not (isinstance(width, (int, float)) and not isinstance(width, bool) and math.isfinite(width) and width > 0):
+        raise ValueError(f"width must be a finite number > 0 (a multiplier of the channel counts), got {width!r}")
+    return [max(1, round(c * width)) for c in channels]
