@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from .. import layers, neuron
+from .. import layers, models
 
 __all__ = ["MultiHeadSNN", "mlp"]
 
@@ -43,27 +43,18 @@ class MultiHeadSNN(nn.Module):
 
 def mlp(in_features: int = 784, hidden: Sequence[int] = (256, 256), n_classes: int = 10, n_heads: int = 1,
         tau: float = 2.0, v_threshold: float = 1.0, bias: bool = True, neuron_kind: str = "lif") -> MultiHeadSNN:
-    """``Flatten → [Linear → LIF] x len(hidden)`` and ``n_heads`` linear heads of ``n_classes`` outputs.
-    ``neuron_kind='dsr'`` uses :class:`snn.train.DSRLIF` neurons (for the DSR training method)."""
+    """``Flatten → [Linear → LIF] x len(hidden)`` (:func:`snn.models.mlp_body`, PyTorch's default init) and
+    ``n_heads`` linear heads of ``n_classes`` outputs. ``neuron_kind='dsr'`` uses :class:`snn.train.DSRLIF`
+    neurons (for the DSR training method)."""
     if neuron_kind not in ("lif", "dsr"):
         raise ValueError(f"mlp: neuron_kind must be 'lif' or 'dsr', got {neuron_kind!r}")
-    if not hidden or any(int(h) != h or h < 1 for h in hidden):
-        raise ValueError(f"mlp: hidden sizes must be positive integers, got {hidden}")
     if n_heads < 1 or n_classes < 1:
         raise ValueError(f"mlp: need n_heads >= 1 and n_classes >= 1, got {n_heads}, {n_classes}")
-    mods: list[nn.Module] = [layers.Flatten(step_mode="m")]
-    width = in_features
-    for h in hidden:
-        mods += [layers.Linear(width, int(h), bias=bias, step_mode="m"), _neuron(neuron_kind, tau, v_threshold)]
-        width = int(h)
-    heads = [layers.Linear(width, n_classes, bias=bias, step_mode="m") for _ in range(n_heads)]
-    return MultiHeadSNN(nn.Sequential(*mods), heads)
-
-
-def _neuron(kind: str, tau: float, v_threshold: float) -> nn.Module:
-    if kind == "dsr":
-        from ..train.dsr import DSRLIF
-
-        return DSRLIF(tau=tau, v_threshold=v_threshold)
-    return neuron.LIF(tau=tau, v_threshold=v_threshold, v_reset=None, detach_reset=True, decay_input=False,
-                      step_mode="m")
+    if neuron_kind == "dsr":
+        neuron = models.neuron_factory("lif", method="dsr", tau=tau, v_threshold=v_threshold)
+    else:
+        neuron = models.neuron_factory("lif", tau=tau, v_threshold=v_threshold, surrogate=None,
+                                       neuron_params=dict(v_reset=None, decay_input=False))
+    body = models.mlp_body(in_features, hidden, neuron, bias=bias, init_gain=None)
+    heads = [layers.Linear(int(hidden[-1]), n_classes, bias=bias, step_mode="m") for _ in range(n_heads)]
+    return MultiHeadSNN(body, heads)

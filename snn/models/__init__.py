@@ -12,7 +12,7 @@ from .blocks import INIT_GAIN, NORMS, ScaledWSConv2d, conv_norm, init_synapse
 from .factory import DSR_NEURONS, METHODS, NEURONS, make_neuron, neuron_class, neuron_factory, neuron_names
 from .presets import csnn, mlp, mlp_body
 from .registry import available, build_model, get, model_config, register_model, spiking_layers
-from . import resnet, vgg  # noqa: E402,F401  (register the zoo)
+from . import dvs, resnet, rsnn, vgg  # noqa: E402,F401  (register the zoo)
 
 MODELS = ("mlp", "csnn")  # the presets; available() lists every registered model
 

@@ -17,9 +17,10 @@ import torch
 import torch.nn as nn
 
 from .. import layers
+from ..base import guard_carried_state
 
 __all__ = ["ScaledWSConv2d", "init_synapse", "INIT_GAIN", "NORMS", "conv", "norm2d", "conv_norm", "check_norm",
-           "kaiming_init", "readout", "scaled"]
+           "kaiming_init", "readout", "scaled", "carried_state"]
 
 INIT_GAIN = 2.0
 NORMS = ("bn", "ws", "none")
@@ -117,3 +118,14 @@ def scaled(channels, width: float) -> list[int]:
     if not (isinstance(width, (int, float)) and not isinstance(width, bool) and math.isfinite(width) and width > 0):
         raise ValueError(f"width must be a finite number > 0 (a multiplier of the channel counts), got {width!r}")
     return [max(1, round(c * width)) for c in channels]
+
+
+def carried_state(module: nn.Module, state: torch.Tensor | None, shape, who: str) -> torch.Tensor | None:
+    """``state`` carried into this call of ``module`` (None after a reset): it must have the step's ``shape``
+    and must not lead into a graph a backward pass already freed (``module._backward_token``)."""
+    if state is None:
+        return None
+    if tuple(state.shape) != tuple(shape):
+        raise ValueError(f"{who}: an input step of shape {tuple(shape)} differs from the carried state's "
+                         f"{tuple(state.shape)}; call snn.functional.reset(net) between batches")
+    return guard_carried_state(state, module._backward_token, who)

@@ -15,7 +15,7 @@ from typing import Callable
 import torch.nn as nn
 
 from .. import neurons as specs
-from ..neuron import BaseNeuron
+from .. import recurrent
 
 __all__ = ["NEURONS", "DSR_NEURONS", "METHODS", "neuron_names", "neuron_class", "make_neuron", "neuron_factory",
            "NEURON_KEYS"]
@@ -27,29 +27,23 @@ METHODS = ("bptt", "dsr", "ottt")
 NEURON_KEYS = ("method", "tau", "v_threshold", "surrogate", "detach_reset", "backend", "dsr_alpha", "neuron_params")
 
 
-def _declaring_classes() -> dict[str, type]:
-    """``{spec name: class}`` of every BaseNeuron subclass that declares a spec of its own."""
-    out, todo = {}, [BaseNeuron]
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        if "spec" in cls.__dict__:
-            out.setdefault(cls.spec.name, cls)
-    return out
-
-
 def neuron_names() -> list[str]:
     """The registered neuron families that have a module class (what ``make_neuron`` accepts)."""
-    classes = _declaring_classes()
-    return [name for name in specs.names() if name in classes]
+    names = []
+    for name in specs.names():
+        try:
+            recurrent.neuron_class(name)
+        except ValueError:
+            continue
+        names.append(name)
+    return names
 
 
 def neuron_class(kind: str) -> type:
     """The module class of the registered family ``kind`` (``'lif'`` → :class:`snn.neuron.LIF`)."""
-    cls = _declaring_classes().get(kind) if isinstance(kind, str) else None
-    if cls is None or kind not in specs.names():
+    if not isinstance(kind, str) or kind not in specs.names():
         raise ValueError(f"unknown neuron {kind!r}; accepted: {neuron_names()}")
-    return cls
+    return recurrent.neuron_class(kind)
 
 
 def _family_kwargs(cls: type, tau: float, v_threshold: float, neuron_params: dict | None) -> dict:
