@@ -2,7 +2,11 @@
 
 ``get_dataset(name, root=None, split='train', **options)`` returns a torch ``Dataset`` of ``(x, y)`` with
 ``num_classes``, ``input_shape`` (one time step), ``sequence`` (``x`` is ``[T, *input_shape]``) and ``classes``;
-``available()`` (and ``DATASETS_AVAILABLE``) lists the registered names, :func:`register` adds one.
+``available()`` (and ``DATASETS_AVAILABLE``) lists the registered names, :func:`register` adds one. Event and
+audio sets read the files of their original downloads (:mod:`snn.data.neuromorphic`: N-MNIST, N-Caltech101,
+DVS128 Gesture, CIFAR10-DVS; :mod:`snn.data.hsd`: SHD, SSC) and convert them to frames
+(:mod:`snn.data.frames`, cached on disk by :mod:`snn.data.frame_cache`, augmented by :mod:`snn.data.augment`);
+:func:`from_tonic` wraps any tonic data set; :func:`loader` batches sequences time-major ``[T, B, ...]``.
 
 ``load(name, split, data_dir=None)`` returns ``(images float32 [N,1,H,W] in [0,1], labels int64 [N])`` for
 ``'fashion-mnist'`` or ``'digits'``; ``'auto'`` is Fashion-MNIST when its files are found, else the digits
@@ -18,10 +22,15 @@ from .images import find_fashion_mnist, load_digits, load_fashion_mnist
 from .datasets import InMemoryDataset, LabeledDataset
 from .registry import available, entry, get_dataset, register
 from . import offline  # noqa: F401  registers the image sets and the offline stand-ins
+from . import hsd, neuromorphic  # noqa: F401  register the event-camera sets and SHD/SSC
+from .collate import loader, time_major_collate
+from .frames import FrameSpec, events_to_frames
+from .tonic_adapter import from_tonic
 
 __all__ = ["DATASETS", "load", "resolve_name", "batches", "read_idx", "write_idx", "IDXError",
            "find_fashion_mnist", "load_fashion_mnist", "load_digits", "get_dataset", "available", "register", "entry",
-           "DATASETS_AVAILABLE", "LabeledDataset", "InMemoryDataset"]
+           "DATASETS_AVAILABLE", "LabeledDataset", "InMemoryDataset", "from_tonic", "FrameSpec", "events_to_frames",
+           "loader", "time_major_collate"]
 
 DATASETS = ("fashion-mnist", "digits", "auto")
 

@@ -24,19 +24,24 @@ class DatasetEntry:
     modality: str
     description: str
     source: str
+    extra_options: tuple = ()
 
     def options(self) -> tuple:
-        """The keyword options ``build`` takes besides ``root`` and ``split``."""
-        params = inspect.signature(self.build).parameters
-        return tuple(p for p in params if p not in ("root", "split"))
+        """The keyword options ``build`` takes besides ``root`` and ``split`` (its named parameters, plus
+        ``extra_options`` that it passes on through ``**kwargs``)."""
+        params = inspect.signature(self.build).parameters.values()
+        named = tuple(p.name for p in params if p.name not in ("root", "split") and p.kind not in
+                      (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL))
+        return named + tuple(o for o in self.extra_options if o not in named)
 
 
 _REGISTRY: dict[str, DatasetEntry] = {}
 
 
 def register(name: str, build: Callable, *, splits=("train", "test"), modality: str, description: str,
-             source: str = "no files needed", overwrite: bool = False) -> DatasetEntry:
-    """Register ``build(root, split, **options)`` under ``name`` (an error if taken, unless ``overwrite``)."""
+             source: str = "no files needed", extra_options=(), overwrite: bool = False) -> DatasetEntry:
+    """Register ``build(root, split, **options)`` under ``name`` (an error if taken, unless ``overwrite``);
+    ``extra_options`` names the options ``build`` accepts through ``**kwargs``."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"register: name must be a non-empty string, got {name!r}")
     if not callable(build):
@@ -44,7 +49,7 @@ def register(name: str, build: Callable, *, splits=("train", "test"), modality: 
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"register: a data set named {name!r} is already registered (pass overwrite=True to "
                          f"replace it)")
-    _REGISTRY[name] = DatasetEntry(name, build, tuple(splits), modality, description, source)
+    _REGISTRY[name] = DatasetEntry(name, build, tuple(splits), modality, description, source, tuple(extra_options))
     return _REGISTRY[name]
 
 
