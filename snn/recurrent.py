@@ -31,19 +31,23 @@ from .base import MemoryModule, guard_carried_state, watch_backward
 from .checks import check_bool, check_int, check_real_tensor, check_sequence
 from .neuron import BaseNeuron
 
-__all__ = ["Recurrent", "Delay", "neuron_class"]
+__all__ = ["Recurrent", "Delay", "neuron_class", "neuron_classes", "check_delays"]
 
 
-def _subclasses(cls: type):
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
+def neuron_classes() -> list[type]:
+    """Every neuron module class (subclass of :class:`snn.neuron.BaseNeuron`) bound to a registered spec."""
+    todo, found = [BaseNeuron], []
+    while todo:
+        subs = todo.pop().__subclasses__()
+        found += [c for c in subs if neurons.is_bound(c)]
+        todo += subs
+    return list(dict.fromkeys(found))
 
 
 def neuron_class(name: str) -> type:
     """The neuron module class bound to the registered spec ``name`` (``'lif'``, ``'cubalif'``, ...)."""
     spec = neurons.get(name)
-    found = list(dict.fromkeys(c for c in _subclasses(BaseNeuron) if neurons.is_bound(c) and neurons.spec_of(c) is spec))
+    found = [c for c in neuron_classes() if neurons.spec_of(c) is spec]
     if len(found) > 1:      # a user's class bound to a built-in spec: snn's own class is the one meant by name
         found = [c for c in found if c.__module__ == BaseNeuron.__module__] or found
     if len(found) != 1:

@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from snn.export.loihi import (FixedLayer, FixedNet, Recurrent, SumPool2d, emulate_fixed, emulate_float,
+from snn.export.loihi import (FixedLayer, FixedNet, SumPool2d, emulate_fixed, emulate_float,
                               lower, quantize)
 from snn.neuron import CUBALIF, IF, LIF
+from snn.recurrent import Recurrent
 
 pytest.importorskip("lava", reason="lava-nc not installed")
 from snn.export.lava import run_lava  # noqa: E402
@@ -43,7 +44,7 @@ def _random_net(g, n_layers, recurrent=False):
         mods.append(lin)
         if recurrent and i == 0:
             n = sizes[1]
-            mods.append(Recurrent(neuron, n, torch.randn(n, n, generator=g) * 0.6 / n ** 0.5))
+            mods.append(Recurrent.feedback(neuron, n, torch.randn(n, n, generator=g) * 0.6 / n ** 0.5))
         else:
             mods.append(neuron)
     return nn.Sequential(*mods), sizes[0]

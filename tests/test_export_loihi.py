@@ -7,9 +7,10 @@ import torch.nn as nn
 from dyadic import dyadic_weights_
 
 import snn
-from snn.export.loihi import (RANGES, LoihiRangeError, LoweringError, QATNet, Recurrent, emulate_fixed, emulate_float,
-                              lower, quantize, wrap24)
+from snn.export.loihi import (RANGES, LoihiRangeError, LoweringError, QATNet, emulate_fixed, emulate_float, lower,
+                              quantize, wrap24)
 from snn.neuron import ALIF, CUBALIF, IF, LIF, PLIF
+from snn.recurrent import Recurrent
 
 
 # Small tensors: one torch thread is the fastest (see the one_thread fixture in conftest.py).
@@ -56,7 +57,7 @@ def test_lowering_reproduces_snn_dynamics():
 def test_recurrent_layer_matches_its_module():
     g = torch.Generator().manual_seed(1)
     n = 16
-    rec = Recurrent(LIF(tau=2.0, backend="torch"), n, torch.randn(n, n, generator=g) * 0.5)
+    rec = Recurrent.feedback(LIF(tau=2.0, backend="torch"), n, torch.randn(n, n, generator=g) * 0.5)
     net = nn.Sequential(nn.Linear(10, n), rec)
     with torch.no_grad():
         net[0].weight.mul_(3)
@@ -164,7 +165,7 @@ def test_liquid_state_machine_lowers_exactly():
 
 def test_recurrent_module_state_and_step_modes():
     g = torch.Generator().manual_seed(6)
-    rec = Recurrent(LIF(tau=2.0, backend="torch"), 8, torch.randn(8, 8, generator=g))
+    rec = Recurrent.feedback(LIF(tau=2.0, backend="torch"), 8, torch.randn(8, 8, generator=g))
     x = torch.rand(10, 2, 8, generator=g) * 2
     whole = rec(x)
     snn.reset(rec)

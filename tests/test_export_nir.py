@@ -9,8 +9,9 @@ from dyadic import dyadic_weights_
 
 import snn
 from snn import layers
-from snn.export.loihi import LoweringError, Recurrent, SumPool2d
+from snn.export.loihi import LoweringError, SumPool2d
 from snn.neuron import ALIF, CUBALIF, IF, LIF, PLIF
+from snn.recurrent import Recurrent
 
 nir = pytest.importorskip("nir")
 from snn.export.nir import from_nir, to_nir  # noqa: E402
@@ -30,7 +31,7 @@ def _conv_net(g):
         SumPool2d(2), layers.Conv2d(4, 4, 3, padding=1, bias=False, step_mode="m"), PLIF(init_tau=3.0, **kw),
         layers.AvgPool2d(3, step_mode="m"), layers.Flatten(step_mode="m"), layers.Linear(4, 12, step_mode="m"),
         LIF(tau=2.0, decay_input=False, **kw), layers.Linear(12, 6, bias=False, step_mode="m"),
-        Recurrent(CUBALIF(du=0.5, dv=0.25, v_threshold=1.0, bias=0.05, backend="torch"), 6,
+        Recurrent.feedback(CUBALIF(du=0.5, dv=0.25, v_threshold=1.0, bias=0.05, backend="torch"), 6,
                   torch.randn(6, 6, generator=g) * 0.3))
     _excite(net, g)
     return net
@@ -228,7 +229,8 @@ def test_norse_runs_the_exported_network_with_the_same_spikes():
     kw = dict(step_mode="m", backend="torch")
     net = _dyadic(nn.Sequential(nn.Linear(4, 8, bias=False), LIF(tau=2.0, v_threshold=0.75, **kw),
                                 nn.Linear(8, 6), IF(v_threshold=1.0, **kw), nn.Linear(6, 5, bias=False),
-                                Recurrent(CUBALIF(du=0.5, dv=0.5, v_threshold=0.5, backend="torch"), 5)), seed=7)
+                                Recurrent.feedback(CUBALIF(du=0.5, dv=0.5, v_threshold=0.5, backend="torch"), 5)),
+                  seed=7)
     dt = 2.0 ** -10
     x = (torch.rand(20, 3, 4, generator=torch.Generator().manual_seed(8)) < 0.5).float()
     ref = _run(net, x)

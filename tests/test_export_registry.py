@@ -130,7 +130,7 @@ def test_new_neuron_families_are_refused_naming_the_layer(name, target):
 # ------------------------------------------------------------------------------------------------------------
 def _gain_lif_to_nir(m, ctx):
     """NIR's LIF reads ``v += dt/tau·(v_leak - v + r·I)``: the gain is ``r``."""
-    return nir.LIF(tau=ctx.full64(m.tau * ctx.dt), r=ctx.full64(m.gain), v_leak=ctx.full(m.v_reset),
+    return nir.LIF(tau=ctx.full(m.tau * ctx.dt, np.float64), r=ctx.full(m.gain, np.float64), v_leak=ctx.full(m.v_reset),
                    v_threshold=ctx.full(nir_threshold(m.v_threshold, m.strict_threshold)),
                    v_reset=ctx.full(m.v_reset))
 

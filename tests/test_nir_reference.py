@@ -4,6 +4,7 @@ The reference reads the NIR spec (the node docstrings of the ``nir`` package and
 ``dt`` seconds per input step and forward Euler, the input of step ``t`` entering step ``t``::
 
     Affine   y = W x + b          Linear  y = W x         Flatten  reshape (dims exclude the batch)
+    Delay    y(t) = x(t - delay): the input delay/dt steps earlier (0 before t = 0)
     Conv1d/Conv2d  cross-correlation with stride, padding, dilation, groups, plus bias
     SumPool2d / AvgPool2d  sum / mean over each window
     IF       v += dt·r·I
@@ -133,6 +134,22 @@ class _Neuron:
         return z.astype(np.float64)
 
 
+class _Delay:
+    """NIR's ``Delay``, ``y(t) = x(t - τ)``, on the step grid: the input ``τ/dt`` steps earlier (0 before t = 0)."""
+
+    def __init__(self, node, dt, shape):
+        steps = np.broadcast_to(np.asarray(node.delay, np.float64) / dt, shape)
+        assert np.all(steps == np.round(steps)), "reference delays are whole steps"
+        self.steps, self.seen = steps.astype(int), []
+
+    def step(self, x):
+        self.seen.append(x)
+        t = len(self.seen) - 1
+        past = np.stack([np.zeros_like(x)] + self.seen)     # past[k + 1] = input of step k
+        src = np.maximum(t - self.steps, -1) + 1
+        return np.take_along_axis(past, np.broadcast_to(src, x.shape)[None], 0)[0]
+
+
 def _schedule(nodes, edges, first):
     """A node order from ``first`` in which every edge but the cycle-closing ones goes forward, and those edges."""
     succ = {k: [] for k in nodes}
@@ -182,7 +199,7 @@ def nir_reference(graph, x: np.ndarray, dt: float):
     last = next(k for k, n in graph.nodes.items() if isinstance(n, nir.Output))
     order, back = _schedule(nodes, edges, first)
     preds = {k: [a for a, b in edges if b == k] for k in nodes}
-    neurons = {}
+    stateful = {}
 
     def run_step(xt, prev, rest):
         out = {}
@@ -196,12 +213,13 @@ def nir_reference(graph, x: np.ndarray, dt: float):
             total = sum(ins)
             if isinstance(node, (nir.Input, nir.Output)):       # a subgraph's ends, or the output
                 out[n] = total
-            elif isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF)):
+            elif isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF, nir.Delay)):
                 if rest:
                     out[n] = np.zeros_like(total)
                 else:
-                    neurons.setdefault(n, _Neuron(node, dt, total.shape))
-                    out[n] = neurons[n].step(total)
+                    kind = _Delay if isinstance(node, nir.Delay) else _Neuron
+                    stateful.setdefault(n, kind(node, dt, total.shape))
+                    out[n] = stateful[n].step(total)
             else:
                 out[n] = _stateless(node, total)
         return out
@@ -211,9 +229,9 @@ def nir_reference(graph, x: np.ndarray, dt: float):
     for xt in x.astype(np.float64):
         prev = run_step(xt, prev, rest=False)
         spikes.append(prev[last])
-    margin = min((nr.margin for nr in neurons.values()), default=math.inf)
-    return (np.stack(spikes), margin, sum(nr.ties for nr in neurons.values()),
-            all(nr.f32_exact for nr in neurons.values()))
+    neurons = [nr for nr in stateful.values() if isinstance(nr, _Neuron)]
+    margin = min((nr.margin for nr in neurons), default=math.inf)
+    return (np.stack(spikes), margin, sum(nr.ties for nr in neurons), all(nr.f32_exact for nr in neurons))
 
 
 CPU_BACKENDS = [b for b in ("torch", "cpp") if b in snn.ops.available_backends()]
@@ -315,7 +333,26 @@ def random_graph(seed: int, exact: bool):
         w = d.weights((n, n), n) * (0.5 if not exact else 1)
         nodes["n1.rec"] = nir.Affine(w, d.weights((n,), 4)) if rng.random() < 0.7 else nir.Linear(w)
         edges += [("n1", "n1.rec"), ("n1.rec", "n1")]
+    if rng.random() < 0.5:      # whole-step delays on the input
+        nodes["delay"] = nir.Delay(delay=rng.integers(0, 3, in_shape) * d.dt)
+        edges = [("input", "delay"), ("delay", edges[0][1])] + edges[1:]
+    if "n1.rec" in nodes and rng.random() < 0.6:
+        nodes, edges = _as_subgraph(nodes, edges, sizes[:2])
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), d.dt, in_shape
+
+
+def _as_subgraph(nodes, edges, sizes):
+    """The recurrent layer ``fc0 -> n1 <-> n1.rec`` as one subgraph node ``r1`` (input -> w_in -> neuron <->
+    w_rec -> output, snnTorch's form for its recurrent layers)."""
+    inner = {"fc0": "w_in", "n1": "neuron", "n1.rec": "w_rec"}
+    sub = {new: nodes.pop(old) for old, new in inner.items()}
+    sub["input"] = nir.Input(input_type={"input": np.array([sizes[0]])})
+    sub["output"] = nir.Output(output_type={"output": np.array([sizes[1]])})
+    sub_edges = [("input", "w_in"), ("w_in", "neuron"), ("neuron", "w_rec"), ("w_rec", "neuron"),
+                 ("neuron", "output")]
+    nodes["r1"] = nir.NIRGraph(nodes=sub, edges=sub_edges, type_check=False)
+    outer = [("r1" if a in inner else a, "r1" if b in inner else b) for a, b in edges if not (a in inner and b in inner)]
+    return nodes, outer
 
 
 def _inputs(seed, in_shape, T=12, B=3):
@@ -339,18 +376,24 @@ def test_exact_graphs_match_the_reference_including_ties(seed, backend):
 
 
 def test_exact_graphs_exercise_ties_and_every_node_type():
-    """The exact family reaches the tie ``v == v_threshold`` and covers every node type the importer accepts."""
+    """The exact family reaches the tie ``v == v_threshold`` and covers every node type the importer accepts,
+    recurrent layers written flat and as subgraphs (with a Linear feedback: snn's Recurrent; with an Affine one:
+    flattened)."""
     ties, kinds, recurrent = 0, set(), set()
     for seed in range(12):
         graph, dt, in_shape = random_graph(seed, exact=True)
         ties += nir_reference(graph, _inputs(seed, in_shape), dt)[2]
-        kinds |= {type(n).__name__ for n in graph.nodes.values()}
-        if "n1.rec" in graph.nodes:
-            recurrent.add(f"{type(graph.nodes['n1']).__name__}/{type(graph.nodes['n1.rec']).__name__}")
+        nodes = _inline(graph)[0]
+        kinds |= {type(n).__name__ for n in [*graph.nodes.values(), *nodes.values()]}
+        for neuron, rec in (("n1", "n1.rec"), ("r1/neuron", "r1/w_rec")):
+            if rec in nodes:
+                recurrent.add(f"{neuron[:2]}:{type(nodes[neuron]).__name__}/{type(nodes[rec]).__name__}")
     assert ties > 50
     assert {"Affine", "Linear", "IF", "LIF", "CubaLIF", "Conv2d", "Conv1d", "Flatten", "SumPool2d",
-            "AvgPool2d"} <= kinds
-    assert any(r.startswith("CubaLIF/Affine") for r in recurrent) and any(r.startswith("LIF/") for r in recurrent)
+            "AvgPool2d", "Delay", "NIRGraph"} <= kinds
+    assert any("CubaLIF/Affine" in r for r in recurrent) and any(":LIF/" in r for r in recurrent)
+    assert any(r.startswith("n1:") for r in recurrent)
+    assert {"r1:" + k for k in ("Linear", "Affine")} <= {r[:3] + r.split("/")[1] for r in recurrent}
 
 
 def _generic_cases(n_cases: int):

@@ -2,14 +2,20 @@
 delay semantics on hand cases, bad input."""
 import sys
 
+import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 from badinput import expect_clear_error
 
 import snn
-from snn import neurons, ops
-from snn.neuron import CUBALIF, LIF
+from snn import layers, neurons, ops
+from snn.neuron import CUBALIF, IF, LIF
 from snn.recurrent import Delay, Recurrent
+
+nir = pytest.importorskip("nir")
+from snn.export.nir import from_nir, read_nir, to_nir, write_nir  # noqa: E402
+from test_nir_reference import nir_reference  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 BACKENDS = [b for b in ops.available_backends() if b != "triton"]   # triton: the interpreter run below
@@ -173,6 +179,114 @@ def test_delay_per_channel_and_per_element_split_calls_and_gradient():
     Delay(per_channel, step_mode="m")(xg).sum().backward()
     # an input reaches the output only if it is at least d steps before the end
     assert torch.equal(xg.grad[:, 0, :, 0, 0], (torch.arange(9)[:, None] < 9 - torch.tensor([2, 0, 4])).float())
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Export: NIR (a recurrent subgraph, a Delay node) and Loihi
+# ------------------------------------------------------------------------------------------------------------
+DT = 2.0 ** -10             # dyadic: every NIR parameter below is exact
+
+
+def _export_net():
+    """Delay -> Recurrent(LIF) -> Recurrent(CUBALIF) -> Linear -> IF with dyadic weights (multiples of 1/4)."""
+    torch.manual_seed(0)
+    kw = dict(step_mode="m", backend="torch")
+    net = nn.Sequential(Delay(torch.tensor([0, 1, 2, 3, 0, 2]), step_mode="m"),
+                        Recurrent(6, 8, "lif", tau=2.0, v_threshold=0.75, **kw),
+                        Recurrent(8, 5, CUBALIF(du=0.5, dv=0.5, v_threshold=0.5, backend="torch"), bias=False,
+                                  step_mode="m"),
+                        layers.Linear(5, 3, step_mode="m"), IF(v_threshold=0.5, **kw))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randint(-1, 4, p.shape, generator=g) / 4)
+    return net
+
+
+def _structure(graph, prefix=""):
+    """Node name -> (NIR class, its arrays) and the edges, of a graph and its subgraphs."""
+    nodes, edges = {}, sorted((prefix + a, prefix + b) for a, b in graph.edges)
+    for k, n in graph.nodes.items():
+        if isinstance(n, nir.NIRGraph):
+            sub_nodes, sub_edges = _structure(n, f"{prefix}{k}.")
+            nodes.update(sub_nodes)
+            edges += sub_edges
+        arrays = {f: np.asarray(v).tolist() for f, v in vars(n).items()
+                  if f not in ("nodes", "edges", "metadata") and not isinstance(v, (dict, str))}
+        nodes[prefix + k] = (type(n).__name__, arrays)
+    return nodes, edges
+
+
+def _seq(net, x):
+    snn.reset(net)
+    with torch.no_grad():
+        return net(x)
+
+
+def test_nir_round_trip_of_a_recurrent_network_and_a_delay(tmp_path):
+    net, x = _export_net(), _spikes(T=16, n=6, seed=2)
+    graph = to_nir(net, (6,), dt=DT)
+    sub = graph.nodes["1"]
+    assert isinstance(sub, nir.NIRGraph) and isinstance(graph.nodes["0"], nir.Delay)
+    assert {k: type(n).__name__ for k, n in sub.nodes.items()} == {
+        "input": "Input", "w_in": "Affine", "neuron": "LIF", "w_rec": "Linear", "output": "Output"}
+    assert sorted(sub.edges) == sorted([("input", "w_in"), ("w_in", "neuron"), ("neuron", "w_rec"),
+                                        ("w_rec", "neuron"), ("neuron", "output")])
+    assert type(graph.nodes["2"].nodes["w_in"]).__name__ == "Linear"      # no bias
+    assert graph.nodes["0"].delay.tolist() == [d * DT for d in (0, 1, 2, 3, 0, 2)]
+    write_nir(graph, tmp_path / "rsnn.nir")
+    back = from_nir(tmp_path / "rsnn.nir", backend="torch")
+    assert [type(m).__name__ for m in back] == ["Delay", "Recurrent", "Recurrent", "Linear", "IF"]
+    assert _structure(to_nir(back, (6,), dt=DT)) == _structure(graph)
+    ref = _seq(net, x)
+    assert ref.sum() > 10
+    assert torch.equal(_seq(back, x), ref)
+    spikes, _, ties, exact = nir_reference(read_nir(tmp_path / "rsnn.nir"), x.numpy(), DT)
+    assert exact and np.array_equal(spikes, ref.numpy())
+
+
+def test_norse_runs_the_recurrent_subgraph_with_the_same_spikes():
+    """The subgraph is NIR's form of a recurrent layer as other frameworks read it (Norse, through nirtorch)."""
+    norse = pytest.importorskip("norse.torch")
+    net = nn.Sequential(*list(_export_net())[1:])
+    x = _spikes(T=16, n=6, seed=3)
+    ref = _seq(net, x)
+    module, state, got = norse.from_nir(to_nir(net, (6,), dt=DT), dt=DT, ignore_warnings=True), None, []
+    with torch.no_grad():
+        for x_t in x:
+            out, state = module(x_t, state)
+            got.append(out)
+    assert ref.sum() > 10 and torch.equal(torch.stack(got), ref)
+
+
+def test_recurrent_lowers_to_loihi():
+    """The input connection folds with the layers before it; the feedback is Lava's recurrent Dense."""
+    from snn.export.loihi import emulate_float, lower
+
+    net = nn.Sequential(*list(_export_net())[1:])
+    x = _spikes(T=16, n=6, seed=4)
+    cuba = lower(net, (6,))
+    assert [L.name for L in cuba.layers] == ["0", "1", "3"] and cuba.layers[0].rec_weight.shape == (8, 8)
+    ref = _seq(net, x)
+    assert ref.sum() > 10 and torch.equal(emulate_float(cuba, x).float(), ref)
+
+
+def test_export_refusals_name_the_layer():
+    from snn.export.loihi import LoweringError, lower
+
+    alif = nn.Sequential(Recurrent(4, 3, "alif"))
+    expect_clear_error(lambda: to_nir(alif, (4,)), LoweringError, "layer 0.neuron", "ALIF", "adaptive")
+    expect_clear_error(lambda: lower(alif, (4,)), LoweringError, "layer 0", "ALIF", "adaptive")
+    delayed = nn.Sequential(nn.Linear(4, 3), Delay(1), LIF())
+    expect_clear_error(lambda: lower(delayed, (4,)), LoweringError, "layer 1", "Delay", "delays")
+    expect_clear_error(lambda: to_nir(nn.Sequential(Recurrent(4, 3)), (2, 4)), LoweringError, "layer 0",
+                       "flat", "Flatten")
+
+
+def test_nir_delay_that_is_not_whole_steps_is_named():
+    graph = to_nir(nn.Sequential(Delay([1, 2])), (2,), dt=DT)
+    graph.nodes["0"].delay = np.array([DT, 1.5 * DT])
+    expect_clear_error(lambda: from_nir(graph, dt=DT), ValueError, "'0'", "Delay", "whole multiples")
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -18,14 +18,15 @@ NaN/Inf weights and parameters (naming the layer) and keeps each neuron's thresh
 """
 import importlib
 
-from .loihi import (CubaNet, CubaParams, FixedNet, LoihiRangeError, LoweringError, QATNet, Recurrent, SumPool2d,
-                    emulate_fixed, emulate_float, lower, quantize)
+from ..recurrent import Delay, Recurrent
+from .loihi import (CubaNet, CubaParams, FixedNet, LoihiRangeError, LoweringError, QATNet, SumPool2d, emulate_fixed,
+                    emulate_float, lower, quantize)
 from .registry import AFFINE, NIRContext, NIRImportContext, refuse_export, register_loihi, register_nir
 
 _LAZY = {"run_lava": "lava", "save_lowered": "lava", "load_lowered": "lava", "to_nir": "nir", "from_nir": "nir",
          "write_nir": "nir", "read_nir": "nir"}
 
-__all__ = ["lower", "quantize", "emulate_fixed", "emulate_float", "QATNet", "CubaNet", "FixedNet", "Recurrent",
+__all__ = ["lower", "quantize", "emulate_fixed", "emulate_float", "QATNet", "CubaNet", "FixedNet", "Recurrent", "Delay",
            "SumPool2d", "LoweringError", "LoihiRangeError", "register_nir", "register_loihi", "refuse_export",
            "NIRContext", "NIRImportContext", "CubaParams", "AFFINE", *_LAZY]
 

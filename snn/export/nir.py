@@ -22,10 +22,17 @@ IF(V_th, V_reset)               IF(r = 1/dt, v_threshold, v_reset)
 LIF/PLIF(tau, decay_input)      LIF(tau = tau·dt, r = 1 (decay_input) or tau, v_leak = v_reset, ...)
 CUBALIF(du, dv, V_th, bias)     CubaLIF(tau_syn = dt/du, tau_mem = dt/dv, w_in = 1/du, r = 1/dv,
                                 v_leak = bias/dv, v_reset = 0)
-Recurrent(neuron, W_rec, b_rec) the neuron node plus a Linear (Affine with ``b_rec``) node ``<name>.rec`` in a
-                                cycle with it; the cycle carries S[t-1] (snn's and Lava's one-step delay),
-                                so the recurrent input at step t is ``W_rec·S[t-1] + b_rec`` (``S[-1] = 0``)
+Recurrent(in, out, neuron)      a subgraph ``<name>`` (as snnTorch writes RLeaky/RSynaptic): ``input ->
+                                w_in (Affine W_in, b) -> neuron <-> w_rec (Linear W_rec) -> output``
+Recurrent(None, n, neuron)      the neuron node plus a Linear (Affine with ``b``) node ``<name>.rec`` in a
+                                cycle with it
+Delay(d)                        Delay(delay = d·dt, one value per element of the sample)
 ==============================  =====================================================================
+
+A cycle carries S[t-1] (snn's and Lava's one-step delay): the recurrent input at step t is ``W_rec·S[t-1]``
+(``S[-1] = 0``). Reading a graph, a subgraph of that form becomes a :class:`snn.recurrent.Recurrent` with its input
+connection, any other subgraph is flattened into its nodes; a NIR ``Delay`` of whole multiples of ``dt`` becomes
+a :class:`snn.recurrent.Delay`.
 
 (Euler on CubaLIF: ``i += du·(w_in·I - i)`` = ``i(1-du) + I``; ``v += dv·(v_leak - v + r·i)`` =
 ``v(1-dv) + i + bias``.) Dropout and Identity are dropped. Per-neuron (non-uniform) parameters, soft reset
@@ -33,8 +40,8 @@ and ALIF have no snn/NIR counterpart here and are rejected with the layer named.
 
 Both directions dispatch on the exact class through :mod:`snn.export.registry` (snn -> NIR on the module's class,
 NIR -> snn on the node's): a subclass of LIF is refused, naming the layer, until a mapping is registered for it
-with :func:`snn.export.register_nir`. The table above lists snn's own mappings (:func:`supported_layers`,
-:func:`importable_nodes`).
+with :func:`snn.export.register_nir`. The neurons' mappings are declared in their specs (``exports``, functions in
+:mod:`snn.export.neurons`); :func:`supported_layers` and :func:`importable_nodes` list what maps.
 
 Threshold comparison: NIR fires on ``v > v_threshold``. Every imported neuron gets ``strict_threshold=True``.
 An exported neuron that fires on ``V >= V_th`` (snn's IF/LIF/PLIF default) is written with the threshold
@@ -64,16 +71,15 @@ import torch.nn as nn
 
 from .. import layers
 from ..models import ScaledWSConv2d
-from ..neuron import ALIF, CUBALIF, IF, LIF, PLIF
-from .loihi import LoweringError, Recurrent, SumPool2d, iter_sequential, plain_forward
+from ..recurrent import Delay, Recurrent
+from .loihi import LoweringError, SumPool2d, iter_sequential, plain_forward
 from .loihi.lowering import DROPOUT, check_finite_module, check_in_shape
-from .registry import NIR, Mapping, NIRContext, NIRImportContext, find_import, importable, refuse_export, register_nir
+from .registry import NIR, Mapping, NIRContext, NIRImportContext, find_import, importable, register_nir
 
 __all__ = ["to_nir", "from_nir", "read_nir", "write_nir", "nir_threshold", "DEFAULT_DT", "supported_layers",
            "importable_nodes"]
 
 DEFAULT_DT = 1e-4
-_ULPS = 8                   # float64 neighbours tried each way for an exactly round-tripping parameter
 
 
 def _nir():
@@ -114,35 +120,6 @@ def nir_threshold(v_threshold: float, strict: bool) -> np.float32:
     return th if strict else np.nextafter(th, np.float32(-np.inf))
 
 
-def _exact_param(guess: float, decode, target: np.float32) -> float:
-    """The float64 within ``_ULPS`` ulps of ``guess`` (nearest first, same sign) whose ``decode`` is ``target``:
-    what :func:`from_nir` recomputes from it is then snn's float32 value bit for bit. ``guess`` if none."""
-    up = down = float(guess)
-    candidates = [up]
-    for _ in range(_ULPS):
-        up, down = float(np.nextafter(up, math.inf)), float(np.nextafter(down, -math.inf))
-        candidates += [up, down]
-    for cand in candidates:
-        if math.isfinite(cand) and np.sign(cand) == np.sign(guess) and decode(cand) == target:
-            return cand
-    return float(guess)
-
-
-def _lif_tau(decay: float, dt: float) -> float:
-    """NIR ``tau`` for a LIF decay ``d = 1/tau_snn``; :func:`from_nir` reads ``1 / (tau/dt)``."""
-    return _exact_param(dt / decay, lambda c: np.float32(1.0 / (c / dt)), np.float32(decay))
-
-
-def _cuba_tau(d: float, dt: float) -> float:
-    """NIR ``tau_syn``/``tau_mem`` for a CUBALIF decay ``d``; snn computes ``float32(1 - d)`` from ``d = dt/tau``."""
-    return _exact_param(dt / d, lambda c: np.float32(1.0 - dt / c), np.float32(1.0 - d))
-
-
-def _cuba_v_leak(bias: float, dv: float) -> float:
-    """NIR ``v_leak`` for a CUBALIF bias; :func:`from_nir` reads ``bias = v_leak·dv``."""
-    return _exact_param(bias / dv, lambda c: np.float32(c * dv), np.float32(bias))
-
-
 def supported_layers() -> list[str]:
     """The layer classes :func:`to_nir` writes (by exact class; see :mod:`snn.export.registry`)."""
     return NIR.supported()
@@ -151,42 +128,6 @@ def supported_layers() -> list[str]:
 def importable_nodes() -> list[str]:
     """The NIR node types :func:`from_nir` reads (besides Input, Output and nested NIRGraphs)."""
     return importable()
-
-
-def _hard_reset(m, ctx: NIRContext) -> float:
-    if m.v_reset is None:
-        raise LoweringError(f"layer {ctx.name} ({type(m).__name__}): soft reset (v_reset=None) cannot be expressed "
-                            f"in NIR; use v_reset=0.0")
-    return float(m.v_reset)
-
-
-def _if_node(m: IF, ctx: NIRContext):
-    """IF: ``r = 1/dt`` (one step is dt), threshold for the neuron's comparison, ``v_reset``."""
-    v_reset = _hard_reset(m, ctx)
-    return _nir().IF(r=ctx.full(1 / ctx.dt), v_threshold=ctx.full(nir_threshold(m.v_threshold, m.strict_threshold)),
-                     v_reset=ctx.full(v_reset))
-
-
-def _lif_node(m: LIF, ctx: NIRContext):
-    """LIF/PLIF: ``tau = tau_snn·dt``, ``r = 1`` (decay_input) or ``tau_snn``, ``v_leak = v_reset``."""
-    v_reset = _hard_reset(m, ctx)
-    decay = float(torch.as_tensor(m.decay()).detach())
-    return _nir().LIF(tau=ctx.full64(_lif_tau(decay, ctx.dt)), r=ctx.full64(1.0 if m.decay_input else 1.0 / decay),
-                      v_leak=ctx.full(v_reset), v_threshold=ctx.full(nir_threshold(m.v_threshold, m.strict_threshold)),
-                      v_reset=ctx.full(v_reset))
-
-
-def _cubalif_node(m: CUBALIF, ctx: NIRContext):
-    """CUBALIF: ``tau_syn = dt/du``, ``tau_mem = dt/dv``, ``w_in = 1/du``, ``r = 1/dv``, ``v_leak = bias/dv``."""
-    if m.du <= 0 or m.dv <= 0:
-        raise LoweringError(f"layer {ctx.name} (CUBALIF): du={m.du}, dv={m.dv}: NIR's CubaLIF needs du, dv > 0 "
-                            f"(finite time constants)")
-    dt = ctx.dt
-    tau_syn, tau_mem = _cuba_tau(m.du, dt), _cuba_tau(m.dv, dt)
-    du, dv = dt / tau_syn, dt / tau_mem
-    return _nir().CubaLIF(tau_syn=ctx.full64(tau_syn), tau_mem=ctx.full64(tau_mem), r=ctx.full64(1 / dv),
-                          w_in=ctx.full64(1 / du), v_leak=ctx.full64(_cuba_v_leak(m.bias, dv)),
-                          v_threshold=ctx.full(nir_threshold(m.v_threshold, True)), v_reset=ctx.full(0.0))
 
 
 def _linear_node(m: nn.Linear, ctx: NIRContext):
@@ -254,12 +195,34 @@ def _neuron_node(m, ctx: NIRContext):
     return mapping.fn(m, ctx)
 
 
-def _recurrent_nodes(m: Recurrent, ctx: NIRContext):
-    """The neuron node and the ``<name>.rec`` Linear/Affine node of a recurrent layer."""
+def _affine(w, b):
     nir = _nir()
-    w, b = _np(m.recurrent_weight), m.recurrent_bias
-    rec = nir.Linear(w) if b is None else nir.Affine(w, _np(b))
-    return _neuron_node(m.neuron, ctx), rec
+    return nir.Linear(_np(w)) if b is None else nir.Affine(_np(w), _np(b))
+
+
+def _recurrent_nodes(m: Recurrent, ctx: NIRContext):
+    """A :class:`Recurrent` layer. Without an input connection: the neuron node and the ``<name>.rec``
+    Linear/Affine node (``W_rec``, ``b``), written in a cycle. With one: a subgraph (as snnTorch writes its
+    RLeaky/RSynaptic) ``input -> w_in (Affine W_in, b) -> neuron <-> w_rec (Linear W_rec) -> output``."""
+    nir = _nir()
+    if m.weight is None:
+        return _neuron_node(m.neuron, ctx), _affine(m.recurrent_weight, m.bias)
+    if len(ctx.shape) != 1:
+        raise LoweringError(f"layer {ctx.name} (Recurrent): input of shape {ctx.shape}; a recurrent layer takes "
+                            f"flat samples [in_features] (put a Flatten before it)")
+    out = (m.out_features,)
+    neuron = _neuron_node(m.neuron, NIRContext(f"{ctx.name}.neuron", out, ctx.dt))
+    nodes = {"input": nir.Input(input_type={"input": np.array(ctx.shape)}), "w_in": _affine(m.weight, m.bias),
+             "neuron": neuron, "w_rec": nir.Linear(_np(m.recurrent_weight)),
+             "output": nir.Output(output_type={"output": np.array(out)})}
+    edges = [("input", "w_in"), ("w_in", "neuron"), ("neuron", "w_rec"), ("w_rec", "neuron"), ("neuron", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def _delay_node(m: Delay, ctx: NIRContext):
+    """NIR's ``Delay``: ``y(t) = x(t - τ)`` with ``τ = d·dt`` seconds, one value per element of the sample."""
+    d = m.delays.detach().cpu().numpy().astype(np.float64)
+    return _nir().Delay(delay=np.broadcast_to(d * ctx.dt, ctx.shape).copy())
 
 
 def to_nir(model: nn.Module, in_shape, dt: float = DEFAULT_DT):
@@ -282,15 +245,18 @@ def to_nir(model: nn.Module, in_shape, dt: float = DEFAULT_DT):
             continue
         check_finite_module(m, name)
         ctx = NIRContext(name, shape, dt)
-        if mapping.kind == "recurrent":
-            nodes[name], nodes[f"{name}.rec"] = mapping.fn(m, ctx)
+        written = mapping.fn(m, ctx)
+        if mapping.kind == "recurrent" and not isinstance(written, nir.NIRGraph):
+            nodes[name], nodes[f"{name}.rec"] = written
             edges += [(prev, name), (name, f"{name}.rec"), (f"{name}.rec", name)]
         else:
-            nodes[name] = mapping.fn(m, ctx)
+            nodes[name] = written
             edges.append((prev, name))
         if mapping.kind == "layer":
             with torch.no_grad():
                 shape = tuple(plain_forward(m, torch.zeros(1, *shape)).shape[1:])
+        elif isinstance(written, nir.NIRGraph):
+            shape = tuple(int(v) for v in next(iter(written.output_type.values())))
         prev = name
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     edges.append((prev, "output"))
@@ -315,6 +281,9 @@ def _node_arrays(node):
 def _check_nodes_finite(nodes: dict, where: str | None = None) -> None:
     """Refuse a NaN/Inf in any node's parameters, naming the node and the parameter (after ``where: ``)."""
     for name, node in nodes.items():
+        if isinstance(node, _nir().NIRGraph):
+            _check_nodes_finite({f"{name}.{k}": n for k, n in node.nodes.items()}, where)
+            continue
         for key, a in _node_arrays(node):
             if not np.isfinite(a).all():
                 raise ValueError(f"{where + ': ' if where else ''}node {name!r} ({type(node).__name__}): {key} has "
@@ -376,7 +345,7 @@ def _flatten(nodes: dict, edges: list) -> tuple[dict, list]:
     nir = _nir()
     flat, inner_edges, entry, exits = {}, [], {}, {}
     for name, node in nodes.items():
-        if not isinstance(node, nir.NIRGraph):
+        if not isinstance(node, nir.NIRGraph) or _recurrent_roles(node):
             flat[name] = node
             continue
         sub_nodes, sub_edges = _flatten(dict(node.nodes), _edge_list(node.edges, name))
@@ -414,10 +383,13 @@ def _edge_list(edges, where: str) -> list:
 
 
 def _import_mapping(node) -> Mapping | None:
-    """How :func:`from_nir` builds ``node``, looked up by its exact NIR class; None if it has no counterpart."""
+    """How :func:`from_nir` builds ``node``, looked up by its exact NIR class (a subgraph: a recurrent layer as
+    :func:`to_nir` writes it); None if it has no counterpart."""
     cls = type(node)
     if getattr(_nir(), cls.__name__, None) is not cls:
         return None
+    if cls is _nir().NIRGraph:
+        return Mapping("recurrent", _subgraph_module) if _recurrent_roles(node) else None
     return find_import(cls.__name__)
 
 
@@ -498,50 +470,19 @@ def _scalar(v, what: str, n: int | None = None) -> float:
     return float(a[0])
 
 
-def _close(a: float, b: float) -> bool:
-    return bool(np.isclose(a, b, rtol=1e-5, atol=1e-12))
-
-
-def _if_module(node, ctx: NIRImportContext) -> IF:
-    p = ctx.scalar
-    if not _close(p("r"), 1 / ctx.dt):
-        raise ValueError(f"r = {p('r'):g} must be 1/dt = {1 / ctx.dt:g} (one snn step is dt)")
-    return IF(v_threshold=p("v_threshold"), v_reset=p("v_reset"), **ctx.neuron_kw)
-
-
-def _lif_module(node, ctx: NIRImportContext) -> LIF:
-    p = ctx.scalar
-    tau = p("tau") / ctx.dt
-    r, v_reset = p("r"), p("v_reset")
-    if not _close(p("v_leak"), v_reset):
-        raise ValueError(f"v_leak = {p('v_leak'):g} must equal v_reset = {v_reset:g}")
-    if not (_close(r, 1.0) or _close(r, tau)):
-        raise ValueError(f"r = {r:g} must be 1 (decay_input) or tau/dt = {tau:g}")
-    return LIF(tau=tau, v_threshold=p("v_threshold"), v_reset=v_reset,
-               decay_input=_close(r, 1.0) and not _close(tau, 1.0), **ctx.neuron_kw)
-
-
-def _cubalif_module(node, ctx: NIRImportContext) -> CUBALIF:
-    p = ctx.scalar
-    du, dv = ctx.dt / p("tau_syn"), ctx.dt / p("tau_mem")
-    if not (_close(p("w_in"), 1 / du) and _close(p("r"), 1 / dv)):
-        raise ValueError(f"w_in = {p('w_in'):g} and r = {p('r'):g} must be tau_syn/dt = {1 / du:g} and "
-                         f"tau_mem/dt = {1 / dv:g}")
-    if p("v_reset") != 0.0:
-        raise ValueError(f"v_reset = {p('v_reset'):g}: CUBALIF resets to 0")
-    return CUBALIF(du=du, dv=dv, v_threshold=p("v_threshold"), bias=p("v_leak") * dv, **ctx.neuron_kw)
-
-
 def _import_context(node, name: str, dt: float, n: int, backend: str) -> NIRImportContext:
     scalar = lambda field: _scalar(getattr(node, field), field, n)  # noqa: E731
     return NIRImportContext(name=name, dt=dt, n=n, backend=backend, scalar=scalar)
 
 
-def _neuron_module(node, mapping: Mapping, ctx: NIRImportContext) -> nn.Module:
-    """The snn neuron (``strict_threshold=True``: NIR fires on ``v > v_threshold``) for a NIR neuron node."""
+def _module(node, mapping: Mapping, ctx: NIRImportContext) -> nn.Module:
+    """The snn module ``mapping`` builds for ``node`` (neurons get ``strict_threshold=True``: NIR fires on
+    ``v > v_threshold``); an error names the node."""
     try:
         return mapping.fn(node, ctx)
     except (ValueError, TypeError) as e:
+        if f"node {ctx.name!r}" in str(e):
+            raise ValueError(str(e)) from None
         raise ValueError(f"node {ctx.name!r} ({type(node).__name__}, dt={ctx.dt:g}): {e}") from None
 
 
@@ -639,6 +580,7 @@ def _input_shape(node, name: str) -> tuple:
 
 
 def _recurrent_module(neuron, node, name: str, shape: tuple, rec_name: str) -> Recurrent:
+    """A neuron in a cycle with one Linear/Affine: :class:`Recurrent` without an input connection."""
     nir = _nir()
     n = math.prod(shape)
     w = _weight(node, rec_name, 2)
@@ -646,7 +588,75 @@ def _recurrent_module(neuron, node, name: str, shape: tuple, rec_name: str) -> R
         raise ValueError(f"recurrent node {rec_name!r} of {name!r}: weight {tuple(w.shape)} must be "
                          f"[{n}, {n}] over a flat layer (neuron shape {shape})")
     b = _bias(node, rec_name, n) if isinstance(node, nir.Affine) else None
-    return Recurrent(neuron, n, w, bias=b)
+    return Recurrent.feedback(neuron, n, w, bias=b)
+
+
+_SUBGRAPH_EDGES = {("input", "w_in"), ("w_in", "neuron"), ("neuron", "w_rec"), ("w_rec", "neuron"),
+                   ("neuron", "output")}
+
+
+def _recurrent_roles(graph) -> dict | None:
+    """Role -> inner node name when ``graph`` is a recurrent layer with its input connection, as
+    :func:`to_nir` writes it: ``input -> w_in (Affine/Linear) -> neuron <-> w_rec (Linear) -> output``; else None
+    (the subgraph is then flattened into its nodes)."""
+    nir = _nir()
+    kinds = {"input": (nir.Input,), "output": (nir.Output,), "w_in": (nir.Affine, nir.Linear), "w_rec": (nir.Linear,)}
+    nodes = dict(graph.nodes)
+    if len(nodes) != 5:
+        return None
+    roles = {}
+    for role, types in kinds.items():
+        hits = [k for k, n in nodes.items() if type(n) in types and k not in roles.values()]
+        if role == "w_in":      # the Linear/Affine fed by the input
+            hits = [k for k in hits if any(a in roles.values() and b == k for a, b in _edge_list(graph.edges, ""))]
+        if len(hits) != 1:
+            return None
+        roles[role] = hits[0]
+    rest = [k for k in nodes if k not in roles.values()]
+    if len(rest) != 1 or not _is_neuron(nodes[rest[0]]):
+        return None
+    roles["neuron"] = rest[0]
+    edges = {(a, b) for a, b in _edge_list(graph.edges, "")}
+    want = {(roles[a], roles[b]) for a, b in _SUBGRAPH_EDGES}
+    return roles if edges == want else None
+
+
+def _subgraph_module(graph, ctx: NIRImportContext) -> Recurrent:
+    """A :class:`Recurrent` (with its input connection) from the subgraph :func:`to_nir` writes for one."""
+    nir = _nir()
+    roles = _recurrent_roles(graph)
+    nodes = dict(graph.nodes)
+    name = lambda role: f"{ctx.name}.{roles[role]}"  # noqa: E731
+    w_in, w_rec = nodes[roles["w_in"]], nodes[roles["w_rec"]]
+    w = _weight(w_in, name("w_in"), 2)
+    if w.shape[1] != ctx.n:
+        raise ValueError(f"node {name('w_in')!r}: weight {tuple(w.shape)} must take the {ctx.n} inputs it receives")
+    n = w.shape[0]
+    neuron_node = nodes[roles["neuron"]]
+    inner = _import_context(neuron_node, name("neuron"), ctx.dt, n, ctx.backend)
+    neuron = _module(neuron_node, _import_mapping(neuron_node), inner)
+    m = Recurrent(ctx.n, n, neuron, bias=isinstance(w_in, nir.Affine), step_mode="m")
+    rec = _weight(w_rec, name("w_rec"), 2)
+    if rec.shape != (n, n):
+        raise ValueError(f"node {name('w_rec')!r}: weight {tuple(rec.shape)} must be [{n}, {n}]")
+    with torch.no_grad():
+        m.weight.copy_(w)
+        m.recurrent_weight.copy_(rec)
+        if m.bias is not None:
+            m.bias.copy_(_bias(w_in, name("w_in"), n))
+    return m
+
+
+def _delay_module(node, ctx: NIRImportContext) -> Delay:
+    """NIR's ``Delay`` in whole snn steps: ``d = τ/dt``, which must be a whole number >= 0."""
+    steps = np.asarray(node.delay, dtype=np.float64) / ctx.dt
+    whole = np.round(steps)
+    if steps.size == 0 or not np.allclose(steps, whole, rtol=0, atol=1e-6):
+        raise ValueError(f"delay {np.asarray(node.delay).ravel()[:4].tolist()} s must be whole multiples of "
+                         f"dt = {ctx.dt:g} s (snn delays are whole time steps)")
+    if steps.size != ctx.n:
+        raise ValueError(f"delay has {steps.size} values for {ctx.n} inputs")
+    return Delay(torch.as_tensor(whole.astype(np.int64)), step_mode="m")
 
 
 def _graph_dt(graph, dt, where: str) -> float:
@@ -679,14 +689,16 @@ def _build(graph, dt: float, backend: str) -> nn.Sequential:
         if mapping is None:
             raise _unsupported_node(node, name)
         ctx = _import_context(node, name, dt, math.prod(shape), backend)
-        if mapping.kind == "neuron":
-            neuron = _neuron_module(node, mapping, ctx)
-            mods.append(_recurrent_module(neuron, nodes[rec[name]], name, shape, rec[name]) if name in rec
-                        else neuron)
-        else:
-            m = mapping.fn(node, ctx)
+        if mapping.kind == "recurrent" and len(shape) != 1:
+            raise ValueError(f"recurrent subgraph {name!r} receives samples of shape {shape}; it takes flat ones")
+        m = _module(node, mapping, ctx)
+        if mapping.kind == "neuron" and name in rec:
+            m = _recurrent_module(m, nodes[rec[name]], name, shape, rec[name])
+        elif mapping.kind == "recurrent":
+            shape = (m.out_features,)
+        elif mapping.kind == "layer":
             shape = _out_shape(m, shape, name)
-            mods.append(m)
+        mods.append(m)
     return nn.Sequential(*mods)
 
 
@@ -720,7 +732,7 @@ def from_nir(graph, dt: float | None = None, backend: str = "auto") -> nn.Sequen
 
 
 def _register_builtins() -> None:
-    """snn's own NIR mappings, both ways where NIR has the node (PLIF is written as a LIF and read back as one)."""
+    """snn's own NIR mappings of its layers, both ways where NIR has the node (the neurons' are in their specs)."""
     stateless = ((layers.Linear, _linear_node, ("Affine", "Linear"), _affine_module), (nn.Linear, _linear_node),
                  (layers.Conv1d, _conv_node, "Conv1d", _conv_module), (nn.Conv1d, _conv_node),
                  (layers.Conv2d, _conv_node, "Conv2d", _conv_module), (nn.Conv2d, _conv_node),
@@ -731,14 +743,10 @@ def _register_builtins() -> None:
     for cls, to_nir_fn, *back in stateless:
         register_nir(cls, to_nir_fn, kind="layer", node=back[0] if back else None,
                      from_nir=back[1] if back else None, builtin=True)
-    neurons = ((IF, _if_node, "IF", _if_module), (LIF, _lif_node, "LIF", _lif_module), (PLIF, _lif_node, None, None),
-               (CUBALIF, _cubalif_node, "CubaLIF", _cubalif_module))
-    for cls, to_nir_fn, node, from_nir_fn in neurons:
-        register_nir(cls, to_nir_fn, kind="neuron", node=node, from_nir=from_nir_fn, builtin=True)
     for cls in (*DROPOUT, nn.Identity):
         register_nir(cls, None, kind="dropped", builtin=True)
     register_nir(Recurrent, _recurrent_nodes, kind="recurrent", builtin=True)
-    refuse_export(ALIF, "an adaptive threshold (ALIF) has no NIR counterpart", "nir", builtin=True)
+    register_nir(Delay, _delay_node, kind="elementwise", node="Delay", from_nir=_delay_module, builtin=True)
 
 
 _register_builtins()

@@ -20,19 +20,23 @@ Either::
 
     refuse_export(cls, reason, targets=("nir", "loihi"))    the class has no counterpart; export names the reason
 
-A neuron spec (:class:`snn.neurons.NeuronSpec`) may carry its mappings itself, in ``spec.exports``, so that one
-file declares the neuron and how it exports; they apply to the classes bound to that spec
-(:func:`snn.neurons.spec_of`, exact class)::
+A neuron spec (:class:`snn.neurons.NeuronSpec`) carries its mappings itself, in ``spec.exports``, so that one
+file declares the neuron and how it exports (snn's own families do, naming :mod:`snn.export.neurons`); they apply
+to the classes bound to that spec (:func:`snn.neurons.spec_of`, exact class)::
 
     exports = {"nir": to_nir, "loihi": to_cuba}            the functions, or "package.module:function" names
                                                            (imported on first use: a spec file need not import
                                                            the exporters)
+    exports = {"nir": {"to": to_nir, "node": "LIF", "from": from_nir}}      and read NIR "LIF" nodes back
     exports = {"nir": {"refuse": "why it has no NIR node"}}
 
+A bound class whose spec has no entry for an exporter is refused, naming the layer, the class and the spec.
+
 Lookup order: a mapping registered with the functions here, then the spec's ``exports``, then snn's built-in
-mappings (``builtin=True``). Registering a class a second time needs ``replace=True``. ``kind="layer"`` NIR
-nodes change the sample shape (found by running the layer); ``kind="neuron"`` keeps it. A recurrent layer maps
-its ``neuron`` through the same registry.
+mappings of its other layers (``builtin=True``). Registering a class a second time needs ``replace=True``.
+Kinds (NIR): ``"layer"`` nodes change the sample shape (found by running the layer); ``"neuron"`` keeps it;
+``"elementwise"`` keeps it and holds state but is no neuron (a delay); ``"recurrent"`` writes a neuron with its
+feedback connection (see :func:`register_nir`). A recurrent layer maps its ``neuron`` through the same registry.
 """
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ __all__ = ["LoweringError", "AFFINE", "NIRContext", "NIRImportContext", "registe
 
 TARGETS = ("nir", "loihi")
 AFFINE = "affine"                       # register_loihi(cls, AFFINE): a stateless layer folded into W·s + b
-_KINDS = {"nir": ("neuron", "layer", "recurrent", "dropped"), "loihi": ("neuron", "affine", "recurrent")}
+_KINDS = {"nir": ("neuron", "layer", "elementwise", "recurrent", "dropped"), "loihi": ("neuron", "affine", "recurrent")}
 _API = {"nir": "snn.export.register_nir({cls}, to_nir, kind='neuron')",
         "loihi": "snn.export.register_loihi({cls}, to_cuba)"}
 _TITLE = {"nir": "NIR", "loihi": "Lava/Loihi"}
@@ -74,13 +78,9 @@ class NIRContext:
     shape: tuple
     dt: float
 
-    def full(self, value) -> np.ndarray:
-        """``value`` for every neuron of the layer, float32."""
-        return np.full(self.shape, value, dtype=np.float32)
-
-    def full64(self, value) -> np.ndarray:
-        """``value`` for every neuron of the layer, float64."""
-        return np.full(self.shape, value, dtype=np.float64)
+    def full(self, value, dtype=np.float32) -> np.ndarray:
+        """``value`` for every neuron of the layer (float32 unless ``dtype``)."""
+        return np.full(self.shape, value, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,12 @@ class _Table:
         return self.user.get(cls) or _spec_mapping(cls, self.target) or self.builtin.get(cls)
 
     def supported(self) -> list[str]:
-        """Names of the classes that export (registration order, built-in first, each name once)."""
-        names = [c.__name__ for table in (self.builtin, self.user) for c, m in table.items() if m.refused is None]
-        return list(dict.fromkeys(names))
+        """Names of the classes that export (built-in layers, the neurons whose specs map, users' classes)."""
+        from ..recurrent import neuron_classes
+
+        classes = [*self.builtin, *neuron_classes(), *self.user]
+        found = (self.find(c) for c in classes)
+        return list(dict.fromkeys(c.__name__ for c, m in zip(classes, found) if m is not None and m.refused is None))
 
     def get(self, module, name: str) -> Mapping:
         """The mapping of ``type(module)``; a :class:`LoweringError` naming the layer if refused or unknown."""
@@ -143,31 +146,63 @@ class _Table:
         if mapping is not None and mapping.refused is not None:
             raise LoweringError(f"layer {name} ({cls.__name__}): {mapping.refused}; supported layers: {supported}")
         if mapping is None:
-            raise LoweringError(f"layer {name} ({cls.__name__}): {_class_name(cls)} has no {title} mapping; "
-                                f"supported layers: {supported}. {_why_not_base(cls, self)}To export it, register "
-                                f"how it maps: {_API[self.target].format(cls=cls.__name__)} "
-                                f"(see snn.export.registry)")
+            raise LoweringError(f"layer {name} ({cls.__name__}): {_class_name(cls)} has no {title} mapping"
+                                f"{_spec_note(cls, self.target)}; supported layers: {supported}. "
+                                f"{_why_not_base(cls, self)}To export it, register how it maps: "
+                                f"{_API[self.target].format(cls=cls.__name__)} (see snn.export.registry)")
         return mapping
+
+
+def _bound_spec(cls: type):
+    """The neuron spec bound to exactly ``cls``, or None."""
+    from ..neurons import is_bound, spec_of
+
+    return spec_of(cls) if is_bound(cls) else None
+
+
+def _spec_note(cls: type, target: str) -> str:
+    spec = _bound_spec(cls)
+    return "" if spec is None else f" (its neuron spec {spec.name!r} declares no {target!r} entry in exports)"
+
+
+def _spec_entry(spec, target: str) -> dict | None:
+    """``spec.exports[target]`` as ``{"to": ..., "node": ..., "from": ...}`` or ``{"refuse": reason}``; None if
+    absent. A bare function or name is ``{"to": it}``."""
+    entry = (getattr(spec, "exports", None) or {}).get(target)
+    if entry is None or isinstance(entry, dict) and "refuse" in entry and len(entry) == 1:
+        return entry
+    entry = entry if isinstance(entry, dict) else {"to": entry}
+    allowed = {"to", "node", "from"} if target == "nir" else {"to"}
+    if "to" not in entry or set(entry) - allowed or ("node" in entry) != ("from" in entry):
+        keys = "'to' (and both 'node' and 'from')" if target == "nir" else "'to'"
+        raise TypeError(f"neuron spec {spec.name!r}: exports[{target!r}] must be a function, a "
+                        f"'package.module:function' name, {{'refuse': reason}} or a dict of {keys}; got {entry!r}")
+    return entry
 
 
 def _spec_mapping(cls: type, target: str) -> Mapping | None:
     """The mapping a neuron spec bound to exactly ``cls`` declares in its ``exports`` (None if none)."""
-    try:
-        from ..neurons import is_bound, spec_of
-    except ImportError:  # pragma: no cover - a build without the spec package
-        return None
-    if not is_bound(cls):
-        return None
-    spec = spec_of(cls)
-    entry = (getattr(spec, "exports", None) or {}).get(target)
+    spec = _bound_spec(cls)
+    entry = None if spec is None else _spec_entry(spec, target)
     if entry is None:
         return None
-    if isinstance(entry, dict):
-        if set(entry) != {"refuse"}:
-            raise TypeError(f"neuron spec {spec.name!r}: exports[{target!r}] as a dict must be "
-                            f"{{'refuse': reason}}, got {entry!r}")
+    if "refuse" in entry:
         return Mapping("neuron", refused=str(entry["refuse"]))
-    return Mapping("neuron", _resolve(entry, f"neuron spec {spec.name!r}: exports[{target!r}]"))
+    return Mapping("neuron", _resolve(entry["to"], f"neuron spec {spec.name!r}: exports[{target!r}]"))
+
+
+def _spec_import(node_type: str) -> Mapping | None:
+    """The import a registered neuron spec declares for NIR nodes of class ``node_type`` (one spec at most)."""
+    from ..neurons import specs
+
+    found = [(s, e) for s in specs() for e in [_spec_entry(s, "nir")] if e and e.get("node") == node_type]
+    if len(found) > 1:
+        raise ValueError(f"NIR node type {node_type!r} is read back by several neuron specs "
+                         f"({[s.name for s, _ in found]}); give it to one (or register_nir(..., replace=True))")
+    if not found:
+        return None
+    spec, entry = found[0]
+    return Mapping("neuron", _resolve(entry["from"], f"neuron spec {spec.name!r}: exports['nir']['from']"))
 
 
 def _resolve(entry, who: str) -> Callable:
@@ -201,13 +236,17 @@ NIR_IMPORT = {"builtin": {}, "user": {}}    # NIR node class name -> Mapping tha
 
 
 def find_import(node_type: str) -> Mapping | None:
-    """How :func:`snn.export.nir.from_nir` builds a NIR node of class ``node_type`` (a user's mapping first)."""
-    return NIR_IMPORT["user"].get(node_type) or NIR_IMPORT["builtin"].get(node_type)
+    """How :func:`snn.export.nir.from_nir` builds a NIR node of class ``node_type``: a user's mapping, then a
+    neuron spec's, then snn's built-in one."""
+    return NIR_IMPORT["user"].get(node_type) or _spec_import(node_type) or NIR_IMPORT["builtin"].get(node_type)
 
 
 def importable() -> list[str]:
     """The NIR node class names :func:`snn.export.nir.from_nir` builds."""
-    return list(dict.fromkeys([*NIR_IMPORT["builtin"], *NIR_IMPORT["user"]]))
+    from ..neurons import specs
+
+    nodes = [e["node"] for s in specs() for e in [_spec_entry(s, "nir")] if e and "node" in e]
+    return list(dict.fromkeys([*NIR_IMPORT["builtin"], *nodes, *NIR_IMPORT["user"]]))
 
 
 def register_nir(cls: type, to_nir: Callable | None, *, kind: str = "neuron", node=None,
@@ -215,8 +254,10 @@ def register_nir(cls: type, to_nir: Callable | None, *, kind: str = "neuron", no
     """Export ``cls`` to NIR with ``to_nir(module, ctx: NIRContext) -> node``.
 
     ``kind``: ``'neuron'`` (the sample shape is unchanged), ``'layer'`` (stateless; the shape after it is found
-    by running it), ``'recurrent'`` (``to_nir`` returns the neuron node and the recurrent Linear/Affine node) or
-    ``'dropped'`` (nothing is written; ``to_nir`` may be None). ``node`` (a NIR class name or a tuple of them) and
+    by running it), ``'elementwise'`` (stateful, shape unchanged, no neuron: a delay), ``'recurrent'``
+    (``to_nir`` returns the neuron node and the recurrent Linear/Affine node, written in a cycle, or one
+    ``NIRGraph`` holding the whole layer) or ``'dropped'`` (nothing is written; ``to_nir`` may be None).
+    ``node`` (a NIR class name or a tuple of them) and
     ``from_nir(node, ctx: NIRImportContext) -> module`` make :func:`snn.export.nir.from_nir` read those nodes
     back as this class. ``builtin=True`` is for snn's own mappings (a user's mapping of the same class wins)."""
     if (node is None) != (from_nir is None):

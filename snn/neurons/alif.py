@@ -43,4 +43,6 @@ ALIF = NeuronSpec(
     kernel_params=("decay", "v_threshold", "v_reset", "rho", "beta"), kernel_flags=("hard_reset", "decay_input"),
     learnable=1, saved=2, to_kernel=_to_kernel, charge=_charge, reset=_reset, checks=(check_reset,),
     cpp=CppStep("ALIFStep", header="neurons/alif.h"), triton="snn.kernels.alif",
+    exports={"nir": {"refuse": "an adaptive threshold (ALIF) has no NIR counterpart"},
+             "loihi": {"refuse": "adaptive thresholds (ALIF) have no Lava LIF counterpart"}},
     doc="adaptive-threshold LIF")

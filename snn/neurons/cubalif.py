@@ -38,4 +38,7 @@ CUBALIF = NeuronSpec(
             Param("bias", 0.0, doc="constant input")),
     kernel_params=("cu", "cv", "v_threshold", "bias"), to_kernel=_to_kernel, strict_threshold=True,
     charge=_charge, reset=_reset, cpp=CppStep("CUBALIFStep", header="neurons/cubalif.h"),
-    triton="snn.kernels.cubalif", doc="current-based LIF of Loihi 2 (float mode)")
+    triton="snn.kernels.cubalif", doc="current-based LIF of Loihi 2 (float mode)",
+    exports={"nir": {"to": "snn.export.neurons:cubalif_to_nir", "node": "CubaLIF",
+                     "from": "snn.export.neurons:cubalif_from_nir"},
+             "loihi": "snn.export.neurons:cubalif_to_cuba"})

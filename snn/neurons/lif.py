@@ -62,6 +62,7 @@ def _kernel(decay):
     return to_kernel
 
 
+_EXPORT = "snn.export.neurons:"     # the NIR/Loihi mappings (snn.export.neurons), imported on first export
 V_THRESHOLD = Param("v_threshold", 1.0, doc="V_th")
 V_RESET = Param("v_reset", 0.0, optional=True, doc="V_reset; None: soft reset (subtract V_th)")
 DECAY_INPUT = Flag("decay_input", True, doc="the input is scaled by the decay")
@@ -73,15 +74,19 @@ _COMMON = dict(states=(State("v", init="v_reset"),), kernel_params=("decay", "v_
 LIF = NeuronSpec(
     name="lif", params=(Param("tau", 2.0, low=1.0, doc="membrane time constant (decay 1/tau in (0, 1])"),
                         V_THRESHOLD, V_RESET, DECAY_INPUT),
-    to_kernel=_kernel(lambda v: 1.0 / v["tau"]), doc="leaky integrate-and-fire", **_COMMON)
+    to_kernel=_kernel(lambda v: 1.0 / v["tau"]), doc="leaky integrate-and-fire",
+    exports={"nir": {"to": _EXPORT + "lif_to_nir", "node": "LIF", "from": _EXPORT + "lif_from_nir"},
+             "loihi": _EXPORT + "lif_to_cuba"}, **_COMMON)
 
 IF = NeuronSpec(
     name="if", params=(V_THRESHOLD, V_RESET), to_kernel=_kernel(lambda v: 0.0), doc="integrate-and-fire",
-    **_COMMON)
+    exports={"nir": {"to": _EXPORT + "if_to_nir", "node": "IF", "from": _EXPORT + "if_from_nir"},
+             "loihi": _EXPORT + "if_to_cuba"}, **_COMMON)
 
 PLIF = NeuronSpec(
     name="plif", params=(Param("init_tau", 2.0, low=1.0, low_open=True, doc="initial tau (w0 = -log(tau - 1))"),
                          V_THRESHOLD, V_RESET, DECAY_INPUT),
     learned=(Learned("w", lambda v: -math.log(v["init_tau"] - 1.0), doc="1/tau = sigmoid(w)"),),
     to_kernel=_kernel(lambda v: torch.sigmoid(v["w"])), doc="parametric LIF: 1/tau = sigmoid(w), w learnable",
+    exports={"nir": _EXPORT + "lif_to_nir", "loihi": _EXPORT + "lif_to_cuba"},   # NIR's LIF reads back as a LIF
     **_COMMON)

@@ -10,7 +10,8 @@ with the identity basis. The neuron becomes Lava's CUBA LIF (``lava.proc.lif.pro
     V[t] = V[t-1]·(1 - dv) + U[t] + bias
     S[t] = V[t] > vth;   V[t] = 0 where S[t]
 
-Mapping of snn neurons (all exact up to float rounding)::
+Mapping of snn neurons (all exact up to float rounding; each declared in its spec's ``exports``, the functions
+in :mod:`snn.export.neurons`)::
 
     CUBALIF           du, dv, vth, bias as given; a Linear bias is allowed only with du = 1
     IF  (v_reset=r)   du = 1, dv = 0,     vth = V_th - r, W, bias = b
@@ -35,12 +36,13 @@ its output) become a non-spiking *readout* layer: du = 1, dv = 0 and an unreacha
 potential after T steps is ``Σ_t (W·S[t] + b)``, T times the mean readout; the emulators and
 :func:`snn.export.lava.run_lava` then return that final potential ``[B, *out_shape]`` instead of spikes.
 
-A :class:`snn.lsm.LiquidStateMachine` (ideal weights) is lowered as ``Linear(W_in) -> Recurrent(LIF)``
+A :class:`snn.lsm.LiquidStateMachine` (ideal weights) is lowered as ``Linear(W_in) -> Recurrent.feedback(LIF)``
 (:func:`lsm_as_sequential`).
 
-A recurrent layer is a :class:`Recurrent` (``recurrent_weight [N, N]``, a ``neuron``, an optional
-``recurrent_bias`` that joins the connection bias): its input is ``I[t] = W·x[t] + W_rec·S[t-1] + b_rec``
-(the one-step delay is what Lava's recurrent ``Dense`` gives).
+A recurrent layer is a :class:`snn.recurrent.Recurrent`: its input connection ``W_in``, ``b`` (if any) is folded
+with the layers before it into ``W``, ``b``, its neuron maps through its own spec, and ``W_rec`` becomes the
+recurrent ``Dense``: ``I[t] = W·x[t] + b + W_rec·S[t-1]`` (the one-step delay is what Lava's recurrent ``Dense``
+gives). A :class:`snn.recurrent.Delay` has no counterpart here and is refused, naming the layer.
 """
 from __future__ import annotations
 
@@ -55,9 +57,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ... import layers as snn_layers
-from ...base import MemoryModule
 from ...checks import check_int
-from ...neuron import ALIF, CUBALIF, IF, LIF, PLIF, BaseNeuron
+from ...neuron import LIF, BaseNeuron
+from ...recurrent import Delay
+from ...recurrent import Recurrent as RecurrentLayer
 from ..registry import AFFINE, LOIHI, LoweringError, Mapping, refuse_export, register_loihi
 
 
@@ -83,53 +86,30 @@ class SumPool2d(nn.Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class Recurrent(MemoryModule):
-    """A recurrent spiking layer: ``I[t] = x[t] + W_rec·S[t-1] + b_rec``, ``S[t] = neuron(I[t])``, ``S[-1] = 0``.
-
-    ``neuron`` is an snn neuron (driven one step at a time here); input ``[T, B, N]`` (``step_mode='m'``, the
-    default) or ``[B, N]`` (``'s'``). ``bias`` (``b_rec [N]``, optional) is the recurrent connection's bias, added
-    at every step (an NIR recurrent ``Affine``). The last spikes are state, cleared by :meth:`reset` (and so by
-    ``snn.reset(net)``). This is the form :func:`lower` maps onto a Lava LIF with a recurrent ``Dense``, and
-    :func:`snn.export.nir.to_nir` onto a neuron node in a cycle with a Linear/Affine node.
-    """
-
-    def __init__(self, neuron: BaseNeuron, n: int, weight: torch.Tensor | None = None, step_mode: str = "m", *,
-                 bias: torch.Tensor | None = None):
-        super().__init__(step_mode)
-        self.neuron = neuron
-        w = torch.zeros(n, n) if weight is None else torch.as_tensor(weight, dtype=torch.float32)
-        if w.shape != (n, n):
-            raise ValueError(f"Recurrent: weight must be [{n}, {n}], got {tuple(w.shape)}")
-        self.recurrent_weight = nn.Parameter(w.clone())
-        b = None if bias is None else torch.as_tensor(bias, dtype=torch.float32)
-        if b is not None and b.shape != (n,):
-            raise ValueError(f"Recurrent: bias must be [{n}], got {tuple(b.shape)}")
-        self.recurrent_bias = None if b is None else nn.Parameter(b.clone())
-        self.s = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_seq = x.unsqueeze(0) if self.step_mode == "s" else x
-        self.neuron.step_mode = "s"
-        s = torch.zeros_like(x_seq[0]) if self.s is None else self.s
-        out = []
-        for x_t in x_seq:
-            rec = s @ self.recurrent_weight.t()
-            if self.recurrent_bias is not None:
-                rec = rec + self.recurrent_bias
-            s = self.neuron(x_t + rec)
-            out.append(s)
-        self.s = s
-        y = torch.stack(out)
-        return y[0] if self.step_mode == "s" else y
-
-    def reset(self):
-        self.s = None
-        self.neuron.reset()
+def Recurrent(neuron: BaseNeuron, n: int, weight=None, step_mode: str = "m", *, bias=None):  # noqa: N802
+    """A recurrent layer around the neuron module ``neuron`` without an input connection:
+    :meth:`snn.recurrent.Recurrent.feedback` (``I[t] = x[t] + W_rec·S[t-1] + b``), under the name this module
+    has always given it. New code: :class:`snn.recurrent.Recurrent`."""
+    return RecurrentLayer.feedback(neuron, n, weight, bias=bias, step_mode=step_mode)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # The float Loihi form
 # ----------------------------------------------------------------------------------------------------------------
+class NetShape:
+    """``out_shape``/``readout`` of a lowered network (float and fixed-point forms): those of its last layer."""
+
+    layers: list
+
+    @property
+    def out_shape(self) -> tuple:
+        return self.layers[-1].out_shape
+
+    @property
+    def readout(self) -> bool:
+        return self.layers[-1].readout
+
+
 class DenseShape:
     """``n_in``/``n_out`` of a layer whose connection is ``weight [N_out, N_in]`` (float and fixed-point forms)."""
 
@@ -174,7 +154,7 @@ def lava_threshold(L: CubaLayer) -> float:
 
 
 @dataclass
-class CubaNet:
+class CubaNet(NetShape):
     """A lowered network: input shape (without T, B), input kind and the layers in order.
 
     ``input_bits = 0``: the input is binary spikes; ``> 0``: graded values in [0, 1], sent to Lava as
@@ -184,14 +164,6 @@ class CubaNet:
     in_shape: tuple
     layers: list[CubaLayer]
     input_bits: int = 0
-
-    @property
-    def out_shape(self) -> tuple:
-        return self.layers[-1].out_shape
-
-    @property
-    def readout(self) -> bool:
-        return self.layers[-1].readout
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -235,7 +207,7 @@ def lsm_as_sequential(lsm) -> nn.Sequential:
     neuron = LIF(tau=lsm.tau, v_threshold=lsm.v_threshold, v_reset=lsm.v_reset, decay_input=False,
                  backend="torch")
     w_rec = torch.as_tensor(lsm.w_rec).detach().float()
-    return nn.Sequential(lin, Recurrent(neuron, w_rec.shape[0], w_rec.t()))
+    return nn.Sequential(lin, RecurrentLayer.feedback(neuron, w_rec.shape[0], w_rec.t()))
 
 
 SEQUENTIAL = (nn.Sequential, snn_layers.SeqToANN)
@@ -364,38 +336,18 @@ class CubaParams:
     strict: bool = True
 
 
-def _hard_reset(neuron, name) -> float:
-    """``V_reset`` of a hard-reset neuron; soft reset has no Lava LIF counterpart."""
-    if neuron.v_reset is None:
-        raise LoweringError(f"layer {name} ({type(neuron).__name__}): soft reset (v_reset=None) cannot be mapped: "
-                            f"Lava's LIF resets to 0; use a hard reset (v_reset=0.0)")
-    return float(neuron.v_reset)
-
-
-def _lif_cuba(neuron, name) -> CubaParams:
-    """LIF/PLIF: du = 1, dv = d = 1/tau, vth = V_th - V_reset; the input is scaled by d when decay_input."""
-    k = float(torch.as_tensor(neuron.decay()).detach())
-    return CubaParams(du=1.0, dv=k, vth=float(neuron.v_threshold) - _hard_reset(neuron, name),
-                      weight_scale=k if neuron.decay_input else 1.0, strict=bool(neuron.strict_threshold))
-
-
-def _if_cuba(neuron, name) -> CubaParams:
-    """IF: du = 1, dv = 0, vth = V_th - V_reset."""
-    return CubaParams(du=1.0, dv=0.0, vth=float(neuron.v_threshold) - _hard_reset(neuron, name),
-                      strict=bool(neuron.strict_threshold))
-
-
-def _cubalif_cuba(neuron, name) -> CubaParams:
-    """CUBALIF: itself (always strict)."""
-    return CubaParams(du=float(neuron.du), dv=float(neuron.dv), vth=float(neuron.v_threshold),
-                      bias=float(neuron.bias), strict=True)
-
-
-def _recurrent_parts(m):
-    """(neuron, W_rec, b_rec or None) of a :class:`Recurrent` layer, float64."""
-    rb = m.recurrent_bias
-    return (m.neuron, m.recurrent_weight.detach().double(),
-            None if rb is None else rb.detach().double())
+def _recurrent_parts(m: RecurrentLayer, label: str):
+    """``(input connection, neuron, W_rec, b_rec or None)`` of a :class:`snn.recurrent.Recurrent` (float64): its
+    ``W_in``, ``b`` as a Linear folded with the layers before it; without one, ``b`` joins the feedback."""
+    rec = m.recurrent_weight.detach().double()
+    if m.weight is None:
+        return [], m.neuron, rec, None if m.bias is None else m.bias.detach().double()
+    lin = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+    with torch.no_grad():
+        lin.weight.copy_(m.weight)
+        if m.bias is not None:
+            lin.bias.copy_(m.bias)
+    return [(f"{label}.w_in", lin)], m.neuron, rec, None
 
 
 def _neuron_params(neuron, name) -> CubaParams:
@@ -434,7 +386,8 @@ def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
         if mapping.kind == AFFINE:
             pending.append((label, m))
             continue
-        neuron, rec, rec_bias = mapping.fn(m) if mapping.kind == "recurrent" else (m, None, None)
+        inputs, neuron, rec, rec_bias = mapping.fn(m, label) if mapping.kind == "recurrent" else ([], m, None, None)
+        pending += inputs
         if not pending:
             raise LoweringError(f"{label}: a neuron layer needs a connection (e.g. Linear) before it")
         w, b, out_shape = _affine_map(pending, cur_shape)
@@ -464,7 +417,8 @@ def lower(model: nn.Module, in_shape, input_bits: int = 0) -> CubaNet:
 
 
 def _register_builtins() -> None:
-    """snn's own Loihi mappings: the stateless layers folded into the connection, the neurons, Recurrent."""
+    """snn's own Loihi mappings of its layers (the neurons' are in their specs): the stateless layers folded
+    into the connection, Recurrent; Delay refused."""
     from ...models import ScaledWSConv2d
 
     affine = (nn.Linear, snn_layers.Linear, nn.Conv1d, snn_layers.Conv1d, nn.Conv2d, snn_layers.Conv2d, ScaledWSConv2d,
@@ -472,10 +426,9 @@ def _register_builtins() -> None:
               nn.BatchNorm1d, snn_layers.BatchNorm1d, nn.BatchNorm2d, snn_layers.BatchNorm2d, *DROPOUT, nn.Identity)
     for cls in affine:
         register_loihi(cls, AFFINE, builtin=True)
-    for cls, to_cuba in ((IF, _if_cuba), (LIF, _lif_cuba), (PLIF, _lif_cuba), (CUBALIF, _cubalif_cuba)):
-        register_loihi(cls, to_cuba, builtin=True)
-    LOIHI.add(Recurrent, Mapping("recurrent", _recurrent_parts), builtin=True)
-    refuse_export(ALIF, "adaptive thresholds have no Lava LIF counterpart", "loihi", builtin=True)
+    LOIHI.add(RecurrentLayer, Mapping("recurrent", _recurrent_parts), builtin=True)
+    refuse_export(Delay, "synaptic delays have no counterpart in this Lava LIF lowering (its Dense connections "
+                  "deliver in one step)", "loihi", builtin=True)
 
 
 _register_builtins()

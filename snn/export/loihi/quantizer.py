@@ -22,7 +22,7 @@ import torch
 
 from .constants import DECAY_UNITY, RANGES
 from ...checks import check_bool, check_int
-from .lowering import CubaLayer, CubaNet, DenseShape, check_finite_net, check_lowered
+from .lowering import CubaLayer, CubaNet, DenseShape, NetShape, check_finite_net, check_lowered
 
 VTH_TARGET = 512            # quantizer aims for vth >= this (threshold rounding error <= 0.1%)
 
@@ -56,19 +56,11 @@ class FixedLayer(DenseShape):
 
 
 @dataclass
-class FixedNet:
+class FixedNet(NetShape):
     in_shape: tuple
     layers: list[FixedLayer]
     input_bits: int = 0
     report: dict = field(default_factory=dict)
-
-    @property
-    def out_shape(self) -> tuple:
-        return self.layers[-1].out_shape
-
-    @property
-    def readout(self) -> bool:
-        return self.layers[-1].readout
 
 
 class _Ranges:
