@@ -85,6 +85,20 @@ def shd_file(path: Path, times, units, labels, keys, times_dtype=np.float16) -> 
     return path
 
 
+def nmnist_root(root: Path, rng, n_events: int = 40) -> dict:
+    """``root/{Train,Test}/<digit>/NNNNN.bin``, one file per digit (two for 3), each with an overflow marker
+    before its first event at t >= 8192 µs; returns ``{path: (x, y, t, p)}``."""
+    written = {}
+    for split in ("Train", "Test"):
+        for digit in range(10):
+            for k in range(2 if digit == 3 else 1):
+                ev = random_events(rng, n_events, 34, 34, 30_000)
+                path = write(root / split / str(digit) / f"{k:05d}.bin",
+                             nmnist_bytes(*ev, overflow_before={int(np.searchsorted(ev[2], 8192))}))
+                written[path] = ev
+    return written
+
+
 def random_events(rng, n, width, height, t_max, t_min=0):
     """``n`` events, sorted by time (stable), as four int64 arrays."""
     t = np.sort(rng.integers(t_min, t_max, n))

@@ -20,21 +20,10 @@ def _same(ev, x, y, t, p):
 
 
 # -- N-MNIST and N-Caltech101 (.bin) ---------------------------------------------------------------------
-def _nmnist_root(root, rng):
-    written = {}
-    for split in ("Train", "Test"):
-        for digit in range(10):
-            for k in range(2 if digit == 3 else 1):
-                ev = F.random_events(rng, 40, 34, 34, 30_000)
-                path = F.write(root / split / str(digit) / f"{k:05d}.bin", F.nmnist_bytes(*ev, overflow_before={25}))
-                written[path] = ev
-    return written
-
-
 def test_nmnist_reads_the_download_layout_like_tonic(tmp_path):
     import tonic.io
 
-    written = _nmnist_root(tmp_path, np.random.default_rng(0))
+    written = F.nmnist_root(tmp_path, np.random.default_rng(0))
     ds = data.get_dataset("nmnist", tmp_path, "train", cache=False, frames={"n_frames": 5, "split_by": "number"})
     assert (len(ds), ds.num_classes, ds.input_shape, ds.sequence) == (11, 10, (2, 34, 34), True)
     assert ds.targets.tolist() == [0, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9]

@@ -9,7 +9,8 @@ Events are sorted by time, ``t_0`` is the first event's time, ``N`` the number o
                                     (``M - 1`` when ``Δ = 0``): equal time spans, the remainder in the last
                                     frame (SpikingJelly's ``split_by='time'``).
 ``n_frames=M, split_by='number'``   ``k_i = min(⌊i / ⌊N / M⌋⌋, M - 1)`` (``M - 1`` when ``N < M``): equal event
-                                    counts, the remainder in the last frame (SpikingJelly's ``'number'``).
+                                    counts, the remainder in the last frame (SpikingJelly's ``'number'``;
+                                    tonic's ``n_event_bins`` drops the remainder).
 ``n_frames=M, duration=D``          ``k_i = ⌊t_i · M / D⌋`` from ``t = 0``; events at ``t_i >= D`` are dropped:
                                     the same clock for every sample (SHD-style binning).
 ``time_window=W``                   ``k_i = ⌊(t_i - t_0) / W⌋``, ``T = k_{N-1} + 1`` (tonic's ``ToFrame(time_window)``

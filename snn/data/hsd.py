@@ -87,6 +87,12 @@ class HeidelbergSpikes(EventDataset):
             self._h5, self._pid = h5py.File(self.path, "r"), os.getpid()
         return self._h5
 
+    def close(self) -> None:
+        """Close the HDF5 file (it is opened again on the next read)."""
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_h5"] = state["_pid"] = None
