@@ -36,7 +36,9 @@ def nmnist_bytes(x, y, t, p, overflow_before=()) -> bytes:
 
 def aedat2_bytes(x, y, t, p, specials=()) -> bytes:
     """A DVS128 AEDAT 2.0 file; ``specials``: (index, timestamp) of sync events inserted before event index."""
-    head = b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event\r\n# Timestamps tick is 1 us\r\n# created Tue Jan 01 00:00:00 CET 2017\r\n"
+    head = (b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n"
+            b"# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event\r\n"
+            b"# Timestamps tick is 1 us\r\n# created Tue Jan 01 00:00:00 CET 2017\r\n")
     body = bytearray()
     special = dict(specials)
     for i, (xi, yi, ti, pi) in enumerate(zip(x, y, t, p)):
@@ -132,7 +134,8 @@ def spikingjelly_datasets(*names):
             sys.modules.update({"torchvision": tv, "torchvision.datasets": tvd, "torchvision.datasets.utils": tvu})
         yield tuple(importlib.import_module(f"spikingjelly.datasets.{n}") for n in names)
     finally:
-        for name in [n for n in sys.modules if n.split(".")[0] == "torchvision" or n.startswith("spikingjelly.datasets")]:
+        loaded = [n for n in sys.modules if n.split(".")[0] == "torchvision" or n.startswith("spikingjelly.datasets")]
+        for name in loaded:
             if name in saved:
                 sys.modules[name] = saved[name]
             else:

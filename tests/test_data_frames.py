@@ -186,3 +186,14 @@ def test_time_major_loader_pads_shorter_sequences(nmnist):
                                   sequence=False)
     xs, ys = next(iter(data.loader(static, batch_size=5)))
     assert xs.shape == (5, 1, 4, 4) and torch.equal(xs, static.x[:5])
+
+
+def test_n_frames_keeps_the_default_cut_of_the_set(nmnist, tmp_path):
+    root, _ = nmnist
+    ds = data.get_dataset("nmnist", root / "N-MNIST", cache=False, n_frames=6)
+    assert ds.frames == FrameSpec(n_frames=6) and ds[0][0].shape[0] == 6
+    F.shd_file(tmp_path / "shd_test.h5", [[0.5, 1.0]], [[1, 2]], [3], [str(k) for k in range(20)])
+    shd = data.get_dataset("shd", tmp_path, "test", cache=False, n_frames=7)
+    assert shd.frames == FrameSpec(n_frames=7, duration=1_400_000) and shd[0][0].shape == (7, 700)
+    expect_clear_error(lambda: data.get_dataset("nmnist", root / "N-MNIST", frames=3, n_frames=6), ValueError,
+                       "frames or n_frames")

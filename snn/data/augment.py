@@ -32,8 +32,8 @@ from ._validate import check_int
 from .events import as_events
 from .frames import check_sensor_size
 
-__all__ = ["downsample_events", "Compose", "RandomFlip", "RandomCrop", "RandomTranslate", "DropEvent", "Denoise", "Downsample",
-           "FrameRandomFlip", "FrameRandomCrop", "output_sensor_size"]
+__all__ = ["downsample_events", "Compose", "RandomFlip", "RandomCrop", "RandomTranslate", "DropEvent", "Denoise",
+           "Downsample", "FrameRandomFlip", "FrameRandomCrop", "output_sensor_size"]
 
 
 def downsample_events(events: np.ndarray, factor: int) -> np.ndarray:

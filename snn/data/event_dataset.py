@@ -22,7 +22,7 @@ from .images import check_labels
 
 __all__ = ["EventDataset", "check_sensor_option", "EVENT_OPTIONS"]
 
-EVENT_OPTIONS = ("frames", "cache", "cache_dir", "downsample", "event_transform", "transform")
+EVENT_OPTIONS = ("frames", "n_frames", "cache", "cache_dir", "downsample", "event_transform", "transform")
 
 
 def check_sensor_option(sensor_size, native, name: str, what: str) -> tuple:
@@ -40,19 +40,34 @@ def check_sensor_option(sensor_size, native, name: str, what: str) -> tuple:
     return w, h, p
 
 
+def _frame_spec(frames, default: dict, n_frames, name: str) -> FrameSpec:
+    """``frames`` as given, else the data set's default with ``n_frames`` (when given) in place of its own."""
+    if frames is not None:
+        if n_frames is not None:
+            raise ValueError(f"{name}: give frames or n_frames, not both (frames={frames!r}, n_frames={n_frames!r})")
+        return FrameSpec.make(frames)
+    spec = dict(default or {})
+    if n_frames is not None:
+        spec["n_frames"] = n_frames
+    return FrameSpec.make(spec)
+
+
 class EventDataset(LabeledDataset):
     """Base of the event sets. Subclasses list their samples (``self.targets``) and implement
-    ``read(i) -> events`` and ``identity(i) -> dict`` (what the sample's content depends on, for the cache)."""
+    ``read(i) -> events`` and ``identity(i) -> dict`` (what the sample's content depends on, for the cache).
+    Frames: ``frames`` (a :class:`FrameSpec`, its dict, or a number of frames), else the set's
+    ``default_frames`` with ``n_frames`` frames when given."""
 
     sequence = True
     reader_version = 1
 
-    def __init__(self, *, name: str, classes, sensor_size, targets, frames, cache=True, cache_dir=None,
-                 downsample: int = 1, event_transform: Callable | None = None, transform: Callable | None = None):
+    def __init__(self, *, name: str, classes, sensor_size, targets, frames=None, default_frames=None,
+                 n_frames: int | None = None, cache=True, cache_dir=None, downsample: int = 1,
+                 event_transform: Callable | None = None, transform: Callable | None = None):
         self.name, self.classes = name, tuple(classes)
         self.targets = torch.as_tensor(np.asarray(targets, dtype=np.int64))
         check_labels(self.targets.numpy(), len(self.classes), f"{name} labels")
-        self.frames = FrameSpec.make(frames)
+        self.frames = _frame_spec(frames, default_frames, n_frames, name)
         self.downsample = check_int(downsample, "downsample", name, 1)
         w, h, p = check_sensor_size(sensor_size, name)
         self.recorded_sensor_size = (w, h, p)

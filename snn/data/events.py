@@ -42,7 +42,8 @@ from ._validate import check_int, whole_numbers
 
 __all__ = ["EVENT_DTYPE", "make_events", "as_events", "read_nmnist", "write_nmnist", "encode_nmnist",
            "decode_nmnist", "sniff_event_format", "bin_events", "bin_events_channels", "saccade_frames",
-           "image_to_events", "images_to_event_tensor", "load_event_dataset", "EVENT_DATASETS", "SACCADE_PATH"]
+           "image_to_events", "images_to_event_tensor", "load_event_dataset", "EVENT_DATASETS", "SACCADE_PATH",
+           "check_on_sensor"]
 
 EVENT_DTYPE = np.dtype([("x", np.uint16), ("y", np.uint16), ("t", np.int64), ("p", np.int8)])
 _FIELDS = ("x", "y", "t", "p")
@@ -221,25 +222,32 @@ def _check_on_sensor(events: np.ndarray, sensor_size, source: str) -> None:
                         f"got {sensor_size!r}")
     width = check_int(sensor_size[0], "sensor_size width", "read_nmnist", 1, 256)
     height = check_int(sensor_size[1], "sensor_size height", "read_nmnist", 1, 256)
+    check_on_sensor(events, width, height, source, "a wrong or corrupt file, or the wrong sensor_size")
+
+
+def check_on_sensor(events: np.ndarray, width: int, height: int, source: str, hint: str) -> np.ndarray:
+    """``events`` when every one lies on the ``width x height`` sensor; else an error naming ``source``, the
+    first event outside, how many are, and ``hint`` (the likely cause)."""
     off = (events["x"] >= width) | (events["y"] >= height)
     if off.any():
         e = events[np.flatnonzero(off)[0]]
         raise ValueError(f"{source}: event at x={e['x']}, y={e['y']} (t={e['t']} µs) lies outside the "
-                         f"{width}x{height} sensor; {int(off.sum())} of {len(events)} events do: a wrong or "
-                         f"corrupt file, or the wrong sensor_size")
+                         f"{width}x{height} sensor; {int(off.sum())} of {len(events)} events do: {hint}")
+    return events
 
 
 # -- binning -----------------------------------------------------------------------------------------
-def _time_bins(t: np.ndarray, n_bins: int, duration, who: str) -> tuple[np.ndarray, np.ndarray]:
-    """Bin index ``k = floor(t·n_bins / D)`` of each event inside ``[0, D)``, and the mask of those events."""
+def _binned(ev: np.ndarray, n_bins: int, sensor_size: tuple, duration, who: str) -> torch.Tensor:
+    """Counts in bins ``k = floor(t·n_bins / D)`` over ``[0, D)`` (:mod:`snn.data.frames`, ``duration=D``)."""
+    from .frames import FrameSpec, events_to_frames
+
     if duration is None:
-        span = int(t.max()) + 1 if t.size else 1
+        span = int(ev["t"].max()) + 1 if ev.size else 1
     else:
         span = int(whole_numbers(duration, "duration (µs)", who, 1, _MAX_T_ARRAY))
     if span > _MAX_T_ARRAY // n_bins:
         raise ValueError(f"{who}: duration x n_bins must stay below 2**63 µs, got {span} x {n_bins}")
-    inside = t < span
-    return (t[inside] * n_bins) // span, inside
+    return events_to_frames(ev, sensor_size, FrameSpec(n_frames=n_bins, duration=span))
 
 
 def _dims(who: str, **sizes) -> list[int]:
@@ -258,11 +266,7 @@ def bin_events(events: np.ndarray, n_bins: int, height: int, width: int, duratio
     if ev.size and (ev["x"].max() >= width or ev["y"].max() >= height):
         raise ValueError(f"bin_events: event coordinates exceed the {height}x{width} sensor "
                          f"(max x {ev['x'].max()}, max y {ev['y'].max()})")
-    k, inside = _time_bins(ev["t"], n_bins, duration, "bin_events")
-    ev = ev[inside]
-    out = np.zeros((n_bins, 2, height, width), dtype=np.float32)
-    np.add.at(out, (k, ev["p"].astype(np.int64), ev["y"].astype(np.int64), ev["x"].astype(np.int64)), 1.0)
-    return torch.from_numpy(out)
+    return _binned(ev, n_bins, (width, height, 2), duration, "bin_events")
 
 
 def bin_events_channels(events: np.ndarray, n_bins: int, n_channels: int, duration: int | None = None) -> torch.Tensor:
@@ -272,10 +276,9 @@ def bin_events_channels(events: np.ndarray, n_bins: int, n_channels: int, durati
     n_bins, n_channels = _dims("bin_events_channels", n_bins=n_bins, n_channels=n_channels)
     if ev.size and ev["x"].max() >= n_channels:
         raise ValueError(f"bin_events_channels: channel {ev['x'].max()} >= n_channels={n_channels}")
-    k, inside = _time_bins(ev["t"], n_bins, duration, "bin_events_channels")
-    out = np.zeros((n_bins, n_channels), dtype=np.float32)
-    np.add.at(out, (k, ev["x"][inside].astype(np.int64)), 1.0)
-    return torch.from_numpy(out)
+    ev = ev.copy()
+    ev["y"] = 0  # the channel is x alone
+    return _binned(ev, n_bins, (n_channels, 1, 1), duration, "bin_events_channels")
 
 
 # -- saccade converter -------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ Events are sorted by time, ``t_0`` is the first event's time, ``N`` the number o
                                     tonic's ``n_event_bins`` drops the remainder).
 ``n_frames=M, duration=D``          ``k_i = ⌊t_i · M / D⌋`` from ``t = 0``; events at ``t_i >= D`` are dropped:
                                     the same clock for every sample (SHD-style binning).
-``time_window=W``                   ``k_i = ⌊(t_i - t_0) / W⌋``, ``T = k_{N-1} + 1`` (tonic's ``ToFrame(time_window)``
-                                    with ``include_incomplete=True``, except that an event exactly at the end
+``time_window=W``                   ``k_i = ⌊(t_i - t_0) / W⌋``, ``T = k_{N-1} + 1`` (tonic's
+                                    ``ToFrame(time_window)`` with ``include_incomplete=True``, except that an event exactly at the end
                                     of the last window is kept in a frame of its own rather than dropped).
 ``event_count=C``                   ``k_i = ⌊i / C⌋``, ``T = ⌈N / C⌉`` (tonic's ``ToFrame(event_count)`` with
                                     ``include_incomplete=True``).
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ._validate import check_int
-from .events import as_events
+from .events import as_events, check_on_sensor
 
 __all__ = ["FrameSpec", "events_to_frames", "frame_shape", "check_sensor_size"]
 
@@ -78,6 +78,9 @@ class FrameSpec:
             raise ValueError(f"{who}: duration and split_by go with n_frames, not with {given[0]}")
         if self.duration is not None and self.split_by != "time":
             raise ValueError(f"{who}: duration fixes a time axis; it cannot go with split_by='number'")
+        if self.duration is not None and self.duration * self.n_frames >= 2 ** 63:
+            raise ValueError(f"{who}: duration x n_frames must stay below 2**63 µs, got {self.duration} x "
+                             f"{self.n_frames}")
 
     @classmethod
     def make(cls, frames) -> "FrameSpec":
@@ -108,7 +111,9 @@ def _frame_index(t: np.ndarray, spec: FrameSpec) -> tuple[np.ndarray, int]:
     if spec.n_frames is not None:
         m = spec.n_frames
         if spec.duration is not None:
-            k = np.where(t < spec.duration, t * m // spec.duration, -1)
+            k = np.full(n, -1, dtype=np.int64)
+            inside = t < spec.duration
+            k[inside] = t[inside] * m // spec.duration
         elif n == 0:
             k = np.zeros(0, np.int64)
         elif spec.split_by == "number":
@@ -130,11 +135,7 @@ def events_to_frames(events: np.ndarray, sensor_size, spec: FrameSpec | dict | i
     spec = FrameSpec.make(spec)
     ev = as_events(events, "events_to_frames")
     w, h, p = check_sensor_size(sensor_size, "events_to_frames")
-    if ev.size and (ev["x"].max() >= w or ev["y"].max() >= h):
-        off = (ev["x"] >= w) | (ev["y"] >= h)
-        e = ev[np.flatnonzero(off)[0]]
-        raise ValueError(f"events_to_frames: event at x={e['x']}, y={e['y']} lies outside the {w}x{h} sensor "
-                         f"(sensor_size {tuple(sensor_size)}); {int(off.sum())} of {ev.size} events do")
+    check_on_sensor(ev, w, h, "events_to_frames", f"sensor_size {tuple(sensor_size)} is too small for them")
     t = ev["t"]
     if t.size > 1 and (np.diff(t) < 0).any():
         ev = ev[np.argsort(t, kind="stable")]

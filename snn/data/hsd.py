@@ -77,7 +77,7 @@ class HeidelbergSpikes(EventDataset):
         self._h5 = self._pid = None
         sensor = check_sensor_option(sensor_size, (CHANNELS, 1, 1), which, which.upper())
         super().__init__(name=which, classes=classes, sensor_size=sensor, targets=labels,
-                         frames=frames or {"n_frames": 100, "duration": 1_400_000}, **kw)
+                         frames=frames, default_frames={"n_frames": 100, "duration": 1_400_000}, **kw)
 
     def _file(self):
         """The HDF5 file, opened once per process (DataLoader workers each open their own)."""

@@ -38,7 +38,7 @@ from ..checks import check_range
 from ._validate import check_int
 from .aedat import read_aedat
 from .event_dataset import EVENT_OPTIONS, EventDataset, check_sensor_option
-from .events import read_nmnist
+from .events import check_on_sensor, read_nmnist
 from .frame_cache import file_identity
 from .registry import register
 
@@ -112,7 +112,8 @@ class NMNIST(_FileDataset):
                                  _NMNIST_LAYOUT, _NMNIST_WHERE)
         sensor = check_sensor_option(sensor_size, (34, 34, 2), name, "N-MNIST")
         super().__init__([f for fs in per_class for f in fs], np.repeat(np.arange(10), [len(f) for f in per_class]),
-                         name=name, classes=DIGITS, sensor_size=sensor, frames=frames or {"n_frames": 10}, **kw)
+                         name=name, classes=DIGITS, sensor_size=sensor, frames=frames,
+                         default_frames={"n_frames": 10}, **kw)
 
     def read(self, i):
         return read_nmnist(self.files[i], self.recorded_sensor_size)
@@ -152,7 +153,7 @@ class NCaltech101(_FileDataset):
             targets += [c] * len(chosen)
         sensor = check_sensor_option(sensor_size, (240, 180, 2), name, "N-Caltech101")
         super().__init__(files, targets, name=name, classes=classes, sensor_size=sensor,
-                         frames=frames or {"n_frames": 10}, **kw)
+                         frames=frames, default_frames={"n_frames": 10}, **kw)
 
     def read(self, i):
         return read_nmnist(self.files[i], self.recorded_sensor_size)
@@ -183,7 +184,7 @@ class CIFAR10DVS(_FileDataset):
             targets += [c] * len(chosen)
         sensor = check_sensor_option(sensor_size, (128, 128, 2), name, "CIFAR10-DVS")
         super().__init__(files, targets, name=name, classes=CIFAR10_CLASSES, sensor_size=sensor,
-                         frames=frames or {"n_frames": 10, "split_by": "number"}, **kw)
+                         frames=frames, default_frames={"n_frames": 10, "split_by": "number"}, **kw)
 
     def read(self, i):
         ev = read_aedat(self.files[i], cifar10_dvs_orientation)
@@ -191,13 +192,7 @@ class CIFAR10DVS(_FileDataset):
 
 
 def _on_sensor(ev: np.ndarray, sensor_size, source) -> np.ndarray:
-    w, h = sensor_size[:2]
-    off = (ev["x"] >= w) | (ev["y"] >= h)
-    if off.any():
-        e = ev[np.flatnonzero(off)[0]]
-        raise ValueError(f"{source}: event at x={e['x']}, y={e['y']} (t={e['t']} µs) lies outside the {w}x{h} "
-                         f"sensor; {int(off.sum())} of {len(ev)} events do: a wrong or corrupt file")
-    return ev
+    return check_on_sensor(ev, *sensor_size[:2], str(source), "a wrong or corrupt file")
 
 
 # -- DVS128 Gesture --------------------------------------------------------------------------------------
@@ -263,7 +258,7 @@ class DVSGesture(EventDataset):
                 targets.append(label)
         sensor = check_sensor_option(sensor_size, (128, 128, 2), name, "DVS128 Gesture")
         super().__init__(name=name, classes=GESTURE_CLASSES, sensor_size=sensor, targets=targets,
-                         frames=frames or {"n_frames": 16, "split_by": "number"}, **kw)
+                         frames=frames, default_frames={"n_frames": 16, "split_by": "number"}, **kw)
 
     def identity(self, i):
         path, start, end = self.samples[i]

@@ -70,9 +70,9 @@ def event_digits(root=None, split="train", n=None, seed=0, n_frames=30, threshol
 def spoken_digits(root=None, split="train", n=None, seed=0, n_frames=40, n_channels=32, voices=DEFAULT_VOICES,
                   speeds=DEFAULT_SPEEDS, pitches=DEFAULT_PITCHES, test_voices=None, duration_s=0.8,
                   max_rate=200.0, cache=True):
-    """Spoken digits as cochlear spike counts ``[n_frames, n_channels]``; utterances of ``test_voices`` (default:
-    the last quarter of ``voices``, at least one) form the test split, the others the train split. Needs espeak-ng unless the
-    utterances are cached (``$SNN_CACHE``)."""
+    """Spoken digits as cochlear spike counts ``[n_frames, n_channels]``; utterances of ``test_voices``
+    (default: the last quarter of ``voices``, at least one) form the test split, the others the train split.
+    Needs espeak-ng unless the utterances are cached (``$SNN_CACHE``)."""
     voices = tuple(voices)
     test_voices = tuple(voices[-max(1, len(voices) // 4):] if test_voices is None else test_voices)
     unknown = [v for v in test_voices if v not in voices]

@@ -99,7 +99,8 @@ class TonicDataset(LabeledDataset):
             return self.classes.index(name)
         label = int(np.asarray(target))
         if not 0 <= label < len(self.classes):
-            raise ValueError(f"from_tonic: sample {i} of {self.name} has label {label}, outside 0..{len(self.classes) - 1}")
+            raise ValueError(f"from_tonic: sample {i} of {self.name} has label {label}, outside "
+                             f"0..{len(self.classes) - 1}")
         return label
 
     def __getitem__(self, i):
