@@ -25,7 +25,8 @@ def test_static_set_attributes():
     assert torch.equal(x, ref_x[3]) and y == int(ref_y[3]) and len(ds) == len(ref_y)
 
 
-def test_event_standin_is_the_saccade_converter():
+def test_event_standin_is_the_saccade_converter_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNN_CACHE", str(tmp_path))
     ds = data.get_dataset("event-digits", split="train", n=6, seed=1, n_frames=10)
     x, y = ds[2]
     assert (ds.sequence, ds.input_shape, ds.num_classes) == (True, (2, 22, 22), 10)
@@ -33,6 +34,16 @@ def test_event_standin_is_the_saccade_converter():
     ref_x, ref_y = E.load_event_dataset("event-digits", "train", n=6, seed=1, n_bins=10)
     assert torch.equal(x, ref_x[:, 2].float()) and y == int(ref_y[2])
     assert x.sum() > 0
+    entries = list((tmp_path / "frames" / "event-digits").glob("*.pt"))
+    assert len(entries) == 1
+    entries[0].write_bytes(entries[0].read_bytes()[:100])  # damaged: rebuilt, not used
+    with pytest.warns(RuntimeWarning, match="rebuilding"):
+        again = data.get_dataset("event-digits", split="train", n=6, seed=1, n_frames=10)
+    assert torch.equal(again.x, ds.x) and torch.equal(again.targets, ds.targets)
+    cached = data.get_dataset("event-digits", split="train", n=6, seed=1, n_frames=10)
+    assert torch.equal(cached.x, ds.x)
+    other = data.get_dataset("event-digits", split="train", n=6, seed=2, n_frames=10, cache=False)
+    assert not torch.equal(other.x, ds.x) and len(list(entries[0].parent.glob("*.pt"))) == 1
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")

@@ -1,4 +1,5 @@
-"""A disk cache of converted frames: one file per sample, keyed by everything the frames depend on.
+"""A disk cache of converted frames: one file per sample (or per converted set), keyed by everything the frames
+depend on.
 
 The key is a JSON-able dict: the source file's identity (resolved path, size in bytes, modification time in
 ns), where in the file the sample lies, the reader's version, the frame settings and the deterministic
@@ -62,35 +63,46 @@ class FrameCache:
     def _canonical(key: dict) -> str:
         return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
-    def _load(self, path: Path, key: str, frame_shape: tuple) -> torch.Tensor | None:
-        """The entry's frames, or None with the reason it cannot be used."""
+    def _load(self, path: Path, key: str, problem: Callable[[dict], str | None]) -> dict | None:
+        """The entry's tensors, or None (with a warning saying why) when they cannot be used."""
         try:
             entry = safe_torch_load(path, what="frame cache entry")
         except (ValueError, UnsafeFileError, EOFError) as e:
             return self._bad(path, str(e))
-        frames = entry.get("frames") if isinstance(entry, dict) else None
         if not isinstance(entry, dict) or entry.get("key") != key:
             return self._bad(path, "it holds another key (a hash collision, or a file not written by snn)")
-        if (not isinstance(frames, torch.Tensor) or frames.dtype not in _STORE_TYPES or frames.dim() < 1
-                or tuple(frames.shape[1:]) != tuple(frame_shape)):
-            return self._bad(path, f"it does not hold integer frames [T, {', '.join(map(str, frame_shape))}]")
-        return frames.to(torch.float32)
+        tensors = {k: v for k, v in entry.items() if k != "key"}
+        why = problem(tensors)
+        return self._bad(path, why) if why else tensors
 
     def _bad(self, path: Path, why: str) -> None:
         warnings.warn(f"frame cache entry {path} cannot be used ({why}); rebuilding it", RuntimeWarning,
-                      stacklevel=4)
+                      stacklevel=5)
         self.rebuilt += 1
         return None
 
-    def get(self, key: dict, build: Callable[[], torch.Tensor], frame_shape: tuple) -> torch.Tensor:
+    def fetch(self, key: dict, build: Callable[[], dict], problem: Callable[[dict], str | None]) -> dict:
+        """The tensors cached under ``key``, or ``build()``'s (stored). ``problem(tensors)`` says what is wrong
+        with a loaded entry (None: nothing)."""
         canonical = self._canonical(key)
         path = self.path(key)
         if path.exists():
-            frames = self._load(path, canonical, frame_shape)
-            if frames is not None:
+            tensors = self._load(path, canonical, problem)
+            if tensors is not None:
                 self.hits += 1
-                return frames
-        frames = build()
+                return tensors
+        tensors = build()
         self.builds += 1
-        atomic_torch_save({"key": canonical, "frames": _compact(frames)}, path)
-        return frames
+        atomic_torch_save({"key": canonical, **tensors}, path)
+        return tensors
+
+    def get(self, key: dict, build: Callable[[], torch.Tensor], frame_shape: tuple) -> torch.Tensor:
+        """The frames ``[T, *frame_shape]`` cached under ``key`` (float32), or ``build()``'s."""
+        def problem(entry):
+            frames = entry.get("frames")
+            if (set(entry) != {"frames"} or not isinstance(frames, torch.Tensor) or frames.dtype not in _STORE_TYPES
+                    or frames.dim() < 1 or tuple(frames.shape[1:]) != tuple(frame_shape)):
+                return f"it does not hold integer frames [T, {', '.join(map(str, frame_shape))}]"
+            return None
+
+        return self.fetch(key, lambda: {"frames": _compact(build())}, problem)["frames"].to(torch.float32)

@@ -12,7 +12,7 @@ import torch
 
 from .idx import read_idx
 
-__all__ = ["FASHION_MNIST_DIRS", "find_fashion_mnist", "load_fashion_mnist", "load_digits", "FASHION_CLASSES",
+__all__ = ["FASHION_MNIST_DIRS", "find_fashion_mnist", "fashion_mnist_files", "load_fashion_mnist", "load_digits", "FASHION_CLASSES",
            "check_labels"]
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
@@ -47,13 +47,8 @@ def find_fashion_mnist(data_dir=None) -> Path | None:
     return None
 
 
-def load_fashion_mnist(split: str = "train", data_dir=None):
-    """``(images [N,1,28,28] float32 in [0,1], labels [N] int64)``.
-
-    The files must hold unsigned bytes: images ``[N, 28, 28]`` (IDX magic 0x00000803) and labels ``[N]``
-    in 0..9 (0x00000801), equally many; anything else (missing, corrupt, another element type or shape,
-    labels out of range) is an error naming the file, what it holds and what is expected.
-    """
+def fashion_mnist_files(split: str = "train", data_dir=None) -> tuple[Path, Path]:
+    """The ``(images, labels)`` IDX files of a split, found as :func:`find_fashion_mnist` says."""
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     root = find_fashion_mnist(data_dir)
@@ -61,7 +56,17 @@ def load_fashion_mnist(split: str = "train", data_dir=None):
         where = [str(p) for p in _candidates(data_dir)]
         raise FileNotFoundError(f"Fashion-MNIST IDX files ({', '.join(_FILES[split])}[.gz]) not found in {where}; "
                                 f"pass --data-dir, set $SNN_DATA, or install Debian's dataset-fashion-mnist")
-    img_path, lbl_path = (_resolve(root, s) for s in _FILES[split])
+    return tuple(_resolve(root, s) for s in _FILES[split])
+
+
+def load_fashion_mnist(split: str = "train", data_dir=None):
+    """``(images [N,1,28,28] float32 in [0,1], labels [N] int64)``.
+
+    The files must hold unsigned bytes: images ``[N, 28, 28]`` (IDX magic 0x00000803) and labels ``[N]``
+    in 0..9 (0x00000801), equally many; anything else (missing, corrupt, another element type or shape,
+    labels out of range) is an error naming the file, what it holds and what is expected.
+    """
+    img_path, lbl_path = fashion_mnist_files(split, data_dir)
     labels = read_idx(lbl_path, dtype=np.uint8, shape=(None,))  # the small file first: its errors come fast
     images = read_idx(img_path, dtype=np.uint8, shape=(None, *IMAGE_SHAPE))
     if len(images) != len(labels):

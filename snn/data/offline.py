@@ -4,7 +4,8 @@
                      images ``[1, 28, 28]``.
 ``'digits'``         scikit-learn's 8x8 digits (shipped with scikit-learn); images ``[1, 8, 8]``.
 ``'event-fmnist'``   Fashion-MNIST seen by a simulated DVS moving along N-MNIST's three saccades
-                     (:func:`snn.data.events.images_to_event_tensor`); frames ``[T, 2, 34, 34]``.
+                     (:func:`snn.data.events.images_to_event_tensor`); frames ``[T, 2, 34, 34]``. The converted
+                     set is cached in ``$SNN_CACHE/frames`` (keyed by the settings and the IDX files).
 ``'event-digits'``   the digits, upsampled to 16x16, through the same converter; frames ``[T, 2, 22, 22]``.
 ``'spoken-digits'``  "zero" ... "nine" spoken by espeak-ng voices through the gammatone cochlea
                      (:mod:`snn.data.audio`); spike counts ``[T, n_channels]``. Train and test hold different
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_bool
 from ._validate import check_int
 from .audio import DEFAULT_PITCHES, DEFAULT_SPEEDS, DEFAULT_VOICES, DIGIT_WORDS, load_spoken_digits
 from .datasets import InMemoryDataset
 from .events import load_event_dataset
-from .images import FASHION_CLASSES, load_digits, load_fashion_mnist
+from .frame_cache import FrameCache, default_cache_dir, file_identity
+from .images import FASHION_CLASSES, fashion_mnist_files, load_digits, load_fashion_mnist
 from .registry import register
 
 __all__ = ["spoken_digits"]
@@ -44,27 +47,49 @@ def digits(root=None, split="train", n=None, seed=0):
     return _subset(InMemoryDataset(x, y, name="digits", classes=DIGIT_CLASSES, sequence=False), n, seed)
 
 
-def _event_standin(name, classes, root, split, n, seed, n_frames, threshold, amplitude, steps_per_saccade):
+def _source_identity(name, root, split) -> dict:
+    """What the converted set depends on besides the settings: the image files, or scikit-learn's version."""
+    if name == "event-fmnist":
+        return {"files": [file_identity(p) for p in fashion_mnist_files(split, root)]}
+    import sklearn
+
+    return {"scikit-learn": sklearn.__version__}
+
+
+def _event_standin(name, classes, root, split, n, seed, n_frames, cache, converter):
     n = None if n is None else check_int(n, "n (subset size)", name, 1)
-    x, y = load_event_dataset(name, split, n=n, n_bins=check_int(n_frames, "n_frames", name, 1),
-                              seed=check_int(seed, "seed", name), data_dir=root, threshold=threshold,
-                              amplitude=amplitude, steps_per_saccade=steps_per_saccade)
-    return InMemoryDataset(x, y, name=name, classes=classes, sequence=True)
+    seed, n_frames = check_int(seed, "seed", name), check_int(n_frames, "n_frames", name, 1)
+    cache = check_bool(cache, "cache", name)
+    convert = lambda: dict(zip(("frames", "labels"), load_event_dataset(  # noqa: E731
+        name, split, n=n, n_bins=n_frames, seed=seed, data_dir=root, **converter)))
+    if cache:
+        key = {"dataset": name, "split": split, "n": n, "seed": seed, "n_frames": n_frames, "converter": converter,
+               "source": _source_identity(name, root, split), "version": 1}
+        shaped = lambda e: (set(e) == {"frames", "labels"} and e["frames"].dtype == torch.uint8  # noqa: E731
+                            and e["frames"].dim() == 5 and e["frames"].shape[0] == n_frames
+                            and e["labels"].dtype == torch.int64 and e["labels"].shape == e["frames"].shape[1:2])
+        entry = FrameCache(default_cache_dir() / name).fetch(
+            key, convert, lambda e: None if shaped(e) else "it does not hold uint8 frames [T, N, 2, H, W] and "
+                                                            "int64 labels [N]")
+    else:
+        entry = convert()
+    return InMemoryDataset(entry["frames"], entry["labels"], name=name, classes=classes, sequence=True)
 
 
 def event_fmnist(root=None, split="train", n=None, seed=0, n_frames=30, threshold=0.3, amplitude=3.0,
-                 steps_per_saccade=10):
+                 steps_per_saccade=10, cache=True):
     """Fashion-MNIST through the saccade DVS converter: frames ``[n_frames, 2, 34, 34]`` of event counts
-    (``n_frames`` must divide ``3 * steps_per_saccade``)."""
-    return _event_standin("event-fmnist", FASHION_CLASSES, root, split, n, seed, n_frames, threshold, amplitude,
-                          steps_per_saccade)
+    (``n_frames`` must divide ``3 * steps_per_saccade``); the converted set is cached on disk (``cache``)."""
+    return _event_standin("event-fmnist", FASHION_CLASSES, root, split, n, seed, n_frames, cache,
+                          dict(threshold=threshold, amplitude=amplitude, steps_per_saccade=steps_per_saccade))
 
 
 def event_digits(root=None, split="train", n=None, seed=0, n_frames=30, threshold=0.3, amplitude=3.0,
-                 steps_per_saccade=10):
-    """The digits through the saccade DVS converter: frames ``[n_frames, 2, 22, 22]``."""
-    return _event_standin("event-digits", DIGIT_CLASSES, root, split, n, seed, n_frames, threshold, amplitude,
-                          steps_per_saccade)
+                 steps_per_saccade=10, cache=True):
+    """The digits through the saccade DVS converter: frames ``[n_frames, 2, 22, 22]`` (cached like
+    ``event-fmnist``)."""
+    return _event_standin("event-digits", DIGIT_CLASSES, root, split, n, seed, n_frames, cache,
+                          dict(threshold=threshold, amplitude=amplitude, steps_per_saccade=steps_per_saccade))
 
 
 def spoken_digits(root=None, split="train", n=None, seed=0, n_frames=40, n_channels=32, voices=DEFAULT_VOICES,
