@@ -85,6 +85,8 @@ def make_events(x, y, t, p) -> np.ndarray:
     Floats are accepted when they hold whole numbers; anything else is an error naming the argument.
     """
     ev = _event_array(x, y, t, p, "make_events")
+    if ev.size < 2 or (ev["t"][1:] >= ev["t"][:-1]).all():  # recordings are stored in time order
+        return ev
     return ev[np.argsort(ev["t"], kind="stable")]
 
 
