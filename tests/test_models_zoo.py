@@ -69,6 +69,7 @@ def test_rebuild_from_config(name):
     with torch.no_grad():
         assert torch.equal(net(x), again(x))
     assert models.model_config(again) == cfg
+    assert models.model_config(nn.DataParallel(again)) == cfg  # a wrapped model's config is its module's
 
 
 @pytest.mark.parametrize("name", ["vgg11_ws", "sew_resnet18", "preact_resnet18", "convnet_f", "rsnn"])
@@ -142,6 +143,22 @@ def test_widths_and_stems_change_the_architecture():
     net, _ = tiny("vgg11_ws")
     assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
     assert sum(isinstance(m, models.ScaledWSConv2d) for m in net.modules()) == 8
+
+
+@pytest.mark.parametrize("name, kw", [("vgg11_ws", {}), ("sew_resnet18", dict(norm="ws")),
+                                      ("preact_resnet18", dict(norm="ws")), ("vgg11", {}), ("convnet_f", {})])
+def test_default_gains_make_every_layer_fire_on_sparse_events(name, kw):
+    """Sparse event frames (5 % of the pixels hold one event): every spiking layer fires at initialisation."""
+    torch.manual_seed(5)
+    net = models.get(name, num_classes=10, in_channels=2, width=1 / 8, **kw)
+    x = (torch.rand(4, 8, 2, 32, 32) < 0.05).float()
+    rates = {}
+    for n, m in models.spiking_layers(net).items():
+        m.register_forward_hook(lambda m, i, out, n=n: rates.__setitem__(n, out.mean().item()))
+    with torch.no_grad():
+        net(x)
+    silent = [n for n, r in rates.items() if r == 0]
+    assert rates and not silent, f"{name}: silent layers at initialisation: {silent}"
 
 
 def test_user_registered_model():

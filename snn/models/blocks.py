@@ -19,10 +19,11 @@ import torch.nn as nn
 from .. import layers
 from ..base import guard_carried_state
 
-__all__ = ["ScaledWSConv2d", "init_synapse", "INIT_GAIN", "NORMS", "conv", "norm2d", "conv_norm", "check_norm",
-           "kaiming_init", "readout", "scaled", "carried_state"]
+__all__ = ["ScaledWSConv2d", "init_synapse", "INIT_GAIN", "WS_GAIN", "NORMS", "conv", "norm2d", "conv_norm",
+           "check_norm", "kaiming_init", "readout", "scaled", "carried_state"]
 
 INIT_GAIN = 2.0
+WS_GAIN = 5.0  # the zoo's initial gain of weight-standardised convs (LIF layers fire on [0, 1]-scale input)
 NORMS = ("bn", "ws", "none")
 
 

@@ -15,7 +15,9 @@ a conv and its norm (:func:`snn.models.blocks.conv_norm`: BatchNorm, scaled weig
 with ``SN(N(·))``. Every network reads out by AdaptiveAvgPool(1) → Flatten → Linear, giving the currents
 ``[T, B, num_classes]``. DSR's CIFAR network adds an output neuron after a BatchNorm1d of the readout, which
 belongs to its training method (:mod:`snn.train.dsr`), not to the model. Convolutions start from He's
-initialisation (``norm='none'``: :func:`snn.models.blocks.init_synapse`).
+initialisation (``norm='none'``: :func:`snn.models.blocks.init_synapse`); weight-standardised ones
+(``norm='ws'``, for OTTT) from the gain ``ws_gain`` = 5, at which LIF layers fire at 2-14 % through the
+network on the event-FMNIST stand-in (at gain 1 they are silent; 8 drives the deep layers to 25 %).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from .. import layers
-from .blocks import check_norm, conv, conv_norm, kaiming_init, norm2d, readout, scaled
+from .blocks import WS_GAIN, check_norm, conv, conv_norm, kaiming_init, norm2d, readout, scaled
 from .registry import register_model
 
 __all__ = ["SpikingBlock", "SEWBlock", "PreActBlock", "resnet", "CONNECTS", "STEMS", "DEPTHS", "KINDS"]
@@ -38,11 +40,12 @@ STAGES = (64, 128, 256, 512)
 class SpikingBlock(nn.Module):
     """``SN(CN(SN(CN(x))) + shortcut(x))``: the neuron after the sum (Spiking ResNet)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, norm: str, neuron, **_):
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str, neuron, ws_gain: float = WS_GAIN, **_):
         super().__init__()
-        self.body = nn.Sequential(*conv_norm(c_in, c_out, norm, stride=stride), neuron(),
-                                  *conv_norm(c_out, c_out, norm))
-        self.shortcut = (nn.Sequential(*conv_norm(c_in, c_out, norm, kernel_size=1, stride=stride))
+        g = dict(ws_gain=ws_gain)
+        self.body = nn.Sequential(*conv_norm(c_in, c_out, norm, stride=stride, **g), neuron(),
+                                  *conv_norm(c_out, c_out, norm, **g))
+        self.shortcut = (nn.Sequential(*conv_norm(c_in, c_out, norm, kernel_size=1, stride=stride, **g))
                          if stride != 1 or c_in != c_out else nn.Identity())
         self.sn = neuron()
 
@@ -53,14 +56,16 @@ class SpikingBlock(nn.Module):
 class SEWBlock(nn.Module):
     """``g(SN(CN(SN(CN(x)))), S)`` with ``S`` the input spikes or ``SN(CN1x1(x))`` (SEW-ResNet)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, norm: str, neuron, connect: str = "ADD", **_):
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str, neuron, connect: str = "ADD",
+                 ws_gain: float = WS_GAIN, **_):
         super().__init__()
         if connect not in CONNECTS:
             raise ValueError(f"unknown connect {connect!r} (SEW connect function); accepted: {CONNECTS}")
         self.connect = connect
-        self.body = nn.Sequential(*conv_norm(c_in, c_out, norm, stride=stride), neuron(),
-                                  *conv_norm(c_out, c_out, norm), neuron())
-        self.shortcut = (nn.Sequential(*conv_norm(c_in, c_out, norm, kernel_size=1, stride=stride), neuron())
+        g = dict(ws_gain=ws_gain)
+        self.body = nn.Sequential(*conv_norm(c_in, c_out, norm, stride=stride, **g), neuron(),
+                                  *conv_norm(c_out, c_out, norm, **g), neuron())
+        self.shortcut = (nn.Sequential(*conv_norm(c_in, c_out, norm, kernel_size=1, stride=stride, **g), neuron())
                          if stride != 1 or c_in != c_out else nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,13 +83,15 @@ class SEWBlock(nn.Module):
 class PreActBlock(nn.Module):
     """``a = SN(N(x))``, ``C(drop(SN(N(C(a))))) + (C1x1(a) or a)`` (the pre-activation block of DSR)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, norm: str, neuron, dropout: float = 0.0, **_):
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str, neuron, dropout: float = 0.0,
+                 ws_gain: float = WS_GAIN, **_):
         super().__init__()
+        g = dict(ws_gain=ws_gain)
         self.pre = nn.Sequential(norm2d(norm, c_in), neuron())
         drop = [layers.Dropout(dropout, step_mode="m")] if dropout else []
-        self.body = nn.Sequential(conv(c_in, c_out, norm, stride=stride), norm2d(norm, c_out), neuron(), *drop,
-                                  conv(c_out, c_out, norm))
-        self.shortcut = (conv(c_in, c_out, norm, kernel_size=1, stride=stride)
+        self.body = nn.Sequential(conv(c_in, c_out, norm, stride=stride, **g), norm2d(norm, c_out), neuron(), *drop,
+                                  conv(c_out, c_out, norm, **g))
+        self.shortcut = (conv(c_in, c_out, norm, kernel_size=1, stride=stride, **g)
                          if stride != 1 or c_in != c_out else nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,24 +102,26 @@ class PreActBlock(nn.Module):
 _BLOCKS = {"spiking": SpikingBlock, "sew": SEWBlock, "preact": PreActBlock}
 
 
-def _stem(kind: str, stem: str, c_in: int, c_out: int, norm: str, neuron) -> list[nn.Module]:
+def _stem(kind: str, stem: str, c_in: int, c_out: int, norm: str, neuron, ws_gain: float) -> list[nn.Module]:
     if stem not in STEMS:
         raise ValueError(f"unknown stem {stem!r}; accepted: {STEMS}")
     big = stem == "imagenet"
-    k, s = (7, 2) if big else (3, 1)
+    kw = dict(kernel_size=7, stride=2) if big else dict(kernel_size=3, stride=1)
     if kind == "preact":
-        mods = [conv(c_in, c_out, norm, kernel_size=k, stride=s)]
+        mods = [conv(c_in, c_out, norm, ws_gain=ws_gain, **kw)]
     else:
-        mods = [*conv_norm(c_in, c_out, norm, kernel_size=k, stride=s), neuron()]
+        mods = [*conv_norm(c_in, c_out, norm, ws_gain=ws_gain, **kw), neuron()]
     if big:
         mods.append(layers.MaxPool2d(3, 2, 1, step_mode="m"))
     return mods
 
 
 def resnet(kind: str, depth: int, *, num_classes: int, in_channels: int, neuron, norm: str = "bn",
-           width: float = 1.0, stem: str = "cifar", connect: str = "ADD", dropout: float = 0.0) -> nn.Sequential:
+           width: float = 1.0, stem: str = "cifar", connect: str = "ADD", dropout: float = 0.0,
+           ws_gain: float = WS_GAIN) -> nn.Sequential:
     """A residual network of ``kind`` (``'spiking'``, ``'sew'``, ``'preact'``) and ``depth`` (18, 34); see the
-    module docstring. ``connect`` is SEW's connect function, ``dropout`` PreAct's dropout inside each block."""
+    module docstring. ``connect`` is SEW's connect function, ``dropout`` PreAct's dropout inside each block,
+    ``ws_gain`` the initial gain of the weight-standardised convs (``norm='ws'``)."""
     if kind not in _BLOCKS:
         raise ValueError(f"unknown residual block kind {kind!r}; accepted: {KINDS}")
     if depth not in DEPTHS:
@@ -121,12 +130,13 @@ def resnet(kind: str, depth: int, *, num_classes: int, in_channels: int, neuron,
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"{kind} resnet: dropout must lie in [0, 1), got {dropout!r}")
     channels = scaled(STAGES, width)
-    mods = _stem(kind, stem, int(in_channels), channels[0], norm, neuron)
+    mods = _stem(kind, stem, int(in_channels), channels[0], norm, neuron, ws_gain)
     c_in = channels[0]
     for stage, (c_out, n) in enumerate(zip(channels, DEPTHS[depth])):
         for i in range(n):
             stride = 2 if stage > 0 and i == 0 else 1
-            mods.append(_BLOCKS[kind](c_in, c_out, stride, norm, neuron, connect=connect, dropout=dropout))
+            mods.append(_BLOCKS[kind](c_in, c_out, stride, norm, neuron, connect=connect, dropout=dropout,
+                                      ws_gain=ws_gain))
             c_in = c_out
     if kind == "preact":
         mods += [norm2d(norm, c_in), neuron()]
@@ -134,34 +144,37 @@ def resnet(kind: str, depth: int, *, num_classes: int, in_channels: int, neuron,
     return kaiming_init(net) if norm != "none" else net
 
 
-def spiking_resnet18(*, num_classes, in_channels, neuron, norm="bn", width=1.0, stem="cifar"):
+def spiking_resnet18(*, num_classes, in_channels, neuron, norm="bn", width=1.0, stem="cifar", ws_gain=WS_GAIN):
     """Spiking ResNet-18: the neuron after each residual sum."""
     return resnet("spiking", 18, num_classes=num_classes, in_channels=in_channels, neuron=neuron, norm=norm,
-                  width=width, stem=stem)
+                  width=width, stem=stem, ws_gain=ws_gain)
 
 
-def spiking_resnet34(*, num_classes, in_channels, neuron, norm="bn", width=1.0, stem="cifar"):
+def spiking_resnet34(*, num_classes, in_channels, neuron, norm="bn", width=1.0, stem="cifar", ws_gain=WS_GAIN):
     """Spiking ResNet-34: the neuron after each residual sum."""
     return resnet("spiking", 34, num_classes=num_classes, in_channels=in_channels, neuron=neuron, norm=norm,
-                  width=width, stem=stem)
+                  width=width, stem=stem, ws_gain=ws_gain)
 
 
-def sew_resnet18(*, num_classes, in_channels, neuron, connect="ADD", norm="bn", width=1.0, stem="cifar"):
+def sew_resnet18(*, num_classes, in_channels, neuron, connect="ADD", norm="bn", width=1.0, stem="cifar",
+                 ws_gain=WS_GAIN):
     """SEW-ResNet-18 (Fang et al. 2021) with connect function ``connect``."""
     return resnet("sew", 18, num_classes=num_classes, in_channels=in_channels, neuron=neuron, norm=norm,
-                  width=width, stem=stem, connect=connect)
+                  width=width, stem=stem, connect=connect, ws_gain=ws_gain)
 
 
-def sew_resnet34(*, num_classes, in_channels, neuron, connect="ADD", norm="bn", width=1.0, stem="cifar"):
+def sew_resnet34(*, num_classes, in_channels, neuron, connect="ADD", norm="bn", width=1.0, stem="cifar",
+                 ws_gain=WS_GAIN):
     """SEW-ResNet-34 (Fang et al. 2021) with connect function ``connect``."""
     return resnet("sew", 34, num_classes=num_classes, in_channels=in_channels, neuron=neuron, norm=norm,
-                  width=width, stem=stem, connect=connect)
+                  width=width, stem=stem, connect=connect, ws_gain=ws_gain)
 
 
-def preact_resnet18(*, num_classes, in_channels, neuron, norm="bn", width=1.0, stem="cifar", dropout=0.0):
+def preact_resnet18(*, num_classes, in_channels, neuron, norm="bn", width=1.0, stem="cifar", ws_gain=WS_GAIN,
+                    dropout=0.0):
     """PreAct-ResNet-18 as DSR and OTTT train it on CIFAR."""
     return resnet("preact", 18, num_classes=num_classes, in_channels=in_channels, neuron=neuron, norm=norm,
-                  width=width, stem=stem, dropout=dropout)
+                  width=width, stem=stem, dropout=dropout, ws_gain=ws_gain)
 
 
 for _builder in (spiking_resnet18, spiking_resnet34, sew_resnet18, sew_resnet34, preact_resnet18):
