@@ -82,8 +82,10 @@ class Recurrent(MemoryModule):
     ``Affine``); :meth:`feedback` builds that form around a neuron module.
 
     Parameters: ``weight [out, in]`` (None without an input connection), ``bias [out]`` or None,
-    ``recurrent_weight [out, out]``; the neuron is ``self.neuron``.
+    ``recurrent_weight [out, out]``; the neuron is ``self.neuron``. State: the last spikes ``s``.
     """
+
+    state_names = ("s",)    # what snn.train.ottt.detach_states detaches (the neuron detaches its own)
 
     def __init__(self, in_features: int | None, out_features: int, neuron="lif", *, bias: bool = True,
                  step_mode: str = "s", backend: str = "auto", **neuron_params):
@@ -213,6 +215,15 @@ class Delay(MemoryModule):
     def __init__(self, delays, step_mode: str = "s"):
         super().__init__(step_mode)
         self.register_buffer("delays", check_delays(delays, type(self).__name__))
+        self.max_delay = int(self.delays.max())
+        self.reset()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
+        """Loaded delays are checked like given ones, and the buffered inputs are dropped."""
+        key = prefix + "delays"
+        if key in state_dict:
+            check_delays(state_dict[key], f"{type(self).__name__} (state dict {key!r})")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kw)
         self.max_delay = int(self.delays.max())
         self.reset()
 

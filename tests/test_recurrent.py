@@ -112,6 +112,11 @@ def test_state_carries_across_calls_and_reset_clears_it():
         again = layer(x)
     assert torch.equal(whole, halves) and torch.equal(whole, again)
     assert layer.s is not None
+    layer.s.requires_grad_(True)
+    from snn.train.ottt import detach_states
+
+    detach_states(layer)
+    assert not layer.s.requires_grad
     snn.functional.reset(layer)
     assert layer.s is None and layer.neuron.v is None
 
@@ -302,6 +307,17 @@ def test_nir_delay_that_is_not_whole_steps_is_named():
 ])
 def test_bad_delays_are_named(delays, exc, names):
     expect_clear_error(lambda: Delay(delays), exc, "Delay", *names)
+
+
+def test_delays_load_from_a_state_dict():
+    d = Delay([0, 1, 3], step_mode="m")
+    d(torch.ones(2, 1, 3))
+    d.load_state_dict(Delay([2, 2, 0]).state_dict())
+    assert d.max_delay == 2 and d.ring == [None, None]
+    x = torch.arange(1.0, 5.0).reshape(4, 1, 1).expand(4, 1, 3)
+    assert torch.equal(d(x)[:, 0, 0], torch.tensor([0.0, 0, 1, 2]))
+    bad = {"delays": torch.tensor([0, -1, 0])}
+    expect_clear_error(lambda: d.load_state_dict(bad), ValueError, "Delay", "state dict", ">= 0")
 
 
 def test_bad_shapes_and_arguments_are_named():
