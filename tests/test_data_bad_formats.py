@@ -29,6 +29,9 @@ def test_roots_without_the_expected_files(tmp_path, monkeypatch):
     expect_clear_error(_get("nmnist", tmp_path / "nm", "test"), FileNotFoundError, "Test/7/*.bin")
     expect_clear_error(_get("ncaltech101", tmp_path), FileNotFoundError, "Caltech101", "n-caltech101")
     expect_clear_error(_get("cifar10-dvs", tmp_path), FileNotFoundError, "airplane", "*.aedat", "figshare")
+    F.write(tmp_path / "c10" / "airplane" / "airplane_0.aedat4", b"#!AER-DAT4.0\r\n")
+    expect_clear_error(_get("cifar10-dvs", tmp_path / "c10"), FileNotFoundError, "airplane/*.aedat", "AEDAT 4",
+                       "from_tonic", "tonic.datasets.CIFAR10DVS")
     expect_clear_error(_get("shd", tmp_path, "test"), FileNotFoundError, "shd_test.h5", "zenkelab.org")
     expect_clear_error(_get("ssc", tmp_path, "valid"), FileNotFoundError, "ssc_valid.h5")
 

@@ -140,8 +140,8 @@ def read_aedat(path, orientation=None) -> np.ndarray:
         x, y, p, t = _read_v3(data, start, str(path))
     else:
         raise ValueError(f"{path}: AEDAT {version} is not read here (accepted: AEDAT 2.0 with DVS128 addresses, "
-                         f"AEDAT 3.1); AEDAT 4 files are read by the 'aedat' package (pip install aedat), which "
-                         f"tonic.io.read_aedat4 uses")
+                         f"AEDAT 3.1); AEDAT 4 files are read by tonic.io.read_aedat4 with the 'aedat' package "
+                         f"(pip install aedat), e.g. through snn.data.from_tonic(tonic.datasets.CIFAR10DVS(...))")
     if orientation is not None:
         x, y, p = orientation(x, y, p)
     return make_events(x, y, t, p)

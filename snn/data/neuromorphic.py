@@ -10,7 +10,8 @@ the data set is published; these machines cannot download it.
 ``'ncaltech101'``  N-Caltech101 (Orchard et al. 2015), https://www.garrickorchard.com/datasets/n-caltech101
                    (https://data.mendeley.com/datasets/cy6cvx3ryv/1): ``root/Caltech101/<class>/*.bin``
                    (``Caltech101_annotations`` is not used); classes = the folders found, sorted; sensor
-                   240x180. No official split: ``test_fraction`` of each class (seeded) is the test split.
+                   240x180 as SpikingJelly takes it (``sensor_size`` up to 256x240, the format's 8-bit limit,
+                   if your copy has events beyond it). No official split: ``test_fraction`` of each class (seeded) is the test split.
 ``'dvs-gesture'``  IBM DVS128 Gesture (Amir et al. 2017), https://research.ibm.com/interactive/dvsgesture/
                    (``DvsGesture.tar.gz``): ``root/DvsGesture/`` holding ``userNN_<lighting>.aedat`` (AEDAT 3.1),
                    ``userNN_<lighting>_labels.csv`` (``class,startTime_usec,endTime_usec``, classes 1-11) and
@@ -81,7 +82,12 @@ def _class_files(directory: Path, classes, ext: str, name: str, layout: str, whe
             raise missing(d, name, layout, where)
         files = sorted(p for p in d.iterdir() if p.suffix == ext and p.is_file())
         if not files:
-            raise missing(d / f"*{ext}", name, layout, where)
+            error = missing(d / f"*{ext}", name, layout, where)
+            if ext == ".aedat" and any(d.glob("*.aedat4")):
+                error.args = (f"{error.args[0]} {d} holds AEDAT 4 files (tonic's converted copy): read those with "
+                              f"snn.data.from_tonic(tonic.datasets.CIFAR10DVS(...), frames=...), which needs the "
+                              f"'aedat' package (pip install aedat).",)
+            raise error
         out.append(files)
     return out
 
@@ -274,11 +280,9 @@ class DVSGesture(EventDataset):
         return out
 
 
-_FRAMES_DOC = "frame conversion (frames=, see snn.data.frames), cache, downsample, event_transform, transform"
 for _name, _cls, _desc, _where in (
         ("nmnist", NMNIST, "N-MNIST, frames [T, 2, 34, 34]", _NMNIST_WHERE),
         ("ncaltech101", NCaltech101, "N-Caltech101, frames [T, 2, 180, 240]", _CALTECH_WHERE),
         ("dvs-gesture", DVSGesture, "IBM DVS128 Gesture (11 classes), frames [T, 2, 128, 128]", _GESTURE_WHERE),
         ("cifar10-dvs", CIFAR10DVS, "CIFAR10-DVS, frames [T, 2, 128, 128]", _CIFAR_WHERE)):
-    register(_name, _cls, modality="event", description=f"{_desc}; options: {_FRAMES_DOC}", source=_where,
-             extra_options=EVENT_OPTIONS)
+    register(_name, _cls, modality="event", description=_desc, source=_where, extra_options=EVENT_OPTIONS)
