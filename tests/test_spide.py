@@ -20,6 +20,11 @@ from badinput import expect_clear_error
 D = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """Every test here runs on one torch thread: small tensors, steady on a shared machine."""
+
+
 def random_net(n_in=6, widths=(8,), fb_std=0.3, in_std=1.0, leak=1.0, seed=0) -> FeedbackSNN:
     """A small feedback MLP in float64 with a contracting feedback (no norm cap, exact weights)."""
     torch.manual_seed(seed)
@@ -49,7 +54,7 @@ def test_forward_rates_approach_the_rate_fixed_point(widths, leak):
         assert errors[1] < errors[0] / 3  # IF: the error shrinks like 1/T
 
 
-def test_forward_builds_no_graph_and_matches_the_modified_reset_neuron():
+def test_forward_matches_the_modified_reset_neuron_written_out():
     net = random_net(widths=(4,))
     x = torch.rand(2, 6, dtype=D)
     with torch.no_grad():
@@ -232,3 +237,54 @@ def test_bad_options_are_named():
     expect_clear_error(lambda: ForwardNeuron(v_threshold=1.0, u_rest=2.0), ValueError, "u_rest")
     net = spide_fc((4,), 3).body
     expect_clear_error(lambda: net.set_options(T_back=2.5), TypeError, "T_back")
+
+
+def test_broyden_solver_agrees_with_fixed_point():
+    net = random_net(widths=(6, 5), seed=4)
+    x = torch.rand(3, 6, dtype=D)
+    rates, _ = rate_equilibrium(net, x)
+    g = torch.randn_like(rates[-1])
+    fixed, _ = adjoint_rates(net, rates, g, "ide", SpideOptions(tol=1e-12))
+    broyden, _ = adjoint_rates(net, rates, g, "ide", SpideOptions(tol=1e-12, solver="broyden"))
+    for a, b in zip(fixed, broyden):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+# -- registry, training loop, convergence plot -------------------------------------------------------------
+def test_registered_models_build_and_rebuild():
+    import snn.models as models
+    import snn.spide.zoo  # noqa: F401  registers the SPIDE models
+
+    net = models.get("spide-fc", num_classes=10, in_channels=1, in_shape=[8, 8], hidden=12, neuron="if")
+    assert net.body.neuron.leak == 1.0 and net(torch.rand(5, 2, 1, 8, 8)).shape == (5, 2, 10)
+    lif = models.get("spide-conv", num_classes=4, in_channels=2, in_shape=[2, 8, 8], channels=[2, 3], neuron="lif")
+    assert lif.body.neuron.leak == pytest.approx(0.95)  # tau 20 unless given
+    again = models.build_model(models.model_config(lif))
+    assert [p.shape for p in again.parameters()] == [p.shape for p in lif.parameters()]
+    expect_clear_error(lambda: models.get("spide-mlp", num_classes=10, in_channels=1, neuron="plif"), ValueError,
+                       "PLIF", "'if' or 'lif'")
+
+
+def prototypes(n: int, classes: int = 4, seed: int = 0):
+    """Noisy copies of one random 8x8 image per class, in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(classes, 1, 8, 8, generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return (protos[y] + 0.3 * torch.randn(n, 1, 8, 8, generator=g)).clamp(0, 1), y
+
+
+def test_train_loop_learns_and_reports_sparsity(tmp_path):
+    from snn.spide.convergence import gradient_error, plot_gradient_error
+    from snn.spide.train import train
+
+    torch.manual_seed(0)
+    x, y = prototypes(480)
+    model = spide_fc((1, 8, 8), 32, 4, T_back=30)
+    h = train(model, (x[:320], y[:320]), (x[320:], y[320:]), grad="spide", T=8, epochs=2, lr=1e-2,
+              batch_size=32, log=None)
+    assert h["test_acc"][-1] > 0.6 and h["train_loss"][1] < h["train_loss"][0]  # chance: 0.25
+    assert 0 < h["forward_rate"][-1] < 1 and 0 < h["backward_rate"][-1] < 1 and h["peak_mb"][-1] > 0
+    r = gradient_error(model, x[:32].expand(8, 32, 1, 8, 8), y[:32], (5, 50))
+    assert r["relative_error"][1] < r["relative_error"][0]
+    png = plot_gradient_error({"fc": r}, tmp_path / "grad.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
