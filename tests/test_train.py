@@ -67,16 +67,16 @@ def test_resume_at_epoch_boundary_and_extend(tmp_path):
 
 def test_sigint_is_deferred_to_the_end_of_the_batch(tmp_path):
     trainer = Trainer(tiny(tmp_path), log=None)
-    inner = trainer.method.train_batch
+    inner = trainer.method.run
     calls = []
 
-    def train_batch(*a, **k):
+    def run(*a, **k):
         calls.append(1)
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the update
         return inner(*a, **k)
 
-    trainer.method.train_batch = train_batch
+    trainer.method.run = run
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     ckpt = load_checkpoint(tmp_path / CHECKPOINT_NAME)

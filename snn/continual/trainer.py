@@ -6,9 +6,9 @@ For task ``t`` (a fresh SGD optimiser per task; no weight decay, so HLOP's proje
 first)::
 
     strategy.begin_task(t)
-    for epoch, batch:  zero_grad; strategy.before_batch(); method step on the batch (→ .grad);
-                       strategy.after_backward(); method steps on strategy.extra_batches();
-                       strategy.penalty().backward(); optimizer.step(); strategy.after_step()
+    for epoch, batch:  strategy.before_batch(); the training step of snn.train.fit (zero_grad, the method's
+                       forward and backward, then before the optimizer step: strategy.after_backward(),
+                       gradients of strategy.extra_batches(), strategy.penalty().backward()); strategy.after_step()
     strategy.end_task(t)
     R[t, j] = test accuracy on task j for j <= t
 
@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from .. import data as snn_data
+from ..train.step import Step
 from . import metrics
-from .methods import TrainMethod, get_method, mean_logits
+from .methods import TrainMethod, get_method
 from .tasks import Task
 
 __all__ = ["ContinualTrainer", "evaluate", "LR_SCHEDULES"]
@@ -36,10 +37,10 @@ LR_SCHEDULES = ("constant", "cosine")
 
 
 @torch.no_grad()
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, head, T: int, batch_size: int = 1000,
-             logits=mean_logits) -> float:
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, head, T: int, batch_size: int = 1000, logits=None) -> float:
     """Test accuracy (fraction) of ``model`` on ``(x, y)`` through ``head``; ``logits(model, x, head, T)`` is the
-    training method's readout (mean output over time by default)."""
+    training method's readout (BPTT's mean output over time by default)."""
+    logits = logits or get_method("bptt").logits
     was = model.training
     model.eval()
     correct = 0
@@ -102,6 +103,16 @@ class ContinualTrainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         return torch.optim.SGD(params, lr=self.lr if lr is None else lr, momentum=self.momentum)
 
+    def _strategy_gradients(self) -> None:
+        """What the strategy does to the gradients before the optimizer step (projection, replay, penalty)."""
+        s = self.strategy
+        s.after_backward()
+        for xr, yr, hr in s.extra_batches():
+            self.step(xr, yr, hr)
+        pen = s.penalty()
+        if pen is not None:
+            pen.backward()
+
     def _train_batches(self, opt, batches, heads_of, n_batches: int = 0, done: int = 0) -> float:
         """One pass over ``batches``; with the cosine schedule, batch ``done + i`` of ``n_batches`` in all
         (from the optimiser's own starting step size)."""
@@ -111,16 +122,9 @@ class ContinualTrainer:
             if self.lr_schedule == "cosine" and n_batches:
                 for g in opt.param_groups:
                     g["lr"] = lr0 * 0.5 * (1.0 + math.cos(math.pi * (done + i) / n_batches))
-            opt.zero_grad(set_to_none=True)
             s.before_batch()
-            losses.append(self.step(x, y, heads_of(x)))
-            s.after_backward()
-            for xr, yr, hr in s.extra_batches():
-                self.step(xr, yr, hr)
-            pen = s.penalty()
-            if pen is not None:
-                pen.backward()
-            opt.step()
+            step = Step(opt, denom=len(y), before_update=self._strategy_gradients)
+            losses.append(self.method.train(self.model, x, y, heads_of(x), self.T, step))
             s.after_step()
         return float(np.mean(losses)) if losses else math.nan
 

@@ -19,13 +19,14 @@ import torch
 from ..io import atomic_torch_save, safe_torch_load
 
 __all__ = ["FORMAT", "RESUME_KEYS", "MODEL_KEYS", "rng_state", "set_rng_state", "save_checkpoint",
-           "load_checkpoint", "load_model"]
+           "load_checkpoint", "load_model", "check_same_model", "CUSTOM_MODEL"]
 
 FORMAT = "snn-checkpoint-1"
 # What a checkpoint needs to rebuild its network, and to continue its run.
 MODEL_KEYS = ("model_config", "model")
 RESUME_KEYS = ("train_config", "model_config", "model", "optimizer", "scheduler", "rng", "epoch", "batch",
                "partial", "history")
+CUSTOM_MODEL = "custom"  # the model_config name of a user's model, which only its author can rebuild
 _DICT_KEYS = ("train_config", "model_config", "model", "optimizer", "scheduler", "rng", "history")
 
 
@@ -80,11 +81,38 @@ def load_checkpoint(path, map_location="cpu", require=()) -> dict:
     return ckpt
 
 
+def check_same_model(state: dict, model: torch.nn.Module, where) -> None:
+    """The checkpoint's weights ``state`` must fit ``model``: the same parameter and buffer names and shapes; the
+    error names the first that differ."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {list(state[k].shape)} in the checkpoint, {list(own[k].shape)} in the model" for k in own
+              if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    if missing:
+        parts.append(f"the model has {len(missing)} entr{'y' if len(missing) == 1 else 'ies'} the checkpoint lacks "
+                     f"(first: {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"the checkpoint has {len(unexpected)} the model lacks (first: {', '.join(unexpected[:3])})")
+    if shapes:
+        parts.append(f"{len(shapes)} differ in shape (first: {'; '.join(shapes[:2])})")
+    raise ValueError(f"{where} holds the weights of a different model than the one passed: {'; '.join(parts)}; "
+                     f"construct the model exactly as the run that wrote it did")
+
+
 def load_model(path, map_location="cpu") -> torch.nn.Module:
     """Rebuild the network of a checkpoint from its ``model_config`` and load its weights (eval mode)."""
     from ..models import build_model
 
     ckpt = load_checkpoint(path, map_location, require=MODEL_KEYS)
+    if ckpt["model_config"].get("model") == CUSTOM_MODEL:
+        raise ValueError(f"checkpoint {path} holds the weights of a user's model "
+                         f"({ckpt['model_config'].get('class', '?')}) that snn cannot rebuild: construct that model "
+                         f"and load_state_dict(load_checkpoint(path)['model']) into it, or pass it to "
+                         f"snn.train.fit(..., checkpoint=DIR, resume=True)")
     try:
         model = build_model(ckpt["model_config"])
         model.load_state_dict(ckpt["model"])

@@ -7,8 +7,7 @@ from pathlib import Path
 from ..cli import (add_json_option, declare_output, existing_dir, int_list, nonnegative_float, positive_float,
                    positive_int, refuse_to_overwrite, seed)
 from ..io import atomic_write_json
-from ..models import MODELS, NEURONS, NORMS
-from .config import ENCODINGS, METHODS, OPTIMIZERS, TrainConfig
+from .config import ENCODINGS, OPTIMIZERS, TrainConfig, dataset_names, method_names, model_names, neuron_names
 
 __all__ = ["register", "train_command", "demo_command", "DEMO_CONFIG"]
 
@@ -23,16 +22,22 @@ DEMO_RESULTS = TRAIN_RESULTS + ("summary.json", "raster.png", "curves.png")
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default=TrainConfig.dataset, choices=("fashion-mnist", "digits", "auto"),
-                   help="auto: Fashion-MNIST when its files are found, else the embedded digits")
-    p.add_argument("--model", default=TrainConfig.model, choices=MODELS)
-    p.add_argument("--neuron", default=TrainConfig.neuron, choices=NEURONS)
-    p.add_argument("--method", default=TrainConfig.method, choices=METHODS,
+    from ..models import NORMS
+
+    p.add_argument("--dataset", default=TrainConfig.dataset, choices=dataset_names(),
+                   help="a registered data set (snn.data.available()); auto: Fashion-MNIST when its files are "
+                        "found, else the embedded digits")
+    p.add_argument("--model", default=TrainConfig.model, choices=model_names(),
+                   help="a registered model (snn.models.available())")
+    p.add_argument("--neuron", default=TrainConfig.neuron, choices=neuron_names())
+    p.add_argument("--method", default=TrainConfig.method, choices=method_names(),
                    help="bptt: surrogate gradients through time; dsr: differentiation on spike representation "
-                        "(lif/if); ottt: online training through time")
+                        "(lif/if); ottt: online training through time; or a registered method")
     p.add_argument("--ottt-mode", default=TrainConfig.ottt_mode, choices=("A", "O"),
                    help="OTTT_A: one update per batch; OTTT_O: an update every time step")
-    p.add_argument("--T", type=positive_int, default=TrainConfig.T, help="time steps")
+    p.add_argument("--T", type=positive_int, default=TrainConfig.T,
+                   help="time steps (default: 4 for images; a sequence data set's own number of frames, or this "
+                        "many)")
     p.add_argument("--epochs", type=positive_int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size,
                    help="per process (global = this x processes); default: the data set's (digits 32, "
@@ -43,9 +48,13 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=nonnegative_float, default=TrainConfig.weight_decay)
     p.add_argument("--seed", type=seed, default=TrainConfig.seed)
     p.add_argument("--data-dir", type=existing_dir, default=TrainConfig.data_dir,
-                   help="directory of the Fashion-MNIST IDX files")
+                   help="root directory of the data set's files (Fashion-MNIST: its IDX files)")
     p.add_argument("--backend", default=TrainConfig.backend, help="neuron kernels: auto|torch|cpp|cuda|triton")
-    p.add_argument("--encoding", default=TrainConfig.encoding, choices=ENCODINGS)
+    p.add_argument("--encoding", default=TrainConfig.encoding, choices=ENCODINGS, help="of static images")
+    p.add_argument("--amp", default=TrainConfig.amp, choices=("bf16", "fp16"),
+                   help="mixed precision: bf16 (CPU or CUDA) or fp16 (CUDA, with loss scaling)")
+    p.add_argument("--clip-grad", type=positive_float, default=TrainConfig.clip_grad,
+                   help="clip the gradient norm to this value")
     p.add_argument("--tau", type=_tau, default=TrainConfig.tau)
     p.add_argument("--channels", type=int_list(1), default=TrainConfig.channels, help="csnn conv channels, e.g. 32,64")
     p.add_argument("--hidden", type=int_list(1), default=TrainConfig.hidden, help="mlp hidden widths, e.g. 256")
@@ -71,7 +80,7 @@ def _config(args) -> TrainConfig:
                        ottt_mode=args.ottt_mode, T=args.T, epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay, seed=args.seed,
                        data_dir=args.data_dir, out=args.out, backend=args.backend, encoding=args.encoding,
-                       tau=args.tau, channels=args.channels, hidden=args.hidden, norm=args.norm,
+                       amp=args.amp, clip_grad=args.clip_grad, tau=args.tau, channels=args.channels, hidden=args.hidden, norm=args.norm,
                        train_limit=args.train_limit, test_limit=args.test_limit, threads=args.threads,
                        progress=False if args.no_progress else None)
 
@@ -170,7 +179,7 @@ def demo_command(args) -> dict:
     handle = layer.register_forward_hook(lambda m, a, o: captured.setdefault("s", o.detach()))
     with torch.no_grad():
         reset(model)
-        model(trainer.encode(trainer.test_x[:1]))
+        model(trainer.encode(trainer.test_data[0][0].unsqueeze(0)))
         reset(model)
     handle.remove()
     s = captured["s"][:, 0].reshape(cfg.T, -1)[:, :128]
@@ -187,7 +196,9 @@ def demo_command(args) -> dict:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a spiking network (BPTT, DSR or OTTT)",
-                              description="Train an mlp or csnn preset; checkpoints every epoch into --out. A new "
+                              description="Train a registered model (the mlp/csnn presets or the zoo) on a "
+                                          "registered data set with snn.train.fit; checkpoints every epoch into "
+                                          "--out. A new "
                                           "run refuses an --out that holds an earlier run: continue it with "
                                           "--resume or replace it with --overwrite.")
     _add_train_options(p)

@@ -20,13 +20,16 @@ BatchNorm has no online form here; the OTTT presets use scaled weight-standardis
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn as nn
 
-from ..base import MemoryModule
+from ..base import MemoryModule, StepMode
 from ..functional import reset, set_step_mode
 
-__all__ = ["SYNAPSES", "OnlineTraces", "detach_states", "trace_decay", "ottt_step", "check_online"]
+__all__ = ["SYNAPSES", "OnlineTraces", "detach_states", "trace_decay", "model_trace_decay", "ottt_step",
+           "check_online", "check_single_step", "run_online"]
 
 SYNAPSES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -36,12 +39,57 @@ def trace_decay(neuron: str, tau: float) -> float:
     return 1.0 if neuron == "if" else 1.0 - 1.0 / float(tau)
 
 
+def model_trace_decay(model: nn.Module) -> float:
+    """λ = 1 - d of the first spiking layer whose decay ``d`` (1/tau; 0 for IF) is known (the LIF family)."""
+    from ..neuron import LIF
+
+    for m in model.modules():
+        if isinstance(m, LIF):
+            return 1.0 - float(m.decay())
+    raise ValueError("method 'ottt' needs the decay λ of its presynaptic traces and cannot read it from this "
+                     "model's neurons (no IF/LIF-family neuron); pass method_options={'lam': λ} with λ in (0, 1]")
+
+
 def check_online(model: nn.Module) -> None:
-    """OTTT needs layers that work one step at a time: no BatchNorm (its statistics would span time)."""
+    """OTTT needs layers that work one step at a time: no BatchNorm (its statistics would span time), every snn
+    module able to run in step mode 's', and synapses (Linear/Conv) to take the traced weight gradients at."""
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"OTTT cannot train {name} ({type(m).__name__}): BatchNorm has no online form; "
                              f"use scaled weight standardisation (csnn norm='ws') or no norm")
+        if isinstance(m, StepMode):
+            mode = m.step_mode
+            try:
+                m.step_mode = "s"
+            except ValueError as e:
+                raise ValueError(f"method 'ottt' runs the model one time step at a time, but layer {name!r} "
+                                 f"({type(m).__name__}) has no single-step mode 's' ({e})") from None
+            m.step_mode = mode
+    if not any(isinstance(m, SYNAPSES) for m in model.modules()):
+        raise ValueError(f"method 'ottt' takes its weight gradients at Linear/Conv1d/Conv2d layers with presynaptic "
+                         f"traces; the model ({type(model).__name__}) has none")
+
+
+def check_single_step(model: nn.Module, x_seq: torch.Tensor) -> None:
+    """Run one time step of ``x_seq`` in step mode 's'; a failure (a layer that only handles ``[T, B, ...]``)
+    is a ValueError naming the shapes."""
+    set_step_mode(model, "s")
+    reset(model)
+    try:
+        with torch.no_grad():
+            out = model(x_seq[0])
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        raise ValueError(f"method 'ottt' runs the model one time step at a time (step mode 's', input "
+                         f"{list(x_seq.shape[1:])} instead of {list(x_seq.shape)}); the model failed on it: "
+                         f"{type(e).__name__}: {e}") from None
+    finally:
+        reset(model)
+        set_step_mode(model, "m")
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != x_seq.shape[1]:
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"method 'ottt' runs the model one time step at a time (step mode 's'), where it must "
+                         f"return [B, classes]; it returned {shape} for a single step of shape "
+                         f"{list(x_seq.shape[1:])}")
 
 
 def detach_states(model: nn.Module) -> None:
@@ -104,20 +152,23 @@ class OnlineTraces:
         return False
 
 
-def ottt_step(model: nn.Module, x_t: torch.Tensor, y: torch.Tensor, T: int, denom: float):
+def ottt_step(model: nn.Module, x_t: torch.Tensor, y: torch.Tensor, T: int, denom: float,
+              backward=torch.Tensor.backward, autocast=nullcontext):
     """One online step: forward x[t] (step mode 's', inside :class:`OnlineTraces`), backward
     L[t] = CE(o[t], y, sum) / (denom·T), detach the states. Returns (L[t] value, o[t] detached)."""
-    out = model(x_t)
-    loss = nn.functional.cross_entropy(out, y, reduction="sum") / (denom * T)
-    loss.backward()
+    with autocast():
+        out = model(x_t)
+        loss = nn.functional.cross_entropy(out.float(), y, reduction="sum") / (denom * T)
+    backward(loss)
     detach_states(model)
     return float(loss.detach()), out.detach()
 
 
 def run_online(model: nn.Module, x_seq: torch.Tensor, y: torch.Tensor, lam: float, denom: float,
-               on_step=None):
+               on_step=None, backward=torch.Tensor.backward, autocast=nullcontext):
     """Run OTTT over one batch ``x_seq [T, B, ...]``; ``on_step(t)`` after every step's backward (OTTT_O
-    puts its optimizer step there). Returns (loss sum over steps, mean output over steps = logits)."""
+    puts its optimizer step there); ``backward(loss)`` and ``autocast()`` come from the training step (loss
+    scaling, mixed precision). Returns (loss sum over steps, mean output over steps = logits)."""
     T = x_seq.shape[0]
     set_step_mode(model, "s")
     reset(model)
@@ -125,7 +176,7 @@ def run_online(model: nn.Module, x_seq: torch.Tensor, y: torch.Tensor, lam: floa
     try:
         with OnlineTraces(model, lam):
             for t in range(T):
-                loss, out = ottt_step(model, x_seq[t], y, T, denom)
+                loss, out = ottt_step(model, x_seq[t], y, T, denom, backward, autocast)
                 total += loss
                 logits = out if logits is None else logits + out
                 if on_step is not None:
