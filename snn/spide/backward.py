@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from .ide import AdjointSystem
-from .neuron import TernaryCouple
+from .neuron import TernaryCouple, accumulate, rate_total
 
 __all__ = ["spiking_adjoint", "error_scale"]
 
@@ -46,8 +46,7 @@ def spiking_adjoint(system: AdjointSystem, g: torch.Tensor, couple: TernaryCoupl
                 if v[layer] is None:
                     v[layer] = torch.zeros_like(current)
                 z[layer], v[layer] = couple.step(v[layer], current)
-                acc[layer] = z[layer] if t == 0 else (acc[layer] + z[layer] if leak == 1.0
-                                                      else acc[layer] * leak + z[layer])
+                acc[layer] = accumulate(acc[layer], z[layer], leak)
                 counts[layer] = counts[layer] + z[layer].abs().sum() / couple.spike
-        total = float(T_back) if leak == 1.0 else (1.0 - leak ** T_back) / (1.0 - leak)
+        total = rate_total(T_back, leak)
         return [a / total for a in acc], counts

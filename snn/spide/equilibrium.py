@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..functional import reset
-from .neuron import rate_weights
+from .neuron import accumulate, rate_total, rate_weights
 
 __all__ = ["Equilibrium", "EquilibriumWarning", "EquilibriumError", "simulate", "weighted_mean", "residuals",
            "check_equilibrium", "rate_equilibrium", "report"]
@@ -94,10 +94,10 @@ def simulate(net, x_seq: torch.Tensor) -> Equilibrium:
         s = None
         for layer in range(n):
             s = net.cells[layer](net.current(layer, s, drive, last) + shift)
-            acc[layer] = s if t == 0 else (acc[layer] + s if leak == 1.0 else acc[layer] * leak + s)
+            acc[layer] = accumulate(acc[layer], s, leak)
             counts[layer] = counts[layer] + s.detach().sum()
         last = s
-    total = float(T) if leak == 1.0 else (1.0 - leak ** T) / (1.0 - leak)
+    total = rate_total(T, leak)
     reset(net.cells)
     rates = [a / total for a in acc]
     with torch.no_grad():

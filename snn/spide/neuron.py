@@ -33,7 +33,7 @@ import torch
 from .. import neuron as snn_neuron
 from ..checks import check_range
 
-__all__ = ["ForwardNeuron", "TernaryCouple", "rate_weights"]
+__all__ = ["ForwardNeuron", "TernaryCouple", "rate_weights", "rate_total", "accumulate"]
 
 
 def rate_weights(T: int, leak: float, dtype=torch.float64, device=None) -> torch.Tensor:
@@ -42,21 +42,44 @@ def rate_weights(T: int, leak: float, dtype=torch.float64, device=None) -> torch
     return (w / w.sum()).to(dtype=dtype, device=device)
 
 
+def rate_total(T: int, leak: float) -> float:
+    """``Σ_{k<T} λ^k``: what the leaky spike sum of an always-firing neuron reaches after T steps."""
+    return float(T) if leak == 1.0 else (1.0 - leak ** T) / (1.0 - leak)
+
+
+def accumulate(acc, s, leak: float):
+    """The leaky spike sum one step on: ``λ·acc + s`` (``s`` itself at the first step, ``acc`` None)."""
+    if acc is None:
+        return s
+    return acc + s if leak == 1.0 else acc * leak + s
+
+
 @dataclass(frozen=True)
-class ForwardNeuron:
-    """Parameters of the forward neuron (module docstring); checked on construction."""
+class _Membrane:
+    """Threshold, reset potential (default ``-V_th``) and leak of a layer of neurons, checked on construction;
+    error messages name them with ``_suffix`` (``v_threshold_back`` for the couples)."""
 
     v_threshold: float = 1.0
     u_rest: float | None = None
     leak: float = 1.0
+    _who = "SPIDE neuron"
+    _suffix = ""
 
     def __post_init__(self):
-        who = "SPIDE forward neuron"
-        vth = check_range(self.v_threshold, "v_threshold", who, 0.0, low_open=True)
-        u_rest = -vth if self.u_rest is None else check_range(self.u_rest, "u_rest", who, None, vth, high_open=True)
+        who, sfx = self._who, self._suffix
+        vth = check_range(self.v_threshold, "v_threshold" + sfx, who, 0.0, low_open=True)
+        u_rest = -vth if self.u_rest is None else check_range(self.u_rest, "u_rest" + sfx, who, None, vth,
+                                                              high_open=True)
         object.__setattr__(self, "v_threshold", vth)
         object.__setattr__(self, "u_rest", u_rest)
-        object.__setattr__(self, "leak", check_range(self.leak, "leak", who, 0.0, 1.0, low_open=True))
+        object.__setattr__(self, "leak", check_range(self.leak, "leak" + sfx, who, 0.0, 1.0, low_open=True))
+
+
+@dataclass(frozen=True)
+class ForwardNeuron(_Membrane):
+    """Parameters of the forward neuron (module docstring)."""
+
+    _who = "SPIDE forward neuron"
 
     @property
     def scale(self) -> float:
@@ -69,8 +92,7 @@ class ForwardNeuron:
 
     def error_bound(self, T: int) -> float:
         """Bound of ``|a - Ī/c|`` for a neuron whose membrane stays in ``[u_rest, V_th)``."""
-        total = float(T) if self.leak == 1.0 else (1.0 - self.leak ** T) / (1.0 - self.leak)
-        return max(self.v_threshold, -self.u_rest) / (self.leak * self.scale * total)
+        return max(self.v_threshold, -self.u_rest) / (self.leak * self.scale * rate_total(T, self.leak))
 
     def cell(self, *, surrogate="atan", detach_reset: bool = False, backend: str = "auto"):
         """A new snn IF (``λ = 1``) or LIF module, single-step, running this neuron in shifted coordinates."""
@@ -82,21 +104,12 @@ class ForwardNeuron:
 
 
 @dataclass(frozen=True)
-class TernaryCouple:
-    """Parameters of the backward phase's ternary neuron couples (module docstring); checked on construction."""
+class TernaryCouple(_Membrane):
+    """Parameters of the backward phase's ternary neuron couples (module docstring)."""
 
     v_threshold: float = 0.5
-    u_rest: float | None = None
-    leak: float = 1.0
-
-    def __post_init__(self):
-        who = "SPIDE ternary neuron couple"
-        vth = check_range(self.v_threshold, "v_threshold_back", who, 0.0, low_open=True)
-        u_rest = -vth if self.u_rest is None else check_range(self.u_rest, "u_rest_back", who, None, vth,
-                                                              high_open=True)
-        object.__setattr__(self, "v_threshold", vth)
-        object.__setattr__(self, "u_rest", u_rest)
-        object.__setattr__(self, "leak", check_range(self.leak, "leak_back", who, 0.0, 1.0, low_open=True))
+    _who = "SPIDE ternary neuron couple"
+    _suffix = "_back"
 
     @property
     def spike(self) -> float:
