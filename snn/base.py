@@ -48,8 +48,9 @@ _FREED_MARKS = ("backward through the graph a second time", "already been freed"
 
 def watch_backward(out: torch.Tensor) -> list | None:
     """A token ``[False]`` that turns ``[True]`` when a backward pass reaches ``out`` (None when ``out`` has no
-    gradient): it tells whether the graph that produced a module's state has been backpropagated."""
-    if not (torch.is_grad_enabled() and out.requires_grad):
+    gradient): it tells whether the graph that produced a module's state has been backpropagated. Under
+    torch.compile no token is kept (a hook that writes Python state would break the graph): the guard is eager-only."""
+    if torch.compiler.is_compiling() or not (torch.is_grad_enabled() and out.requires_grad):
         return None
     token = [False]
 
@@ -111,7 +112,7 @@ def guard_carried_state(state: torch.Tensor, token: list | None, who: str) -> to
     backward raises a clear error naming ``who`` and :func:`snn.functional.reset`. Checks only states that carry
     a graph already reached by a backward pass, so the usual paths (reset, detached or no-grad states, one
     graph over all steps) cost nothing."""
-    if state.grad_fn is None or not (token and token[0]) or not torch.is_grad_enabled():
+    if not (token and token[0]) or state.grad_fn is None or not torch.is_grad_enabled():
         return state
     if not graph_freed(state.grad_fn):
         return state  # backpropagated with retain_graph=True: a second backward pass is legitimate

@@ -55,8 +55,13 @@ def check_sequence(x, step_mode: str, who: str) -> None:
         shape = "[T, B, ...]" if step_mode == "m" else "[B, ...]"
         raise ValueError(f"{who}: step_mode={step_mode!r} takes {shape} (rank >= {min_rank}), "
                          f"got shape {tuple(x.shape)}")
-    if _FINITE_CHECKS and not all_finite(x):
-        raise ValueError(f"{who}: input contains NaN or Inf (snn.checks.set_finite_checks(False) skips this check)")
+    if not _FINITE_CHECKS:
+        return
+    message = f"{who}: input contains NaN or Inf (snn.checks.set_finite_checks(False) skips this check)"
+    if torch.compiler.is_compiling():  # a check inside the graph (no Python branch on the data)
+        torch._assert_async(torch.isfinite(x).all(), message)
+    elif not all_finite(x):
+        raise ValueError(message)
 
 
 def check_positive(value: float, name: str, who: str, allow_zero: bool = False) -> float:

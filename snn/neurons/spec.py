@@ -86,7 +86,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
 from ..checks import check_bool, check_finite, check_range
@@ -177,6 +176,15 @@ class TritonStep:
 
 def _identity(values: Mapping[str, Any]) -> Mapping[str, Any]:
     return values
+class Named:
+    """Values read by name as attributes (``p.decay``, ``f.hard_reset``); a plain class, which torch.compile
+    traces (it cannot trace ``types.SimpleNamespace``)."""
+
+    def __init__(self, names, values):
+        for name, value in zip(names, values):
+            setattr(self, name, value)
+
+
 
 
 @dataclass(frozen=True)
@@ -261,10 +269,9 @@ class NeuronSpec:
             raise SpecError(f"neuron spec {self.name!r}: to_kernel gave no value for {missing}")
         return tuple(k[n] for n in self.kernel_params), tuple(bool(k[n]) for n in self.kernel_flags)
 
-    def namespaces(self, params, flags) -> tuple[SimpleNamespace, SimpleNamespace]:
+    def namespaces(self, params, flags) -> tuple[Named, Named]:
         """The parameter block and flags by name, as the torch ``charge``/``reset`` read them."""
-        return (SimpleNamespace(**dict(zip(self.kernel_params, params))),
-                SimpleNamespace(**dict(zip(self.kernel_flags, flags))))
+        return Named(self.kernel_params, params), Named(self.kernel_flags, flags)
 
     def initial(self, name: str, params) -> float:
         """The initial value of state ``name`` for the parameter block ``params``."""

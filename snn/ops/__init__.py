@@ -31,31 +31,29 @@ the kernel parameters by name (as tools and tests call the dynamics directly)::
 """
 from __future__ import annotations
 
-import importlib
-
 import torch
 
 from .. import neurons
+from . import cpp_backend, torch_backend, triton_backend
 
 __all__ = ["BACKENDS", "available_backends", "resolve_backend", "get_backend", "run", "lif_multistep",
            "alif_multistep", "cubalif_multistep"]
 
 BACKENDS = ("torch", "cpp", "cuda", "triton")
-_MODULES = {"torch": "torch_backend", "cpp": "cpp_backend", "cuda": "cpp_backend", "triton": "triton_backend"}
+# The backend modules import nothing heavy (triton itself is imported by triton_backend.is_available()); they are
+# imported here, not on first use, so that torch.compile traces a neuron's first call without an import.
+_MODULES = {"torch": torch_backend, "cpp": cpp_backend, "cuda": cpp_backend, "triton": triton_backend}
 # Preference order of 'auto' per device type.
 _AUTO_ORDER = {"cpu": ("cpp", "torch"), "cuda": ("cuda", "triton", "torch")}
 _loaded: dict = {}
 
 
 def _module(name: str):
-    """Import a backend module lazily; ``None`` when its code or compiled part is missing."""
+    """The backend module of ``name``; ``None`` when it cannot run here (its compiled part or triton missing)."""
     if name not in _loaded:
-        try:
-            mod = importlib.import_module(f".{_MODULES[name]}", __name__)
-            ok = mod.is_available() and (name != "cuda" or mod.cuda_built())
-            _loaded[name] = mod if ok else None
-        except ImportError:
-            _loaded[name] = None
+        mod = _MODULES[name]
+        ok = mod.is_available() and (name != "cuda" or mod.cuda_built())
+        _loaded[name] = mod if ok else None
     return _loaded[name]
 
 

@@ -44,12 +44,15 @@ import math
 import os
 from dataclasses import dataclass
 
+from typing import Optional
+
 import torch
 from torch.autograd.function import once_differentiable
 
 from ..functional import state_dtype
 from ..neurons.spec import SpecError
 from .inputs import check_input, check_surrogate, flat_state, kernel_params, needs_grad
+from .library import param_tensor, spec_key, spec_of_key
 
 try:  # the compiled extension; absent until `make build`
     from .. import _C
@@ -184,6 +187,14 @@ def _opt(t):
     return None if t is None else t.contiguous()
 
 
+def _backward(k, params, options, g_s, g_last, g_vseq, saved, x, states0, want):
+    """The fused backward: ``(∂L/∂x, ∂L/∂states0, ∂L/∂learnable (float64 [kLearnable]) | None)``; a gradient
+    that autograd left as None is none here (no zero tensors), ``x`` is read only when ``want``."""
+    g_s = torch.zeros_like(saved[0]) if g_s is None else g_s.contiguous()
+    return k.backward(g_s, [_opt(g) for g in g_last], _opt(g_vseq), list(saved), x if want else None,
+                      list(states0), params, options, want)
+
+
 class NeuronFunction(torch.autograd.Function):
     """Any spec over ``[T, n]``: one fused forward call, one fused backward call.
 
@@ -207,35 +218,118 @@ class NeuronFunction(torch.autograd.Function):
         k, cfg = ctx.k, ctx.cfg
         x, *rest = ctx.saved_tensors
         states0, saved = rest[:k.states], rest[k.states:]
-        g_s = torch.zeros_like(saved[0]) if g_s is None else g_s.contiguous()
-        g_vseq = _opt(grads[-1]) if cfg.record else None
         want = any(need and meta for need, meta in zip(ctx.needs_input_grad[3 + k.states:], ctx.learn))
-        gx, g0, gp = k.backward(g_s, [_opt(g) for g in grads[:-1]], g_vseq, list(saved), x if want else None,
-                                list(states0), cfg.params, cfg.options, want)
+        gx, g0, gp = _backward(k, cfg.params, cfg.options, g_s, grads[:-1], grads[-1] if cfg.record else None,
+                               saved, x, states0, want)
         g_learn = [gp[j].reshape(meta[0]).to(meta[1]) if want and meta else None for j, meta in enumerate(ctx.learn)]
         return (None, None, gx, *g0, *g_learn)
 
 
+# --------------------------------------------------------------------------------- torch.compile: custom ops
+# Under torch.compile the fused loops run as the custom ops snn::cpp_scan / snn::cpp_scan_backward (the same
+# kernel calls as NeuronFunction, opaque to the compiler; shapes from their fake implementations). The spec
+# travels as a string key and the parameter block as a float64 CPU tensor built in the graph (snn.ops.library).
+# Eager calls keep NeuronFunction, whose per-call cost is lower.
+Tensor = torch.Tensor
+
+
+def _op_kernel(key: str, opts: tuple):
+    k = kernel(spec_of_key(key))
+    return k, _cached((k, *opts), lambda: k.options(*opts))
+
+
+@torch.library.custom_op("snn::cpp_scan", mutates_args=())
+def _scan_op(x: Tensor, states0: list[Tensor], params: Tensor, spec: str, flags: int, strict: bool,
+             detach_reset: bool, kind: int, a: float, c: float, record: bool, save: bool) -> list[Tensor]:
+    """``[spikes, *states_last, *saved (kSaved when save, else none), v_seq (empty unless record)]``."""
+    k, options = _op_kernel(spec, (flags, strict, detach_reset, kind, a, c))
+    s, last, saved, v_seq = k.forward(x.contiguous(), [t.contiguous() for t in states0], params.contiguous(),
+                                      options, save, record)
+    return [s, *last, *saved, v_seq if record else x.new_empty(0)]
+
+
+@_scan_op.register_fake
+def _scan_fake(x, states0, params, spec, flags, strict, detach_reset, kind, a, c, record, save):
+    saved = spec_of_key(spec).saved if save else 0
+    return [torch.empty_like(x), *(torch.empty_like(t) for t in states0), *(torch.empty_like(x) for _ in range(saved)),
+            torch.empty_like(x) if record else x.new_empty(0)]
+
+
+@torch.library.custom_op("snn::cpp_scan_backward", mutates_args=())
+def _scan_backward_op(g_s: Optional[Tensor], g_last: list[Optional[Tensor]], g_vseq: Optional[Tensor],
+                      saved: list[Tensor], x: Optional[Tensor], states0: list[Tensor], params: Tensor, spec: str,
+                      flags: int, strict: bool, detach_reset: bool, kind: int, a: float, c: float,
+                      want: bool) -> list[Tensor]:
+    """``[∂L/∂x, *∂L/∂states0, ∂L/∂params (float64 like params when want, else empty)]``."""
+    k, options = _op_kernel(spec, (flags, strict, detach_reset, kind, a, c))
+    gx, g0, gp = _backward(k, params.contiguous(), options, g_s, g_last, g_vseq, saved, x, states0, want)
+    g_params = params.new_zeros(params.shape if want else (0,))
+    if want:
+        g_params[:gp.numel()] = gp.to(params.device)
+    return [gx, *g0, g_params]
+
+
+@_scan_backward_op.register_fake
+def _scan_backward_fake(g_s, g_last, g_vseq, saved, x, states0, params, spec, flags, strict, detach_reset, kind,
+                        a, c, want):
+    return [torch.empty_like(saved[0]), *(torch.empty_like(t) for t in states0),
+            params.new_empty(params.shape if want else (0,))]
+
+
+def _scan_setup(ctx, inputs, output):
+    x, states0, params, spec, *opts, record, save = inputs
+    ctx.set_materialize_grads(False)
+    ns = len(states0)
+    ctx.meta = (spec, tuple(opts), record, ns)
+    saved = output[1 + ns:len(output) - 1]
+    ctx.save_for_backward(x if params.requires_grad else None, params, *states0, *saved)
+
+
+def _scan_grad(ctx, grads):
+    spec, opts, record, ns = ctx.meta
+    x, params, *rest = ctx.saved_tensors
+    want = x is not None and ctx.needs_input_grad[2]
+    out = torch.ops.snn.cpp_scan_backward(grads[0], list(grads[1:1 + ns]), grads[-1] if record else None,
+                                          rest[ns:], x if want else None, rest[:ns], params, spec, *opts, want)
+    return (out[0], list(out[1:1 + ns]), out[-1] if want else None) + (None,) * 9
+
+
+_scan_op.register_autograd(_scan_grad, setup_context=_scan_setup)
+
+
+def _run_traced(spec, x, st0, params, opts, record):
+    """The fused loops as the custom op (under torch.compile) -> ``(spikes, states_last, v_seq)`` flat."""
+    out = torch.ops.snn.cpp_scan(x, st0, params, spec_key(spec), *opts, record, needs_grad(x, *st0, params))
+    return out[0], out[1:1 + len(st0)], out[-1]
+
+
 def run(spec, x_seq, states, params, flags, *, surrogate, detach_reset, strict_threshold, record_v):
     """``spec`` over ``x_seq [T, ...]`` -> ``(spikes, states_last, v_seq | None)``; equals
-    :func:`snn.functional.scan.multistep`."""
+    :func:`snn.functional.scan.multistep`. Under torch.compile it runs as the custom op ``snn::cpp_scan``."""
     who = f"{spec.name}(backend='cpp')"
     check_input(x_seq, who)
     kind, a, c = check_surrogate(surrogate, who)
-    values, learn = kernel_params(spec, params, who)
-    k = kernel(spec)
+    compiling = torch.compiler.is_compiling()
+    if compiling:
+        block = param_tensor(spec, params, who, "cpu")
+    else:
+        values, learn = kernel_params(spec, params, who)
+        k = kernel(spec)
     dt = state_dtype(x_seq.dtype)
     T, n = x_seq.shape[0], math.prod(x_seq.shape[1:])
     x = x_seq.to(dt).reshape(T, n).contiguous()
     st0 = [flat_state(s, x_seq, dt, f"{st.name}_init", who) for s, st in zip(states, spec.states)]
     opts = (sum(1 << i for i, f in enumerate(flags) if f), spec.strict(strict_threshold), bool(detach_reset), kind,
             a, c)
-    cfg = _Config(_cached(tuple(map(float.hex, values)), lambda: torch.tensor(values, dtype=torch.float64)),
-                  _cached((k, *opts), lambda: k.options(*opts)), bool(record_v))
-    if needs_grad(x, *st0, *learn):
-        s, *last, v_seq = NeuronFunction.apply(k, cfg, x, *st0, *learn)
+    if compiling:
+        s, last, v_seq = _run_traced(spec, x, st0, block, opts, bool(record_v))
     else:
-        s, last, _, v_seq = k.forward(x, st0, cfg.params, cfg.options, False, cfg.record)
+        cfg = _Config(_cached(tuple(map(float.hex, values)), lambda: torch.tensor(values, dtype=torch.float64)),
+                      _cached((k, *opts), lambda: k.options(*opts)), bool(record_v))
+        if needs_grad(x, *st0, *learn):
+            s, *last, v_seq = NeuronFunction.apply(k, cfg, x, *st0, *learn)
+        else:
+            s, last, _, v_seq = k.forward(x, st0, cfg.params, cfg.options, False, cfg.record)
     io, step = x_seq.dtype, x_seq.shape[1:]
     return (s.reshape(x_seq.shape).to(io), tuple(st.reshape(step) for st in last),
             v_seq.reshape(x_seq.shape).to(io) if record_v else None)
