@@ -13,8 +13,9 @@ import torch.nn as nn
 from badinput import expect_clear_error
 
 from snn.export.lava import save_lowered
-from snn.export.loihi import LoihiRangeError, QATNet, Recurrent, emulate_fixed, emulate_float, lower, quantize
+from snn.export.loihi import LoihiRangeError, QATNet, emulate_fixed, emulate_float, lower, quantize
 from snn.neuron import IF, LIF, PLIF
+from snn.recurrent import Recurrent
 
 nir = pytest.importorskip("nir")
 from snn.export.nir import from_nir, to_nir, write_nir  # noqa: E402
@@ -23,7 +24,7 @@ from snn.export.nir import from_nir, to_nir, write_nir  # noqa: E402
 def _net():
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(4, 6), LIF(tau=2.0), nn.Linear(6, 5, bias=False),
-                         Recurrent(IF(), 5, torch.eye(5) * 0.5), nn.Linear(5, 3), PLIF())
+                         Recurrent.feedback(IF(), 5, torch.eye(5) * 0.5), nn.Linear(5, 3), PLIF())
 
 
 def _poison(net, index, attr, value=math.nan):
@@ -197,7 +198,6 @@ def _graph(middle: dict, edges=None):
 F3 = np.ones(3, np.float32)
 UNSUPPORTED = {
     "LI": nir.LI(tau=F3, r=F3, v_leak=0 * F3),
-    "Delay": nir.Delay(delay=F3),
     "Threshold": nir.Threshold(threshold=F3),
     "Scale": nir.Scale(scale=F3),
 }
@@ -207,6 +207,11 @@ UNSUPPORTED = {
 def test_unsupported_node_is_named(kind):
     graph = _graph({"odd": UNSUPPORTED[kind]})
     expect_clear_error(lambda: from_nir(graph), ValueError, "'odd'", kind, "supported")
+
+
+def test_delay_of_a_fraction_of_a_step_is_named():
+    graph = _graph({"odd": nir.Delay(delay=F3 * 1.5e-4)})
+    expect_clear_error(lambda: from_nir(graph, dt=1e-4), ValueError, "'odd'", "whole")
 
 
 def test_nan_weight_in_a_graph_is_named():

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 import snn
-from snn.export.loihi import Recurrent
+from snn.recurrent import Recurrent
 from snn.neuron import CUBALIF, IF, LIF
 
 nir = pytest.importorskip("nir")
@@ -33,7 +33,7 @@ FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
 
 def _valid_file_bytes() -> bytes:
     net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), IF(), nn.Flatten(), nn.Linear(32, 6), LIF(tau=2.0),
-                        nn.Linear(6, 4, bias=False), Recurrent(CUBALIF(du=0.5, dv=0.25), 4, torch.eye(4),
+                        nn.Linear(6, 4, bias=False), Recurrent.feedback(CUBALIF(du=0.5, dv=0.25), 4, torch.eye(4),
                                                                bias=torch.full((4,), 0.1)))
     with tempfile.TemporaryDirectory() as d:
         path = Path(d, "valid.nir")
