@@ -37,7 +37,7 @@ def data(name: str, args):
         return ((x[:args.train_limit], y[:args.train_limit]), (xt[:args.test_limit], yt[:args.test_limit]),
                 tuple(x.shape[1:]), False)
     sets = [get_dataset(name, split=s, n=n) for s, n in (("train", args.train_limit), ("test", args.test_limit))]
-    pairs = [tuple(torch.stack(v) for v in zip(*[ds[i] for i in range(len(ds))])) for ds in sets]
+    pairs = [(ds.x.transpose(0, 1), ds.targets) for ds in sets]  # [N, T, ...] as stored (uint8 counts)
     return pairs[0], pairs[1], tuple(sets[0].input_shape), True
 
 

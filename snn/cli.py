@@ -28,6 +28,7 @@ __all__ = ["main", "build_parser", "add_json_option", "declare_output", "print_s
 
 # Modules that add sub-commands; a missing one (area not built yet) is skipped.
 COMMAND_MODULES = ("snn.train.cli", "snn.bench.cli", "snn.export.cli", "snn.lsm.cli", "snn.continual.cli")
+COMMAND_MODULES = ("snn.spide.cli",) + COMMAND_MODULES  # first: it registers the models `snn train` lists
 
 
 # -- flag values (argparse ``type=``: a bad value is an error naming the flag, before any work) -----------------

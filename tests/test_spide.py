@@ -288,3 +288,48 @@ def test_train_loop_learns_and_reports_sparsity(tmp_path):
     assert r["relative_error"][1] < r["relative_error"][0]
     png = plot_gradient_error({"fc": r}, tmp_path / "grad.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+# -- the training method and the command ---------------------------------------------------------------------
+def test_fit_trains_feedback_models_with_spide_and_ide():
+    from torch.utils.data import TensorDataset
+
+    from snn.spide.method import CoarseEquilibriumWarning
+    from snn.train import fit
+
+    x, y = prototypes(256, seed=1)
+    train, val = TensorDataset(x[:192], y[:192]), TensorDataset(x[192:], y[192:])
+    for method in ("spide", "ide"):
+        torch.manual_seed(0)
+        model = spide_fc((1, 8, 8), 32, 4)
+        r = fit(model, train, val, method=method, method_options={"T_back": 30} if method == "spide" else None,
+                T=8, epochs=2, lr=1e-2, batch_size=32, log=None)
+        assert r.val_acc > 0.6, (method, r.val_acc)
+        assert model.body.options.grad == "bptt" and model.body.options.T_back == 100  # restored after the run
+    with pytest.warns(CoarseEquilibriumWarning, match="T=2"):
+        fit(spide_fc((1, 8, 8), 8, 4), train, method="spide", T=2, epochs=1, batch_size=64, log=None)
+    import snn.models as models
+    mlp = models.get("mlp", num_classes=4, in_channels=1, in_shape=[8, 8], hidden=[8])
+    expect_clear_error(lambda: fit(mlp, train, method="spide", T=4, log=None), NoFeedbackError, "Sequential",
+                       "FeedbackSNN")
+    from snn.train.methods import make_method
+    expect_clear_error(lambda: make_method("spide", T_bak=3), ValueError, "T_bak")
+
+
+def test_spide_command_writes_the_gradient_error(tmp_path, capsys):
+    import json
+
+    from badinput import expect_cli_error
+    from snn.cli import main
+
+    out, png = tmp_path / "grad.json", tmp_path / "grad.png"
+    assert main(["spide", "--T", "6", "--T-back", "5,60", "--batch-size", "8", "--json", str(out),
+                 "--png", str(png)]) == 0
+    r = json.loads(out.read_text())
+    assert r["T_back"] == [5, 60] and r["relative_error"][1] < r["relative_error"][0] and png.stat().st_size > 0
+    assert "cosine" in capsys.readouterr().out
+    expect_cli_error(["spide", "--T-back", "0,10"], capsys, "--T-back")
+    expect_cli_error(["spide", "--model", "mlp"], capsys, "--model", "spide-fc")
+    not_spide = tmp_path / "ckpt.pt"
+    torch.save({"x": 1}, not_spide)
+    expect_cli_error(["spide", "--checkpoint", str(not_spide)], capsys, str(not_spide))

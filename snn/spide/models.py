@@ -86,9 +86,14 @@ def spide_mlp(in_shape=(1, 28, 28), hidden: int | Sequence[int] = (256, 128), nu
     return SpideClassifier(body, nn.Linear(widths[-1], num_classes))
 
 
-def spide_fc(in_shape=(1, 28, 28), hidden: int = 256, num_classes: int = 10, **kw) -> SpideClassifier:
-    """Single-layer feedback network: I[t] = F·x[t] + W·s[t-1], readout of its rates (``kw``: as spide_mlp)."""
-    return spide_mlp(in_shape, [check_int(hidden, "hidden", "spide_fc", low=1)], num_classes, **kw)
+def spide_fc(in_shape=(1, 28, 28), hidden: int | Sequence[int] = 256, num_classes: int = 10,
+             **kw) -> SpideClassifier:
+    """Single-layer feedback network: I[t] = F·x[t] + W·s[t-1], readout of its rates (``kw``: as spide_mlp).
+    ``hidden``: its width (or a one-element list)."""
+    widths = _widths(hidden, "spide_fc")
+    if len(widths) != 1:
+        raise ValueError(f"spide_fc has one layer: hidden must be one width, got {widths} (spide_mlp takes several)")
+    return spide_mlp(in_shape, widths, num_classes, **kw)
 
 
 def spide_conv(in_shape=(1, 28, 28), channels: Sequence[int] = (16, 32), num_classes: int = 10, *,

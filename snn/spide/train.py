@@ -24,7 +24,9 @@ __all__ = ["train", "evaluate", "time_major"]
 
 
 def time_major(x: torch.Tensor, T: int, sequence: bool) -> torch.Tensor:
-    """``[T, B, ...]``: static samples repeated over T steps (a view), or sequences ``[B, T, ...]`` transposed."""
+    """``[T, B, ...]``: static samples repeated over T steps (a view), or sequences ``[B, T, ...]`` transposed;
+    samples stored as integers (event counts) become float32."""
+    x = x if x.is_floating_point() else x.float()
     return x.transpose(0, 1) if sequence else x.unsqueeze(0).expand(T, *x.shape)
 
 

@@ -16,6 +16,7 @@ __all__ = ["MODEL_NAMES"]
 
 MODEL_NAMES = ("spide-fc", "spide-mlp", "spide-conv")
 LIF_TAU = 20.0  # leak 0.95 when the LIF's tau is not given
+TRAINING_METHODS = ("spide", "ide")  # trained by snn.spide.method; their neurons are the plain IF/LIF
 
 
 def _forward_neuron(neuron) -> dict:
@@ -34,6 +35,8 @@ def _forward_neuron(neuron) -> dict:
 
 def _prepare(cfg: dict, given: set) -> dict:
     cfg = _in_shape(cfg, given)
+    if cfg["method"] in TRAINING_METHODS:  # the config's method picks the neuron variant: plain IF/LIF here
+        cfg["method"] = "bptt"
     if cfg["neuron"] == "lif" and "tau" not in given:
         cfg["tau"] = LIF_TAU
     return cfg
