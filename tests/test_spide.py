@@ -306,6 +306,8 @@ def test_fit_trains_feedback_models_with_spide_and_ide():
                 T=8, epochs=2, lr=1e-2, batch_size=32, log=None)
         assert r.val_acc > 0.6, (method, r.val_acc)
         assert model.body.options.grad == "bptt" and model.body.options.T_back == 100  # restored after the run
+    r = fit(spide_fc((1, 8, 8), 8, 4), train, method="spide", T=8, epochs=1, batch_size=64, amp="bf16", log=None)
+    assert math.isfinite(r.history["train_loss"][0])  # 16-bit rates under autocast, float32 backward
     with pytest.warns(CoarseEquilibriumWarning, match="T=2"):
         fit(spide_fc((1, 8, 8), 8, 4), train, method="spide", T=2, epochs=1, batch_size=64, log=None)
     import snn.models as models

@@ -47,6 +47,11 @@ def adjoint_rates(net, rates, g: torch.Tensor, mode: str | None = None, options=
     return [b / scale for b in betas], stats
 
 
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 when it is 16-bit (rates under autocast), else as it is."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 class SpideFunction(torch.autograd.Function):
     """Forward phase without a graph; backward by SPIDE or IDE (module docstring)."""
 
@@ -54,8 +59,8 @@ class SpideFunction(torch.autograd.Function):
     def forward(ctx, net, x_seq, *params):
         eq = simulate(net, x_seq)
         _record_forward(net, eq)
-        ctx.net, ctx.options, ctx.T, ctx.leak = net, net.options, eq.T, net.neuron.leak
-        ctx.save_for_backward(eq.x_bar, *eq.rates)
+        ctx.net, ctx.options, ctx.T, ctx.leak, ctx.x_dtype = net, net.options, eq.T, net.neuron.leak, x_seq.dtype
+        ctx.save_for_backward(*(_wide(t) for t in (eq.x_bar, *eq.rates)))  # the backward runs in >= float32
         return eq.rates[-1]
 
     @staticmethod
@@ -65,14 +70,14 @@ class SpideFunction(torch.autograd.Function):
         if not all_finite(grad):
             raise ValueError("SPIDE backward: the gradient of the equilibrium rates contains NaN or Inf (a NaN or "
                              "overflowing loss); refusing to produce NaN weights")
-        betas, stats = adjoint_rates(net, rates, grad, options=ctx.options)
+        betas, stats = adjoint_rates(net, rates, _wide(grad), options=ctx.options)
         params = parameters_of(net)
         grads, grad_x_bar = parameter_grads(net, rates, betas, x_bar, params, need_input=ctx.needs_input_grad[1])
         net.last_stats.update(stats)
         grad_x = None
         if grad_x_bar is not None:
             w = rate_weights(ctx.T, ctx.leak, dtype=grad_x_bar.dtype, device=grad_x_bar.device)
-            grad_x = w.reshape(-1, *([1] * grad_x_bar.dim())) * grad_x_bar
+            grad_x = (w.reshape(-1, *([1] * grad_x_bar.dim())) * grad_x_bar).to(ctx.x_dtype)
         return (None, grad_x, *grads)
 
 
