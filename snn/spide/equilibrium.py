@@ -15,7 +15,9 @@ import warnings
 from dataclasses import dataclass
 
 import torch
+from torch.nn.utils import parametrize
 
+from ..checks import finite_checks
 from ..functional import reset
 from .neuron import accumulate, rate_total, rate_weights
 
@@ -77,28 +79,34 @@ def _check_shapes(net, drive, fed_back) -> None:
 
 def simulate(net, x_seq: torch.Tensor) -> Equilibrium:
     """Run ``net`` (a :class:`~snn.spide.FeedbackSNN`) over ``x_seq [T, B, ...]`` from rest; differentiable
-    (BPTT) when autograd is on, graph-free under ``torch.no_grad``."""
+    (BPTT) when autograd is on, graph-free under ``torch.no_grad``. The input and parameters are checked by
+    the caller (:meth:`FeedbackSNN.check_input`), so the per-step NaN scan of the neurons is skipped, and
+    parametrized weights (the feedback's norm cap) are computed once."""
     T, leak, n = x_seq.shape[0], net.neuron.leak, net.num_layers
     reset(net.cells)
     constant = T == 1 or x_seq.stride(0) == 0
     acc, counts, drive, last = [None] * n, [0.0] * n, None, None
-    for t in range(T):
-        if drive is None or not constant:
-            drive = net.input_map(x_seq[t])
-            if t == 0 and not torch.isfinite(drive).all():
-                raise ValueError("FeedbackSNN: input_map gives NaN or Inf currents (overflow of the input or the "
-                                 "weights); the equilibrium rates would be meaningless")
-        if t == 1:
-            _check_shapes(net, drive, last)
-        shift = net.neuron.shift(t)
-        s = None
-        for layer in range(n):
-            s = net.cells[layer](net.current(layer, s, drive, last) + shift)
-            acc[layer] = accumulate(acc[layer], s, leak)
-            counts[layer] = counts[layer] + s.detach().sum()
-        last = s
-    total = rate_total(T, leak)
+    with parametrize.cached(), finite_checks(False):
+        for t in range(T):
+            if drive is None or not constant:
+                drive = net.input_map(x_seq[t])
+                if t == 0 and not torch.isfinite(drive).all():
+                    raise ValueError("FeedbackSNN: input_map gives NaN or Inf currents (overflow of the input or "
+                                     "the weights); the equilibrium rates would be meaningless")
+            if t == 1:
+                _check_shapes(net, drive, last)
+            shift = net.neuron.shift(t)
+            s = None
+            for layer in range(n):
+                s = net.cells[layer](net.current(layer, s, drive, last) + shift)
+                acc[layer] = accumulate(acc[layer], s, leak)
+                if leak != 1.0:  # IF: the spike count is the sum itself
+                    counts[layer] = counts[layer] + s.detach().sum()
+            last = s
     reset(net.cells)
+    if leak == 1.0:
+        counts = [a.detach().sum() for a in acc]
+    total = rate_total(T, leak)
     rates = [a / total for a in acc]
     with torch.no_grad():
         fed_back = (rates[-1] - last / total) / leak
