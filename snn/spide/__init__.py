@@ -13,10 +13,13 @@ either with spikes of ternary neuron couples over ``T_back`` steps (``grad='spid
 >>> optimizer.step()
 
 Modules: :mod:`.neuron` (the modified-reset neuron, the ternary couple), :mod:`.structure` (affine
-connections), :mod:`.network` (the network and its rate equation), :mod:`.equilibrium` (forward phase),
-:mod:`.ide` (the linear system, numerical solvers), :mod:`.backward` (spiking backward phase),
-:mod:`.update` (weight update), :mod:`.function` (autograd), :mod:`.models` (builders, registered models),
-:mod:`.method` (``snn train --method spide``), :mod:`.convergence` (gradient error vs ``T_back``).
+connections), :mod:`.options` (SpideOptions), :mod:`.network` (the network and its rate equation),
+:mod:`.equilibrium` (forward phase, equilibrium check), :mod:`.ide` (the linear system, numerical solvers),
+:mod:`.backward` (spiking backward phase), :mod:`.update` (weight update), :mod:`.function` (autograd),
+:mod:`.norm` (feedback norm cap), :mod:`.models` (builders), :mod:`.zoo` (``snn.models.get('spide-fc')``),
+:mod:`.method` (``fit(method='spide' | 'ide')``, ``snn train --method spide``), :mod:`.train` (a small loop
+that reports both phases' firing rates), :mod:`.convergence` (gradient error vs ``T_back``), :mod:`.cli`
+(``snn spide``).
 """
 from __future__ import annotations
 

@@ -40,10 +40,12 @@ def adjoint_rates(net, rates, g: torch.Tensor, mode: str | None = None, options=
         return betas, dict(ide_iterations=iters)
     scale = error_scale(g, opts.grad_scale, net.couple, opts.auto_level)
     betas, counts = spiking_adjoint(system, g * scale, net.couple, opts.T_back)
-    neurons = sum(b[0].numel() for b in betas) * g.shape[0]
+    neurons = sum(b.numel() for b in betas)
     peak = max(float(b.abs().max()) for b in betas) / net.couple.spike
+    # couples that fired at every step can represent no larger |β|: their error is clipped
+    saturated = sum(int((b.abs() >= net.couple.spike * (1 - 1e-6)).sum()) for b in betas) / neurons
     stats = dict(T_back=opts.T_back, backward_rate=float(sum(float(c) for c in counts)) / (neurons * opts.T_back),
-                 backward_peak=peak, grad_scale=scale)
+                 backward_peak=peak, backward_saturated=saturated, grad_scale=scale)
     return [b / scale for b in betas], stats
 
 

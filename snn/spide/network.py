@@ -44,8 +44,11 @@ class FeedbackSNN(nn.Module):
     ``neuron``: the forward neuron (IF/LIF with the modified reset); ``couple``: the backward phase's ternary
     neuron couples (default: threshold 0.5, the forward neuron's leak); ``options``: :class:`SpideOptions`.
     ``surrogate``/``detach_reset``/``backend`` configure the snn neuron modules that run the steps (the
-    surrogate matters only for ``grad='bptt'``). After each call ``last_stats`` holds the forward firing rate,
-    the equilibrium residual and, after a backward pass, the backward phase's spike rate.
+    surrogate matters only for ``grad='bptt'``). After each call ``last_stats`` holds ``forward_rate`` (spikes
+    per neuron and step), ``residual`` (of the rate equation) and, after a SPIDE backward pass,
+    ``backward_rate`` (ternary spikes per couple and step), ``backward_peak`` (largest |β| in spike sizes) and
+    ``backward_saturated`` (the share of couples that fired at every step: their error is clipped; lower
+    ``auto_level`` or ``grad_scale`` if it is not small); after an IDE pass ``ide_iterations``.
     """
 
     def __init__(self, input_map: nn.Module, feedback: nn.Module | None, maps: Sequence[nn.Module] = (), *,
