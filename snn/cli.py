@@ -27,7 +27,8 @@ __all__ = ["main", "build_parser", "add_json_option", "declare_output", "print_s
            "existing_file", "existing_dir", "refuse_to_overwrite"]
 
 # Modules that add sub-commands; a missing one (area not built yet) is skipped.
-COMMAND_MODULES = ("snn.train.cli", "snn.bench.cli", "snn.export.cli", "snn.lsm.cli", "snn.continual.cli")
+COMMAND_MODULES = ("snn.train.cli", "snn.bench.cli", "snn.export.cli", "snn.lsm.cli", "snn.continual.cli",
+                   "snn.hebbian.cli")
 COMMAND_MODULES = ("snn.spide.cli",) + COMMAND_MODULES  # first: it registers the models `snn train` lists
 
 
