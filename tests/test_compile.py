@@ -6,10 +6,12 @@ CPU here (torch and cpp backends); the cuda and triton cases run where a GPU is 
 """
 import copy
 import dataclasses
+import sys
 
 import pytest
 import torch
 import torch._dynamo as dynamo
+from triton_interp import run_triton_main
 
 from snn import functional, layers, models, neuron, neurons, ops
 from snn.surrogate import ATan
@@ -57,8 +59,8 @@ def _ids(v):
     return getattr(v, "__name__", v)
 
 
-@pytest.mark.parametrize("backend, cls", [("torch", neuron.LIF), ("cpp", neuron.LIF), ("cpp", neuron.PLIF),
-                                          ("cpp", neuron.ALIF)], ids=_ids)
+@pytest.mark.parametrize("backend, cls", [("torch", neuron.LIF), ("cpp", neuron.LIF), ("cpp", neuron.ALIF)],
+                         ids=_ids)
 def test_no_graph_breaks(backend, cls):
     net = _net(cls, backend)
     x, _ = _inputs()
@@ -69,8 +71,7 @@ def test_no_graph_breaks(backend, cls):
         assert any("cpp_scan" in op for op in ops_seen), ops_seen
 
 
-@pytest.mark.parametrize("backend, cls", [("torch", neuron.PLIF), ("cpp", neuron.LIF), ("cpp", neuron.PLIF)],
-                         ids=_ids)
+@pytest.mark.parametrize("backend, cls", [("torch", neuron.PLIF), ("cpp", neuron.PLIF)], ids=_ids)
 def test_compiled_equals_eager(backend, cls):
     """aot_eager: the fake kernels, the registered autograd and the traced graph against eager."""
     net = _net(cls, backend)
@@ -148,6 +149,25 @@ def test_unregistered_spec_is_a_clear_error_under_compile():
         torch.compile(run, backend="eager", fullgraph=True)(x)
 
 
+def _triton_main() -> None:
+    """The triton custom op under the Triton interpreter (CPU tensors): no graph break, the same spikes and
+    gradients as eager, for PLIF (its learnable decay through the parameter tensor). Compiled kernels and
+    inductor: test_gpu_compiled_equals_eager on a GPU."""
+    net = _net(neuron.PLIF, "triton")
+    x, r = _inputs()
+    explained = dynamo.explain(_stepper(net))(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    dynamo.reset()
+    eager = _with_grads(_stepper(net), net, x, r)
+    _check_equal(eager, _with_grads(torch.compile(_stepper(net), backend="aot_eager", fullgraph=True), net, x, r))
+    assert net[1].last_backend == "triton"
+    print("triton ok")
+
+
+def test_triton_op_in_the_interpreter():
+    run_triton_main(__file__)
+
+
 GPU_CASES = [("cuda", neuron.LIF), ("cuda", neuron.PLIF), ("triton", neuron.LIF), ("triton", neuron.PLIF)]
 
 
@@ -166,3 +186,7 @@ def test_gpu_compiled_equals_eager(backend, cls):
     compiled = _with_grads(torch.compile(_stepper(net), fullgraph=True), net, x, r)
     _check_equal(eager, compiled)
     assert net[1].last_backend == backend
+
+
+if __name__ == "__main__" and "--triton" in sys.argv:
+    _triton_main()
