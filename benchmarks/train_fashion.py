@@ -1,8 +1,8 @@
 """Training on full Fashion-MNIST, two benchmarks.
 
-Side by side: the csnn preset (32/64 channels, T=4, LIF), 2 CPU threads, against the same
-architecture built from SpikingJelly's modules, trained by the same Trainer (same data, seed, epochs,
-optimizer, schedule and loop)::
+Side by side: the csnn preset (32/64 channels, T=4, LIF), 2 CPU threads, trained by the Trainer, against the
+same architecture built from SpikingJelly's modules, trained by SpikingJelly's tutorial loop on the same
+batches (same data, seed, epochs, optimizer and cosine schedule; benchmarks/fit_vs_spikingjelly.py)::
 
     .venv/bin/python benchmarks/train_fashion.py --epochs 2 --lr 2e-3 --json runs/bench_fashion.json
 
@@ -31,50 +31,42 @@ from snn.io import atomic_write_json
 from snn.train import TrainConfig, Trainer
 
 
-class SJWrapper(nn.Module):
-    """SpikingJelly network: multi-step, state cleared after every forward (the trainer resets snn modules only)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x_seq):
-        from spikingjelly.activation_based import functional
-
-        out = self.net(x_seq)
-        functional.reset_net(self.net)
-        return out
-
-
-def spikingjelly_csnn(channels=(32, 64), num_classes=10, tau=2.0, size=28):
-    """The csnn preset, from SpikingJelly 2.0's modules: same layers, same LIF (ATan, detach_reset, hard reset)."""
-    from spikingjelly.activation_based import functional, layer, neuron, surrogate
-
-    c1, c2 = channels
-    net = nn.Sequential(
-        layer.Conv2d(1, c1, 3, padding=1, bias=False), layer.BatchNorm2d(c1),
-        neuron.LIFNode(tau=tau, surrogate_function=surrogate.ATan(), detach_reset=True), layer.MaxPool2d(2, 2),
-        layer.Conv2d(c1, c2, 3, padding=1, bias=False), layer.BatchNorm2d(c2),
-        neuron.LIFNode(tau=tau, surrogate_function=surrogate.ATan(), detach_reset=True), layer.MaxPool2d(2, 2),
-        layer.Flatten(), layer.Linear(c2 * (size // 4) ** 2, num_classes))
-    functional.set_step_mode(net, "m")
-    return SJWrapper(net)
-
-
 def run(side: str, args) -> dict:
     cfg = TrainConfig(dataset=args.dataset, model="csnn", channels=[32, 64], neuron="lif", method="bptt", T=4,
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
                       data_dir=args.data_dir, train_limit=args.train_limit, out=f"{args.out}/{side}",
                       backend=args.backend)
-    torch.manual_seed(cfg.seed)
-    model = spikingjelly_csnn(size=8 if args.dataset == "digits" else 28) if side == "sj" else None
-    trainer = Trainer(cfg, model=model, log=lambda line: print(f"[{side}] {line}", flush=True))
+    if side == "sj":
+        return run_spikingjelly(cfg, args)
+    trainer = Trainer(cfg, log=lambda line: print(f"[{side}] {line}", flush=True))
     t0 = time.perf_counter()
     s = trainer.fit()
     return {"side": side, "test_acc": s["test_acc"], "best_test_acc": s["best_test_acc"],
             "seconds_per_epoch": s["seconds_per_epoch"], "train_seconds": s["train_seconds"],
             "wall_seconds": time.perf_counter() - t0, "epochs": s["epochs"], "backend": s["backend"],
             "history": {k: s["history"][k] for k in ("test_acc", "train_acc", "epoch_seconds")}}
+
+
+def run_spikingjelly(cfg: TrainConfig, args) -> dict:
+    """The csnn from SpikingJelly's modules, trained by its tutorial loop on the batches the Trainer draws."""
+    from fit_vs_spikingjelly import sj_accuracy, sj_train_epoch, spikingjelly_csnn
+
+    from snn.train.trainer import load_split
+
+    train, test = load_split(cfg, args.dataset, "train", cfg.train_limit), load_split(cfg, args.dataset, "test", None)
+    torch.manual_seed(cfg.seed)
+    net = spikingjelly_csnn(1, (32, 64), 10, size=8 if args.dataset == "digits" else 28)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    seconds, acc, t0 = [], [], time.perf_counter()
+    for epoch in range(cfg.epochs):
+        seconds.append(sj_train_epoch(net, opt, train, cfg.batch_size, cfg.seed, epoch, T=4))
+        acc.append(sj_accuracy(net, test, T=4))
+        sched.step()
+        print(f"[sj] epoch {epoch + 1}/{cfg.epochs} test acc {acc[-1]:.4f} {seconds[-1]:.1f} s", flush=True)
+    return {"side": "sj", "test_acc": acc[-1], "best_test_acc": max(acc), "seconds_per_epoch": sum(seconds) / len(seconds),
+            "train_seconds": sum(seconds), "wall_seconds": time.perf_counter() - t0, "epochs": cfg.epochs,
+            "backend": "spikingjelly-torch", "history": {"test_acc": acc, "epoch_seconds": seconds}}
 
 
 def defaults(args) -> list[dict]:
@@ -101,17 +93,34 @@ def machine(args) -> dict:
             "python": platform.python_version()}
 
 
+class SJReset(nn.Module):
+    """A SpikingJelly network whose state is cleared after every forward (snn's methods reset snn modules only)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x_seq):
+        from spikingjelly.activation_based import functional
+
+        out = self.net(x_seq)
+        functional.reset_net(self.net)
+        return out
+
+
 def speed(args) -> dict:
     """Seconds per training batch of both networks, measured alternately on the same batches (fair under noise)."""
     from snn import data, encoding
     from snn.models import build_model, model_config
+    from fit_vs_spikingjelly import spikingjelly_csnn
+
     from snn.train.methods import BPTT
 
     torch.set_num_threads(args.threads)
     x, y = data.load("fashion-mnist", "train", args.data_dir)
     builders = {"snn": lambda: build_model(model_config("csnn", backend=args.backend)),
                 "snn-torch": lambda: build_model(model_config("csnn", backend="torch")),
-                "sj": spikingjelly_csnn}
+                "sj": lambda: SJReset(spikingjelly_csnn())}
     nets = {}
     for name in args.contenders.split(","):
         if name not in builders:

@@ -39,7 +39,7 @@ def test_train_json_and_resume(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags", [["--method", "hebb"], ["--model", "resnet"], ["--dataset", "mnist"],
-                                   ["--neuron", "alif"]])
+                                   ["--neuron", "hodgkin-huxley"]])
 def test_unknown_choices_are_rejected(flags, capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", *flags])
@@ -123,3 +123,18 @@ def test_demo_replaces_an_earlier_demo_but_no_other_run(tmp_path):
     assert _is_demo_run(_finished_run(tmp_path / "demo", **{**DEMO_CONFIG, "epochs": 2}))
     assert not _is_demo_run(_finished_run(tmp_path / "train"))
     assert not _is_demo_run(tmp_path / "empty")
+
+
+def test_train_any_registered_data_set_and_report_its_operations(tmp_path):
+    """Event frames of the offline stand-in (a sequence data set: T is its number of frames, here asked for 5);
+    the summary holds synaptic operations and energy per sample; the checkpoint rebuilds the model."""
+    import torch
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "event-digits", "--model", "mlp", "--hidden", "16", "--T", "5", "--epochs", "1",
+                 "--train-limit", "64", "--test-limit", "32", "--out", str(run), "--json", str(tmp_path / "s.json"),
+                 "--no-progress"]) == 0
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["dataset"] == "event-digits" and s["T"] == 5 and s["train_samples"] == 64
+    assert s["sops_per_sample"] > 0 and s["energy_j_per_sample"] > 0 and len(s["history"]["sops_per_sample"]) == 1
+    assert load_model(run / "checkpoint.pt")(torch.rand(5, 3, 2, 22, 22)).shape == (5, 3, 10)

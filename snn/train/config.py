@@ -149,8 +149,14 @@ class TrainConfig:
         from ..models import model_config
 
         defaults = model_config(self.model)
-        kw = dict(num_classes=num_classes, in_channels=int(input_shape[0]), neuron=self.neuron, method=self.method,
-                  tau=self.tau, backend=self.backend)
+        if "in_shape" in defaults and len(input_shape) == 1:  # features [F] as a one-channel [1, F] map
+            input_shape = (1, *input_shape)
+        from ..models import METHODS as NEURON_METHODS
+
+        kw = dict(num_classes=num_classes, in_channels=int(input_shape[0]), neuron=self.neuron, tau=self.tau,
+                  backend=self.backend)
+        if self.method in NEURON_METHODS:  # the neurons the method needs (DSR's); other methods use the plain ones
+            kw["method"] = self.method
         if self.T is not None:
             kw["T"] = self.T
         if "in_shape" in defaults:

@@ -46,11 +46,14 @@ def _first(ds, n: int | None):
 
 
 def load_split(cfg: TrainConfig, name: str, split: str, limit: int | None):
-    """The ``split`` of the registered data set ``name`` for ``cfg`` (a given T asks a sequence data set that
-    converts frames for that many)."""
-    options = {}
-    if cfg.T is not None and "n_frames" in data.entry(name).options():
+    """The ``split`` of the registered data set ``name`` for ``cfg``: a given T asks a sequence data set that
+    converts frames for that many; ``limit`` keeps the first N images of an image set, and asks the others
+    (converted per sample: events, audio) for a random subset of N (seeded with ``cfg.seed``)."""
+    entry, options = data.entry(name), {}
+    if cfg.T is not None and "n_frames" in entry.options():
         options["n_frames"] = cfg.T
+    if limit is not None and entry.modality != "image" and "n" in entry.options():
+        options.update(n=limit, seed=cfg.seed)
     return _first(data.get_dataset(name, root=cfg.data_dir, split=split, **options), limit)
 
 
