@@ -6,7 +6,7 @@ import math
 
 import torch
 
-__all__ = ["check_input", "check_surrogate", "flat_state", "kernel_params", "needs_grad"]
+__all__ = ["check_input", "check_surrogate", "flat_state", "param_slots", "kernel_params", "needs_grad"]
 
 
 def check_input(x_seq, who: str) -> None:
@@ -47,15 +47,13 @@ def flat_state(s, x_seq: torch.Tensor, dtype: torch.dtype, name: str, who: str) 
     return s.to(dtype).reshape(-1).contiguous()
 
 
-def kernel_params(spec, params, who: str) -> tuple[list[float], list]:
-    """The parameter block as floats, and per learnable slot the tensor that needs a gradient (else None).
-
-    A learnable parameter may be a float or a one-element tensor; the others must be numbers (or one-element
-    tensors without a gradient); all finite."""
+def param_slots(spec, params, who: str) -> list[tuple[int, str, object]]:
+    """The kernel parameters as ``(index, name, value)``, after the checks that read no tensor's value: the
+    count; a tensor has one element and a gradient only in a learnable slot; a number is finite (as a float)."""
     if len(params) != len(spec.kernel_params):
         raise ValueError(f"{who}: {spec.name} takes {len(spec.kernel_params)} kernel parameters "
                          f"{spec.kernel_params}, got {len(params)}")
-    values, learn = [], []
+    slots = []
     for i, (name, p) in enumerate(zip(spec.kernel_params, params)):
         if isinstance(p, torch.Tensor):
             if p.numel() != 1:
@@ -63,9 +61,22 @@ def kernel_params(spec, params, who: str) -> tuple[list[float], list]:
                                  f"got shape {tuple(p.shape)}")
             if p.requires_grad and i >= spec.learnable:
                 raise ValueError(f"{who}: {name} of {spec.name} is not learnable; pass it without a gradient")
-            value = float(p.detach())
         else:
-            value = float(p)
+            p = float(p)
+            if not math.isfinite(p):
+                raise ValueError(f"{who}: {name} must be finite, got {p}")
+        slots.append((i, name, p))
+    return slots
+
+
+def kernel_params(spec, params, who: str) -> tuple[list[float], list]:
+    """The parameter block as floats, and per learnable slot the tensor that needs a gradient (else None).
+
+    A learnable parameter may be a float or a one-element tensor; the others must be numbers (or one-element
+    tensors without a gradient); all finite."""
+    values, learn = [], []
+    for i, name, p in param_slots(spec, params, who):
+        value = float(p.detach()) if isinstance(p, torch.Tensor) else p
         if not math.isfinite(value):
             raise ValueError(f"{who}: {name} must be finite, got {value}")
         values.append(value)

@@ -10,11 +10,10 @@ parameter (PLIF's decay) gets its gradient through it and no value is read back 
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .. import neurons
+from .inputs import param_slots
 
 __all__ = ["spec_key", "spec_of_key", "param_tensor"]
 
@@ -39,26 +38,15 @@ def param_tensor(spec, params, who: str, device, extra=()) -> torch.Tensor:
 
     Numbers must be finite (checked here); a learnable slot may be a one-element tensor (its gradient flows
     through this tensor), checked for NaN/Inf inside the graph; a tensor in another slot must not require a
-    gradient. The same rules as the eager path (:func:`snn.ops.inputs.kernel_params`), without reading a
-    tensor's value back to Python."""
-    if len(params) != len(spec.kernel_params):
-        raise ValueError(f"{who}: {spec.name} takes {len(spec.kernel_params)} kernel parameters "
-                         f"{spec.kernel_params}, got {len(params)}")
+    gradient: the eager path's rules (:func:`snn.ops.inputs.param_slots`), without reading a tensor's value
+    back to Python."""
     values = []
-    for i, (name, p) in enumerate(zip(spec.kernel_params, params)):
+    for _, name, p in param_slots(spec, params, who):
         if isinstance(p, torch.Tensor):
-            if p.numel() != 1:
-                raise ValueError(f"{who}: {name} must be a float or a one-element tensor (one value per layer), "
-                                 f"got shape {tuple(p.shape)}")
-            if p.requires_grad and i >= spec.learnable:
-                raise ValueError(f"{who}: {name} of {spec.name} is not learnable; pass it without a gradient")
             p = p.reshape(()).to(device=device, dtype=torch.float64)
             torch._assert_async(torch.isfinite(p), f"{who}: {name} must be finite")
             values.append(p)
         else:
-            value = float(p)
-            if not math.isfinite(value):
-                raise ValueError(f"{who}: {name} must be finite, got {value}")
-            values.append(torch.tensor(value, dtype=torch.float64, device=device))
+            values.append(torch.tensor(p, dtype=torch.float64, device=device))
     values += [torch.tensor(float(v), dtype=torch.float64, device=device) for v in extra]
     return torch.stack(values)
