@@ -44,6 +44,9 @@ def all_finite(x: torch.Tensor) -> bool:
     return math.isfinite(float(x.sum(dtype=torch.float64))) or bool(torch.isfinite(x).all())
 
 
+_NOT_FINITE = "{}: input contains NaN or Inf (snn.checks.set_finite_checks(False) skips this check)"
+
+
 def check_sequence(x, step_mode: str, who: str) -> None:
     """A neuron input: a floating tensor, ``[B, ...]`` for step_mode 's' or ``[T, B, ...]`` for 'm', finite."""
     if not isinstance(x, torch.Tensor):
@@ -57,11 +60,10 @@ def check_sequence(x, step_mode: str, who: str) -> None:
                          f"got shape {tuple(x.shape)}")
     if not _FINITE_CHECKS:
         return
-    message = f"{who}: input contains NaN or Inf (snn.checks.set_finite_checks(False) skips this check)"
     if torch.compiler.is_compiling():  # a check inside the graph (no Python branch on the data)
-        torch._assert_async(torch.isfinite(x).all(), message)
+        torch._assert_async(torch.isfinite(x).all(), _NOT_FINITE.format(who))
     elif not all_finite(x):
-        raise ValueError(message)
+        raise ValueError(_NOT_FINITE.format(who))
 
 
 def check_positive(value: float, name: str, who: str, allow_zero: bool = False) -> float:
