@@ -13,6 +13,11 @@ Naming a backend that is not available, that cannot run the tensor's device or t
 for is an error naming the spec, never a silent fallback. ``'auto'`` picks the fastest one for the device
 (cpp on CPU tensors; cuda, then triton on CUDA tensors; torch otherwise); :func:`resolve_backend` says which.
 
+torch.compile: ``torch.compile(model, fullgraph=True)`` traces a model with snn neurons without a graph break.
+The ``cpp``/``cuda`` and ``triton`` kernels then run as the torch custom ops ``snn::cpp_scan`` and
+``snn::triton_scan`` (fake kernels for the shapes, autograd registered; :mod:`snn.ops.library`), the ``torch``
+backend is traced as it is; spikes equal eager's. A spec must be registered under its name to be compiled.
+
 Precision: the states are computed and returned in :func:`snn.functional.state_dtype` of the input
 (float32 for float16/bfloat16 inputs, float64 for float64); spikes and the recorded state come back in the
 input dtype. A 16-bit input therefore gives the same spikes on every backend, and a state passed back in
