@@ -101,9 +101,10 @@ def main(argv=None):
                 row, model = run(name, grad, T, args, split)
                 res["runs"].append(row)
                 save()
-            if T_backs and name not in res["gradient_error"]:  # at the trained network's equilibrium
+            if T_backs and name not in res["gradient_error"]:  # at the last trained network's equilibrium
                 x, y = split[1][0][:args.batch_size], split[1][1][:args.batch_size]
-                res["gradient_error"][name] = gradient_error(model, time_major(x, T, split[3]), y, T_backs)
+                res["gradient_error"][name] = {**gradient_error(model, time_major(x, T, split[3]), y, T_backs),
+                                               "T": T, "network_trained_by": row["grad"]}
                 print(f"[{name}] SPIDE vs IDE gradient: {res['gradient_error'][name]}", flush=True)
                 save()
     res["machine"]["load_average_end"] = os.getloadavg()
