@@ -49,6 +49,7 @@ import torch.nn as nn
 from torch.utils.weak import WeakIdKeyDictionary
 
 from .checks import check_range
+from .recurrent import Recurrent
 
 __all__ = ["OpCounter", "count_ops", "E_MAC_45NM", "E_AC_45NM", "SYNAPSES"]
 
@@ -109,8 +110,7 @@ class OpCounter:
             raise TypeError(f"{who}: model must be a torch.nn.Module, got {type(model).__name__}")
         self.e_mac = check_range(e_mac, "e_mac", who, 0.0, low_open=True)
         self.e_ac = check_range(e_ac, "e_ac", who, 0.0, low_open=True)
-        from .models import spiking_layers
-        from .recurrent import Recurrent
+        from .models import spiking_layers  # snn.models imports the training code
 
         self.model = model
         self.spiking = spiking_layers(model)
@@ -118,13 +118,11 @@ class OpCounter:
             raise ValueError(f"{who}: model {type(model).__name__} has no spiking layer (no snn neuron: "
                              f"snn.neuron.* or a DSR neuron), so it has no spikes or synaptic operations to count; "
                              f"accepted: a model with snn neurons inside")
-        self._recurrent = Recurrent
         self._names = {id(m): name for name, m in self.spiking.items()}
         self._prev: dict = {}  # id(Recurrent) -> the spikes it carried into this call
         self._ports: dict[str, _Port] = {}
         self._fan_out: dict = {}
         self._handles: list = []
-        self._order: list[str] = []
         self.clear()
 
     # -- counting --------------------------------------------------------------------------------------
@@ -132,18 +130,19 @@ class OpCounter:
         """Forget the counts."""
         self.counts = {name: [0, 0] for name in self.spiking}   # name -> [spikes, neuron-steps]
         self._ports.clear()
-        self._order = []
+        self._order: dict = {}  # layer names in the order they first ran
         self._tags = WeakIdKeyDictionary()  # tensor -> the spiking layer whose spikes it holds
         self.samples = self.passes = 0
         self._T = None
 
     def __enter__(self):
-        spiking = {id(m) for m in self.spiking.values()}
+        if self._handles:
+            raise RuntimeError("OpCounter: this counter is counting already (its `with` block is open)")
         self._handles.append(self.model.register_forward_pre_hook(self._on_input, with_kwargs=True))
         for name, m in self.model.named_modules():
-            if id(m) in spiking:
+            if id(m) in self._names:
                 self._handles.append(m.register_forward_hook(self._on_spikes(name)))
-            elif isinstance(m, self._recurrent):
+            elif isinstance(m, Recurrent):
                 self._handles.append(m.register_forward_pre_hook(self._on_recurrent_input))
                 self._handles.append(m.register_forward_hook(self._on_recurrent(name)))
             elif isinstance(m, SYNAPSES):
@@ -169,8 +168,7 @@ class OpCounter:
         self.passes += 1
 
     def _seen(self, name: str) -> None:
-        if name not in self._order:
-            self._order.append(name)
+        self._order.setdefault(name, None)
 
     def _on_spikes(self, name):
         def hook(module, args, out):

@@ -201,3 +201,4 @@ def test_bad_input():
     expect_clear_error(counter.summary, RuntimeError, "no forward pass")
     with counter:
         expect_clear_error(lambda: model(torch.ones(4)), ValueError, "Sequential", "[T, B, ...]", "shape (4,)")
+        expect_clear_error(counter.__enter__, RuntimeError, "counting already")
