@@ -49,6 +49,7 @@ import torch.nn as nn
 from torch.utils.weak import WeakIdKeyDictionary
 
 from .checks import check_range
+from .models import spiking_layers
 from .recurrent import Recurrent
 
 __all__ = ["OpCounter", "count_ops", "E_MAC_45NM", "E_AC_45NM", "SYNAPSES"]
@@ -110,8 +111,6 @@ class OpCounter:
             raise TypeError(f"{who}: model must be a torch.nn.Module, got {type(model).__name__}")
         self.e_mac = check_range(e_mac, "e_mac", who, 0.0, low_open=True)
         self.e_ac = check_range(e_ac, "e_ac", who, 0.0, low_open=True)
-        from .models import spiking_layers  # snn.models imports the training code
-
         self.model = model
         self.spiking = spiking_layers(model)
         if not self.spiking:
