@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .. import layers
 from . import kernels
-from .crossover import crossover
+from .calibration import crossover
 
 __all__ = ["MODES", "spike_linear", "EventLinear", "check_mode", "event_refusal", "Choice"]
 
