@@ -10,6 +10,7 @@ from snn.functional import reset
 from snn.models import build_model, model_config, spiking_layers
 from snn.train import TrainConfig, Trainer
 from snn.train.config import DATASET_BATCH_SIZE
+from snn.train.fit import DEFAULT_T
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_mlp_hidden_layer_fires_at_initialisation():
     layer.register_forward_hook(lambda m, a, out: seen.update(rate=float((out != 0).float().mean())))
     with torch.no_grad():
         reset(net)
-        net(encoding.direct(x[:256], TrainConfig.T))
+        net(encoding.direct(x[:256], DEFAULT_T))
         reset(net)
     assert 0.02 < seen["rate"] < 0.5, seen  # PyTorch's default Linear init: 0.0000
 

@@ -58,7 +58,8 @@ class TrainConfig:
 
     ``lr`` 5e-3 (Adam) trains every preset with every method to >= 90% on the digits in 3 epochs and >= 82%
     on Fashion-MNIST in one (benchmarks/train_fashion.py --defaults).
-    ``train_limit``/``test_limit`` keep the first N samples (for quick runs and tests);
+    ``train_limit``/``test_limit`` keep the first N images of an image set, a seeded random subset of N samples
+    of an event or audio set (converted per sample); for quick runs and tests.
     ``norm`` defaults to BatchNorm, except for OTTT, which uses scaled weight standardisation.
     """
 

@@ -164,6 +164,9 @@ class Fit:
         if epochs > 1 and self.train.kind == "iterator":
             raise ValueError(f"{self.train.why_not}, so it cannot give {epochs} epochs: pass a DataLoader, a list "
                              f"of batches or another re-iterable object, or epochs=1")
+        name = self.train.attr("name", None)
+        if isinstance(name, str) and name:
+            self.extra.setdefault("dataset", name)  # which data set the checkpoint was trained on (snn deploy)
         self.sequence = bool(self.train.attr("sequence", False)) if sequence is None else bool(sequence)
         self.T = T if (T is not None or self.sequence) else DEFAULT_T
         x_probe = self._probe()
