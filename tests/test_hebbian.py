@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from snn.continual.hlop import oja_step, principal_angles
 from snn.hebbian import (NHL, METHODS, NoAdaptation, SoftHebbConv2d, SoftHebbLinear, SpikingBlock,
-                         corrupt, make_adapter, modulated_cnn, run_stream, softhebb_cnn, train_hebbian,
-                         train_source)
+                         corrupt, make_adapter, modulated_cnn, run_stream, softhebb_cnn, softhebb_mlp,
+                         train_hebbian, train_source)
 from snn.hebbian import rule
 from snn.hebbian.experiment import load_split
 from snn.hebbian.viz import receptive_fields
@@ -110,10 +110,12 @@ def _no_backward(monkeypatch):
     monkeypatch.setattr(torch.autograd, "backward", refuse)
 
 
+@pytest.mark.parametrize("kind", ["cnn", "mlp"])
 @pytest.mark.parametrize("T", [None, 4])
-def test_layerwise_training_never_calls_backward(monkeypatch, T):
+def test_layerwise_training_never_calls_backward(monkeypatch, T, kind):
     x = torch.rand(64, 1, 12, 12)
-    net = softhebb_cnn((1, 12, 12), channels=(6, 8), kernels=(3,), T=T)
+    net = (softhebb_cnn((1, 12, 12), channels=(6, 8), kernels=(3,), T=T) if kind == "cnn" else
+           softhebb_mlp(144, hidden=(20, 10), T=T))
     before = [layer.weight.detach().clone() for layer in net.hebbian_layers()]
     graph_modes = []
     for block in net.blocks:
@@ -210,6 +212,8 @@ def test_bad_arguments_name_themselves():
                        "hebbian_lr")
     expect_clear_error(lambda: NHL(softhebb_cnn((1, 8, 8), channels=(2,))), TypeError, "modulator")
     expect_clear_error(lambda: corrupt(torch.rand(2, 1, 8, 8), "blur"), ValueError, "kind", "noise")
+    expect_clear_error(lambda: softhebb_cnn(channels=(4, 8), kernels=(3, 5, 7)), ValueError, "kernels", "per block")
+    expect_clear_error(lambda: softhebb_mlp(hidden=(4,), temperatures=(0.0,)), ValueError, "temperature")
     expect_clear_error(lambda: corrupt(torch.rand(2, 1, 8, 8), "noise", -0.1), ValueError, "severity")
 
 

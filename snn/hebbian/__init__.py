@@ -13,11 +13,11 @@ neuro-modulated Hebbian test-time adaptation (NHL) with a Tent baseline.
 from .corrupt import CORRUPTIONS, corrupt
 from .layers import SoftHebbConv2d, SoftHebbLinear, Triangle
 from .modulated import ModulatedNet, NeuroModulator, modulated_cnn, train_source
-from .net import HebbianBlock, SoftHebbNet, SpikingBlock, softhebb_cnn
+from .net import HebbianBlock, SoftHebbNet, SpikingBlock, softhebb_cnn, softhebb_mlp
 from .train import accuracy, calibrate_norms, extract_features, train_backprop, train_hebbian, train_probe
 from .tta import NHL, METHODS, NoAdaptation, NormAdaptation, Tent, make_adapter, run_stream
 
 __all__ = ["SoftHebbLinear", "SoftHebbConv2d", "Triangle", "HebbianBlock", "SpikingBlock", "SoftHebbNet",
-           "softhebb_cnn", "train_hebbian", "calibrate_norms", "extract_features", "train_probe", "train_backprop",
+           "softhebb_cnn", "softhebb_mlp", "train_hebbian", "calibrate_norms", "extract_features", "train_probe", "train_backprop",
            "accuracy", "NeuroModulator", "ModulatedNet", "modulated_cnn", "train_source", "NHL", "Tent",
            "NoAdaptation", "NormAdaptation", "make_adapter", "run_stream", "METHODS", "CORRUPTIONS", "corrupt"]

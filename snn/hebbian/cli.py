@@ -80,7 +80,7 @@ def register(subparsers) -> None:
     a.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     a.add_argument("--hebbian-channels", type=positive_int, default=32)
     a.add_argument("--source-epochs", type=positive_int, default=2, help="backprop epochs of the source model's top")
-    a.add_argument("--hebbian-lr", type=positive_float, default=0.05, help="NHL: test-time Hebbian rate")
+    a.add_argument("--hebbian-lr", type=positive_float, default=0.1, help="NHL: test-time Hebbian rate")
     a.add_argument("--modulator-lr", type=positive_float, default=1e-3, help="NHL: neuro-modulator's Adam rate")
     a.add_argument("--tent-lr", type=positive_float, default=1e-3, help="Tent: Adam rate")
     a.add_argument("--batch-size", type=positive_int, default=128, help="test batch size (the stream's step)")

@@ -17,7 +17,7 @@ from .rule import check_input
 __all__ = ["CORRUPTIONS", "DEFAULT_SEVERITY", "corrupt"]
 
 CORRUPTIONS = ("noise", "contrast", "rotation")
-DEFAULT_SEVERITY = {"noise": 0.5, "contrast": 0.3, "rotation": 30.0}
+DEFAULT_SEVERITY = {"noise": 0.3, "contrast": 0.3, "rotation": 30.0}
 
 
 def corrupt(x: torch.Tensor, kind: str, severity: float | None = None, seed: int = 0) -> torch.Tensor:

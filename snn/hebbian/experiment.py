@@ -87,7 +87,7 @@ def run_softhebb(dataset: str = "fashion-mnist", n_train: int | None = 10000, n_
 
 def run_adaptation(dataset: str = "fashion-mnist", n_train: int | None = 10000, n_test: int | None = 5000,
                    corruptions=CORRUPTIONS, severities: dict | None = None, methods=METHODS,
-                   hebbian_channels: int = 32, source_epochs: int = 2, hebbian_lr: float = 0.05,
+                   hebbian_channels: int = 32, source_epochs: int = 2, hebbian_lr: float = 0.1,
                    modulator_lr: float = 1e-3, tent_lr: float = 1e-3, batch_size: int = 128, seed: int = 0,
                    data_dir=None, progress: bool = False) -> dict:
     """Train a :func:`~snn.hebbian.modulated.modulated_cnn` on the clean source data, then stream each corrupted

@@ -6,8 +6,8 @@ Each block learns with :meth:`HebbianBlock.hebbian_update`: the normalisation ta
 (and keeps running ones for inference), then the layer's soft-WTA rule runs on the normalised input.
 
 Spiking form (:class:`SpikingBlock`): the same block on ``[T, B, ...]`` spike trains, every time step through
-the normalisation (running statistics), the layer and the triangle, whose output drives spiking neurons from
-the registry (IF by default); max-pooling keeps a spike where any neuron of the window fired. The rule sees
+the normalisation (running statistics), the layer, the triangle and the pooling, whose output drives spiking
+neurons from the registry (IF by default, soft reset), one per pooled unit. The rule sees
 rates: the block's input spike counts over ``T`` divided by ``T`` (the layer is linear, so ``W x̄`` is the
 mean input current). The classifier reads the last block's spike counts over ``T`` as rates.
 """
@@ -21,7 +21,7 @@ from ..checks import check_int, check_range
 from ..functional import reset
 from .layers import SoftHebbConv2d, SoftHebbLinear, Triangle
 
-__all__ = ["HebbianBlock", "SpikingBlock", "SoftHebbNet", "softhebb_cnn", "neuron_class", "base_block", "ENCODINGS"]
+__all__ = ["HebbianBlock", "SpikingBlock", "SoftHebbNet", "softhebb_cnn", "softhebb_mlp", "neuron_class", "base_block", "ENCODINGS"]
 
 ENCODINGS = ("direct", "poisson")
 
@@ -82,20 +82,39 @@ def neuron_class(name: str) -> type:
 
 
 class SpikingBlock(nn.Module):
-    """A :class:`HebbianBlock` on spike trains ``[T, B, ...]`` whose triangle drives spiking neurons."""
+    """A :class:`HebbianBlock` on spike trains ``[T, B, ...]`` whose (pooled) output, times ``gain``, drives
+    spiking neurons. :meth:`calibrate` sets ``gain`` so that the ``percentile`` of the drive on data sits at the
+    firing threshold (threshold balancing, as in ANN-to-SNN conversion); until then ``gain = 1``."""
 
     def __init__(self, block: HebbianBlock, neuron: str = "if", v_threshold: float = 1.0):
         super().__init__()
         self.block = block
         self.neuron_name = neuron
         self.neuron = neuron_class(neuron)(v_threshold=v_threshold, v_reset=None, step_mode="m")
+        self.register_buffer("gain", torch.ones(()))
+
+    def drive(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """The rate block's output at every step, ``[T, B, ...]``, before the gain."""
+        t, b = x_seq.shape[:2]
+        return self.block(x_seq.flatten(0, 1)).unflatten(0, (t, b))
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        t, b = x_seq.shape[:2]
-        b_ = self.block
-        drive = b_.activation(b_.preactivation(x_seq.flatten(0, 1))).unflatten(0, (t, b))
-        spikes = self.neuron(drive)
-        return b_.pool(spikes.flatten(0, 1)).unflatten(0, (t, b))
+        return self.neuron(self.drive(x_seq) * self.gain)
+
+    @torch.no_grad()
+    def calibrate(self, x_seq: torch.Tensor, percentile: float = 99.0, max_values: int = 1 << 20) -> float:
+        """Set ``gain = V_th / q`` with ``q`` the ``percentile`` of the positive drive for the input ``x_seq``;
+        returns the gain."""
+        percentile = check_range(percentile, "percentile", "SpikingBlock.calibrate", low=0, high=100,
+                                 low_open=True)
+        d = self.drive(x_seq).flatten()
+        d = d[d > 0]
+        if d.numel():
+            if d.numel() > max_values:
+                d = d[torch.randperm(d.numel(), generator=torch.Generator().manual_seed(0))[:max_values]]
+            q = float(torch.quantile(d, percentile / 100))
+            self.gain.fill_(float(self.neuron.v_threshold) / q if q > 0 else 1.0)
+        return float(self.gain)
 
     @torch.no_grad()
     def hebbian_update(self, x_seq: torch.Tensor, modulation: torch.Tensor | None = None, **overrides) -> None:
@@ -163,26 +182,48 @@ class SoftHebbNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-def softhebb_cnn(in_shape=(1, 28, 28), channels=(96,), kernels=(5,), temperatures=(1.0,), powers=(0.7,),
-                 lrs=(0.08,), n_classes: int = 10, T: int | None = None, encoding: str = "direct",
+def _per_block(values, name: str, n: int, who: str) -> list:
+    """One value per block: a single value serves every block."""
+    values = list(values)
+    if len(values) == 1:
+        values = values * n
+    if len(values) != n:
+        raise ValueError(f"{who}: {name} needs one value or one per block ({n}), got {len(values)}")
+    return values
+
+
+def softhebb_mlp(in_features: int = 784, hidden=(2000,), temperatures=(1 / 12,), powers=(1.0,), lrs=(0.045,),
+                 anti_hebbian: bool = True, n_classes: int = 10, T: int | None = None, encoding: str = "direct",
                  neuron: str = "if", v_threshold: float = 1.0, dropout: float = 0.5, seed: int = 0) -> SoftHebbNet:
+    """A dense SoftHebb network (the reference's MNIST MLP: 2000 neurons, τ = 1/12, η = 0.045): one block per entry
+    of ``hidden``, then the linear classifier. Other arguments as :func:`softhebb_cnn`."""
+    hidden = [check_int(h, "hidden", "softhebb_mlp", 1) for h in hidden]
+    n = len(hidden)
+    temperatures = _per_block(temperatures, "temperatures", n, "softhebb_mlp")
+    powers, lrs = _per_block(powers, "powers", n, "softhebb_mlp"), _per_block(lrs, "lrs", n, "softhebb_mlp")
+    g = torch.Generator().manual_seed(seed)
+    blocks, width = [], check_int(in_features, "in_features", "softhebb_mlp", 1)
+    for out, tau, p, lr in zip(hidden, temperatures, powers, lrs):
+        block = HebbianBlock(SoftHebbLinear(width, out, temperature=tau, lr=lr, anti_hebbian=anti_hebbian,
+                                            generator=g), p)
+        blocks.append(block if T is None else SpikingBlock(block, neuron, v_threshold))
+        width = out
+    return SoftHebbNet(blocks, width, n_classes, T=T, encoding=encoding, dropout=dropout)
+
+
+def softhebb_cnn(in_shape=(1, 28, 28), channels=(96,), kernels=(5,), temperatures=(1.0,), powers=(0.7,),
+                 lrs=(0.08,), anti_hebbian: bool = True, n_classes: int = 10, T: int | None = None,
+                 encoding: str = "direct", neuron: str = "if", v_threshold: float = 1.0, dropout: float = 0.5,
+                 seed: int = 0) -> SoftHebbNet:
     """A convolutional SoftHebb network: one block per entry of ``channels`` (kernel, temperature, triangle power
-    and learning rate per block; a single value is used for every block), 'same' reflection padding,
+    and learning rate per block; a single value is used for every block; ``anti_hebbian`` for all), 'same'
+    reflection padding,
     MaxPool2d(4, 2, 1) after each block, then the linear classifier. ``T``: the spiking form (see
     :class:`SoftHebbNet`). ``seed`` draws the initial weights."""
     channels = [check_int(c, "channels", "softhebb_cnn", 1) for c in channels]
-    n = len(channels)
-
-    def per_block(values, name):
-        values = list(values)
-        if len(values) == 1:
-            values = values * n
-        if len(values) != n:
-            raise ValueError(f"softhebb_cnn: {name} needs one value or one per block ({n}), got {len(values)}")
-        return values
-
-    kernels, temperatures = per_block(kernels, "kernels"), per_block(temperatures, "temperatures")
-    powers, lrs = per_block(powers, "powers"), per_block(lrs, "lrs")
+    n, who = len(channels), "softhebb_cnn"
+    kernels, temperatures = _per_block(kernels, "kernels", n, who), _per_block(temperatures, "temperatures", n, who)
+    powers, lrs = _per_block(powers, "powers", n, who), _per_block(lrs, "lrs", n, who)
     if len(in_shape) != 3:
         raise ValueError(f"softhebb_cnn: in_shape must be (channels, height, width), got {tuple(in_shape)}")
     g = torch.Generator().manual_seed(seed)
@@ -192,7 +233,8 @@ def softhebb_cnn(in_shape=(1, 28, 28), channels=(96,), kernels=(5,), temperature
         k = check_int(k, "kernels", "softhebb_cnn", 1)
         if k % 2 == 0:
             raise ValueError(f"softhebb_cnn: kernels must be odd (for 'same' padding), got {k}")
-        layer = SoftHebbConv2d(c, out, k, padding=k // 2, temperature=tau, lr=lr, generator=g)
+        layer = SoftHebbConv2d(c, out, k, padding=k // 2, temperature=tau, lr=lr, anti_hebbian=anti_hebbian,
+                               generator=g)
         block = HebbianBlock(layer, p, nn.MaxPool2d(4, 2, 1))
         blocks.append(block if T is None else SpikingBlock(block, neuron, v_threshold))
         c, h, w = out, (h + 2 - 4) // 2 + 1, (w + 2 - 4) // 2 + 1

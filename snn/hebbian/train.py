@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..checks import check_int, check_range
 from ..data import batches
-from .net import base_block
+from .net import SpikingBlock, base_block
 from .rule import check_input
 
 __all__ = ["progress_bar", "train_hebbian", "calibrate_norms", "extract_features", "train_probe", "accuracy",
@@ -46,7 +46,8 @@ def _batches(x, batch_size, shuffle, generator):
 @torch.no_grad()
 def train_hebbian(net, x: torch.Tensor, epochs: int = 1, batch_size: int = 32, seed: int = 0,
                   progress: bool = False) -> list[float]:
-    """Train every Hebbian block of ``net`` in turn on the images ``x`` (no labels); returns the seconds each
+    """Train every Hebbian block of ``net`` in turn on the images ``x`` (no labels); a spiking block's gain is
+    calibrated after it learned (:meth:`~snn.hebbian.net.SpikingBlock.calibrate`). Returns the seconds each
     block took per epoch."""
     check_data(x, who="train_hebbian")
     epochs = check_int(epochs, "epochs", "train_hebbian", 1)
@@ -63,8 +64,17 @@ def train_hebbian(net, x: torch.Tensor, epochs: int = 1, batch_size: int = 32, s
                     block.hebbian_update(net.block_input(xb, i))
                     _reset_spiking(net)
                     bar.update()
+        _calibrate_spiking(net, i, x)
         seconds.append((time.perf_counter() - start) / epochs)
     return seconds
+
+
+def _calibrate_spiking(net, index: int, x: torch.Tensor, samples: int = 512) -> None:
+    """A spiking block's gain from its drive on (the first ``samples`` of) the data."""
+    block = net.blocks[index]
+    if isinstance(block, SpikingBlock):
+        block.calibrate(net.block_input(x[:samples], index))
+        _reset_spiking(net)
 
 
 def _reset_spiking(net) -> None:
@@ -76,8 +86,9 @@ def _reset_spiking(net) -> None:
 
 @torch.no_grad()
 def calibrate_norms(net, x: torch.Tensor, batch_size: int = 256) -> None:
-    """Set the running statistics of every block's normalisation from the data, block by block, without
-    touching any weight (what a network with random frozen weights needs before a probe)."""
+    """Set the running statistics of every block's normalisation (and a spiking block's gain) from the data,
+    block by block, without touching any weight (what a network with random frozen weights needs before a
+    probe)."""
     check_data(x, who="calibrate_norms")
     net.eval()
     for i, block in enumerate(net.blocks):
@@ -92,6 +103,7 @@ def calibrate_norms(net, x: torch.Tensor, batch_size: int = 256) -> None:
             _reset_spiking(net)
         base.norm.momentum = momentum
         base.norm.eval()
+        _calibrate_spiking(net, i, x)
 
 
 @torch.no_grad()

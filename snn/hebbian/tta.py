@@ -178,7 +178,7 @@ class NHL(Adapter):
 
     name = "nhl"
 
-    def __init__(self, model: nn.Module, hebbian_lr: float = 1e-3, modulator_lr: float = 1e-3,
+    def __init__(self, model: nn.Module, hebbian_lr: float = 0.1, modulator_lr: float = 1e-3,
                  hebbian: bool = True, modulate: bool = True, tune_modulator: bool = True, enabled: bool = True):
         if not (hasattr(model, "blocks") and hasattr(model, "modulator") and hasattr(model, "block_input")):
             raise TypeError(f"NHL: model must have Hebbian early blocks and a neuro-modulator (a "
