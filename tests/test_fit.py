@@ -88,18 +88,51 @@ class InterruptAt:
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(encoding="poisson", method="ottt")], ids=["bptt", "ottt-poisson"])
-def test_interrupted_and_resumed_equals_one_run(tmp_path, kw):
+class Samples(Dataset):
+    """A map-style data set of the user's own (read through a DataLoader, not by indexing tensors)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        return self.ds[i]
+
+
+class Replayed:
+    """An iterable of batches that is not a DataLoader: fit re-reads it to resume."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        yield from self.batches
+
+
+SOURCES = {"tensors": loader, "dataset": lambda: DataLoader(Samples(digits()), batch_size=32, shuffle=True),
+           "iterable": lambda: Replayed(list(loader(shuffle=False)))}
+
+
+@pytest.mark.parametrize("kw, source", [(dict(), "tensors"), (dict(encoding="poisson", method="ottt"), "tensors"),
+                                        (dict(), "dataset"), (dict(), "iterable")],
+                         ids=["bptt", "ottt-poisson", "user-dataset", "iterable"])
+def test_interrupted_and_resumed_equals_one_run(tmp_path, kw, source):
     """Shuffled user DataLoader, random encoding: resuming mid-epoch replays the same batches and draws."""
     whole = Residual()
-    fit(whole, loader(), checkpoint=tmp_path / "whole", **KW, **kw)
+    fit(whole, SOURCES[source](), checkpoint=tmp_path / "whole", **KW, **kw)
     cut = Residual()
     with pytest.raises(KeyboardInterrupt):
-        fit(cut, loader(), checkpoint=tmp_path / "cut", callbacks=[InterruptAt(1, 2)], **KW, **kw)
+        fit(cut, SOURCES[source](), checkpoint=tmp_path / "cut", callbacks=[InterruptAt(1, 2)], **KW, **kw)
     ckpt = load_checkpoint(tmp_path / "cut" / CHECKPOINT_NAME)
     assert (ckpt["epoch"], ckpt["batch"]) == (1, 2)
     fresh = Residual(seed=123)  # rebuilt by the user; the weights come from the checkpoint
-    result = fit(fresh, loader(), checkpoint=tmp_path / "cut", resume=True, **KW, **kw)
+    if source == "iterable":
+        with pytest.warns(UserWarning, match="its first 2 batches are read again"):
+            result = fit(fresh, SOURCES[source](), checkpoint=tmp_path / "cut", resume=True, **KW, **kw)
+    else:
+        result = fit(fresh, SOURCES[source](), checkpoint=tmp_path / "cut", resume=True, **KW, **kw)
     assert result.epochs == 2
     w_whole, w_fresh = _weights(whole), _weights(fresh)
     for k in w_whole:

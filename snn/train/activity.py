@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from .dsr import DSRNeuron
+from .step import full_precision
 
 __all__ = ["QUIET_RATE", "SilentLayerWarning", "SaturatedLayerWarning", "SpikeCounter", "activity_problems",
            "warning_class", "flat_counts", "spiking_layers"]
@@ -80,7 +81,7 @@ class SpikeCounter:
 
     def _hook(self, name):
         def hook(mod, args, out):
-            spikes = out.detach().float().sum() / _spike_size(mod)
+            spikes = full_precision(out.detach()).sum() / _spike_size(mod)
             self._pending[name] = spikes if name not in self._pending else self._pending[name] + spikes
             self.totals[name][1] += out.numel()
         return hook

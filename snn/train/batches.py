@@ -135,7 +135,8 @@ class Source:
             data = DataLoader(data, batch_size=batch_size or 32)
         self.data = data
         self.loader = data if isinstance(data, DataLoader) else None
-        map_style = self.loader is not None and not isinstance(self.loader.dataset, IterableDataset)
+        map_style = (self.loader is not None and not isinstance(self.loader.dataset, IterableDataset)
+                     and self.loader.batch_sampler is not None)  # batch_size=None: the data set makes the batches
         if map_style:
             self.kind, self.replayable, self.why_not = "indexed", True, ""
             self.reader = _direct_reader(self.loader.dataset, self.loader)
@@ -152,8 +153,8 @@ class Source:
             self.why_not = f"{name} is an iterator ({type(data).__name__}): one pass consumes it"
         elif hasattr(data, "__iter__"):
             self.kind, self.replayable = "iterable", False
-            self.why_not = (f"{name} ({type(data).__name__}) is not a DataLoader over a map-style data set, so fit "
-                            f"cannot list its batches without reading them")
+            self.why_not = (f"{name} ({type(data).__name__}) is not a DataLoader with a batch size over a map-style "
+                            f"data set, so fit cannot list its batches without reading them")
         else:
             raise TypeError(f"{name} must be a DataLoader, a torch Dataset or an iterable of (x, y) batches, got "
                             f"{type(data).__name__}")

@@ -62,7 +62,7 @@ from .batches import ENCODINGS, Source, check_labels, time_major
 from .checkpoint import CUSTOM_MODEL, check_same_model, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .memory import PeakMemory, peak_rss_mb
 from .methods import Method, make_method
-from .step import AMP_MODES, Step, autocast_dtype, make_scaler, train_step
+from .step import AMP_MODES, Step, autocast_dtype, full_precision, make_scaler, train_step
 
 __all__ = ["fit", "Fit", "FitResult", "CHECKPOINT_NAME", "OPTIMIZERS", "CALLBACK_HOOKS", "DEFAULT_T",
            "seed_everything"]
@@ -500,7 +500,7 @@ class Fit:
                 counting = ops if ops is not None and i < MONITOR_BATCHES else nullcontext()
                 with counting, Step(denom=1, amp_dtype=self.amp_dtype, device_type=self.ctx.device.type).autocast():
                     logits = self.method.logits(self.model, x_seq)
-                loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+                loss += float(F.cross_entropy(full_precision(logits), y, reduction="sum"))
                 correct += float((logits.argmax(1) == y).sum())
                 n += len(y)
         reset(self.model)

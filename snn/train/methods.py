@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from ..functional import reset
 from . import dsr, ottt
 from .activity import spiking_layers
+from .step import full_precision
 
 __all__ = ["Method", "BPTT", "DSR", "OTTT", "register_method", "method_names", "make_method", "METHOD_MODULES"]
 
@@ -64,7 +65,7 @@ class Method:
 
     @staticmethod
     def loss(logits: torch.Tensor, y: torch.Tensor, denom: float) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), y, reduction="sum") / denom
+        return F.cross_entropy(full_precision(logits), y, reduction="sum") / denom
 
     def run(self, model, x_seq, y, step):
         """Gradients of one batch (and the update, through ``step``); returns ``(loss, logits detached)``."""
@@ -136,17 +137,21 @@ class OTTT(Method):
             ottt.check_single_step(model, x_seq)
 
     def run(self, model, x_seq, y, step):
+        """OTTT_O updates after every step's backward; OTTT_A once, after the online pass has ended (so that the
+        step's ``before_update`` hook runs on a network back in step mode 'm'). The gradients are zeroed after
+        each update."""
         if self.lam is None:
             self.lam = ottt.model_trace_decay(model)
 
-        def every_step(t):
-            if self.mode == "O" or t == x_seq.shape[0] - 1:
-                step.update()
-                if self.mode == "O":
-                    step.zero_grad()
+        def update(t=None):
+            step.update()
+            step.zero_grad()
 
-        return ottt.run_online(model, x_seq, y, self.lam, step.denom, on_step=every_step, backward=step.backward,
-                               autocast=step.autocast)
+        loss, logits = ottt.run_online(model, x_seq, y, self.lam, step.denom, on_step=update if self.mode == "O"
+                                       else None, backward=step.backward, autocast=step.autocast)
+        if self.mode == "A":
+            update()
+        return loss, logits
 
 
 # -- the registry -----------------------------------------------------------------------------------------------

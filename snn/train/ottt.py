@@ -27,6 +27,7 @@ import torch.nn as nn
 
 from ..base import MemoryModule, StepMode
 from ..functional import reset, set_step_mode
+from .step import full_precision
 
 __all__ = ["SYNAPSES", "OnlineTraces", "detach_states", "trace_decay", "model_trace_decay", "ottt_step",
            "check_online", "check_single_step", "run_online"]
@@ -158,7 +159,7 @@ def ottt_step(model: nn.Module, x_t: torch.Tensor, y: torch.Tensor, T: int, deno
     L[t] = CE(o[t], y, sum) / (denom·T), detach the states. Returns (L[t] value, o[t] detached)."""
     with autocast():
         out = model(x_t)
-        loss = nn.functional.cross_entropy(out.float(), y, reduction="sum") / (denom * T)
+        loss = nn.functional.cross_entropy(full_precision(out), y, reduction="sum") / (denom * T)
     backward(loss)
     detach_states(model)
     return float(loss.detach()), out.detach()

@@ -23,9 +23,14 @@ from typing import Callable
 
 import torch
 
-__all__ = ["AMP_MODES", "Step", "autocast_dtype", "make_scaler", "train_step"]
+__all__ = ["AMP_MODES", "Step", "autocast_dtype", "make_scaler", "train_step", "full_precision"]
 
 AMP_MODES = (None, "bf16", "fp16")
+
+
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 if it is float16/bfloat16 (where a loss is computed), else unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def autocast_dtype(amp: str | None, device: torch.device) -> torch.dtype | None:
