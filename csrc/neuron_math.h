@@ -69,13 +69,13 @@ template <bool HARD, typename T>
 SNN_HD T lif_dv_ds(T h, T theta, T vr) { return HARD ? vr - h : -theta; }
 
 // ---- exp -----------------------------------------------------------------------------------
-// A branch-free float exp for arguments <= 0 (all the surrogates need), Cephes' polynomial
-// (~2 ulp) with the rounding to n = round(x/ln 2) done by the 1.5·2^23 "magic number" so that
-// it vectorises to plain float/int adds and shifts (the earlier cvttps-and-floor form cost ~3x
-// more per element). Arguments below -87.3 are clamped (result ~1e-38 instead of a denormal or
-// 0: an absolute error under 1e-37). The double version (gradcheck) and the device version use
-// the accurate library exp.
-SNN_HD float exp_nonpositive(float x) {
+// exp(x) for float x <= 88 as a branch-free polynomial that the compiler vectorises (the library expf in a
+// loop does not): Cephes' polynomial (~2 ulp) with the rounding to n = round(x/ln 2) done by the 1.5·2^23
+// "magic number", so that it is plain float/int adds and shifts. Arguments below -87.3 are clamped (result
+// ~1e-38 instead of a denormal or 0: an absolute error under 1e-37); above 88, 2^n overflows the exponent
+// field, so callers keep x <= 88 (the surrogates pass x <= 0, EIF caps its exponent at 80). The double
+// version (gradcheck) and the device version are the accurate library exp.
+SNN_HD float exp_vectorised(float x) {
 #if defined(__CUDA_ARCH__)
   return expf(x);
 #else
@@ -102,14 +102,14 @@ SNN_HD float exp_nonpositive(float x) {
   return p * scale;
 #endif
 }
-SNN_HD double exp_nonpositive(double x) { return exp(x); }
+SNN_HD double exp_vectorised(double x) { return exp(x); }
 
 // ---- surrogate derivatives σ'(x) from (kind, a, c) (snn/surrogate.py: kernel_constants) ----------
 template <int KIND, typename T>
 SNN_HD T surrogate_grad(T x, T a, T c) {
   if (KIND == kSigmoid) {  // a·s·(1 - s), s = sigmoid(ax); = a·e/(1 + e)² with e = exp(-a|x|)
     const T ax = a * x;
-    const T e = exp_nonpositive(ax < T(0) ? ax : -ax);
+    const T e = exp_vectorised(ax < T(0) ? ax : -ax);
     const T d = T(1) + e;
     return a * e / (d * d);
   } else if (KIND == kATan) {  // c / (1 + (ax)²)
@@ -123,7 +123,7 @@ SNN_HD T surrogate_grad(T x, T a, T c) {
     return a * (r > T(0) ? r : T(0));
   } else {  // kErf: c·exp(-(ax)²)
     const T ax = a * x;
-    return c * exp_nonpositive(-(ax * ax));
+    return c * exp_vectorised(-(ax * ax));
   }
 }
 

@@ -15,9 +15,7 @@ import os
 import triton
 import triton.language as tl
 
-from .lif import lif_grad_h
-from .qif import bounded, div, unbounded
-from .steps import lif_reset
+from .qif import bounded, div, grad_h, reset  # noqa: F401 - reset: EIF's is QIF's
 
 EXP_CAP = tl.constexpr(80.0)
 
@@ -46,15 +44,9 @@ def charge(x, st, p, FLAGS: tl.constexpr):
 
 
 @triton.jit
-def reset(h, theta, s, st, p, FLAGS: tl.constexpr):
-    return (lif_reset(h, s, theta, p[5], FLAGS & 1),)
-
-
-@triton.jit
 def backward(sv, s, sg, gs, g, prev, x, p, FLAGS: tl.constexpr, KEEP: tl.constexpr, LEARN: tl.constexpr):
     tau, delta, theta_rh, rest, vth, vr = p
-    h = sv[0] + vth
     u = div(sv[1] - theta_rh, delta)
-    gh = tl.where(unbounded(h), lif_grad_h(g[0], gs, s, h, sg, vth, vr, FLAGS & 1, KEEP), 0.0)
+    gh = grad_h(sv[0], s, sg, gs, g[0], 0.0, vth, vr, FLAGS, KEEP)
     de = tl.where(u <= EXP_CAP, exp(tl.minimum(u, EXP_CAP)), 0.0)
     return div(gh, tau), (gh * (1.0 + div(de - 1.0, tau)),), ()

@@ -13,8 +13,7 @@ Reference: :mod:`snn.neurons.izhikevich`, with its operation order::
 import triton
 import triton.language as tl
 
-from .lif import lif_grad_h
-from .qif import bounded, div, quadratic, quadratic_dv, unbounded
+from .qif import bounded, div, grad_h, quadratic, quadratic_dv, unbounded
 from .steps import lif_reset
 
 
@@ -40,9 +39,7 @@ def reset(h, theta, s, st, p, FLAGS: tl.constexpr):
 @triton.jit
 def backward(sv, s, sg, gs, g, prev, x, p, FLAGS: tl.constexpr, KEEP: tl.constexpr, LEARN: tl.constexpr):
     tau, a0, rest, crit, vth, vr, a, b, tau_w = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
-    h = sv[0] + vth
-    gw = tl.where(unbounded(adapt(sv[2], h, s, p)), g[1], 0.0)
-    gh = lif_grad_h(g[0], gs, s, h, sg, vth, vr, FLAGS & 1, KEEP) + gw * (div(a, tau_w) + b * sg)
-    gh = tl.where(unbounded(h), gh, 0.0)
+    gw = tl.where(unbounded(adapt(sv[2], sv[0] + vth, s, p)), g[1], 0.0)
+    gh = grad_h(sv[0], s, sg, gs, g[0], gw * (div(a, tau_w) + b * sg), vth, vr, FLAGS, KEEP)
     gv = gh * (1.0 + div(quadratic_dv(sv[1], a0, rest, crit), tau))
     return div(gh, tau), (gv, gw * (1.0 - 1.0 / tau_w) - div(gh, tau)), ()

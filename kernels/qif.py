@@ -53,6 +53,14 @@ def quadratic_dv(v, a0, rest, crit):
 
 
 @triton.jit
+def grad_h(m, s, sg, gs, gv, other, vth, vr, FLAGS: tl.constexpr, KEEP: tl.constexpr):
+    """∂L/∂H = [|H| < L]·(LIF's ∂L/∂H of the reset + other) at H = m + θ (shared with EIF and Izhikevich;
+    ``other``: the model's own terms)."""
+    h = m + vth
+    return tl.where(unbounded(h), lif_grad_h(gv, gs, s, h, sg, vth, vr, FLAGS & 1, KEEP) + other, 0.0)
+
+
+@triton.jit
 def charge(x, st, p, FLAGS: tl.constexpr):
     tau, a0, rest, crit, vth, vr = p
     v = st[0]
@@ -62,12 +70,12 @@ def charge(x, st, p, FLAGS: tl.constexpr):
 
 @triton.jit
 def reset(h, theta, s, st, p, FLAGS: tl.constexpr):
+    """LIF's reset of V with V_r = p[5] (shared with EIF)."""
     return (lif_reset(h, s, theta, p[5], FLAGS & 1),)
 
 
 @triton.jit
 def backward(sv, s, sg, gs, g, prev, x, p, FLAGS: tl.constexpr, KEEP: tl.constexpr, LEARN: tl.constexpr):
     tau, a0, rest, crit, vth, vr = p
-    h = sv[0] + vth
-    gh = tl.where(unbounded(h), lif_grad_h(g[0], gs, s, h, sg, vth, vr, FLAGS & 1, KEEP), 0.0)
+    gh = grad_h(sv[0], s, sg, gs, g[0], 0.0, vth, vr, FLAGS, KEEP)
     return div(gh, tau), (gh * (1.0 + div(quadratic_dv(sv[1], a0, rest, crit), tau)),), ()

@@ -66,19 +66,22 @@ __attribute__((target("avx"))) inline void nt_vec256(double* d, const double* s)
   _mm256_stream_pd(d, _mm256_loadu_pd(s));
 }
 
-template <typename T>
-__attribute__((target("avx512f"))) inline void stream_store_avx512(T* dst, const T* src, int64_t len) {
-  constexpr int64_t kVec = 64 / sizeof(T);
-  int64_t i = unaligned_head<64>(dst, src, len);
-  for (; i + kVec <= len; i += kVec) nt_vec512(dst + i, src + i);
+// The copy loop of stream_store: ordinary stores up to a BYTES boundary, whole BYTES vectors through VEC, the
+// tail. Inlined into the target-specific callers below, so that VEC (an intrinsic) inlines too.
+template <int BYTES, typename T, void (*VEC)(T*, const T*)>
+__attribute__((always_inline)) inline void stream_loop(T* dst, const T* src, int64_t len) {
+  constexpr int64_t kVec = BYTES / sizeof(T);
+  int64_t i = unaligned_head<BYTES>(dst, src, len);
+  for (; i + kVec <= len; i += kVec) VEC(dst + i, src + i);
   for (; i < len; ++i) dst[i] = src[i];
 }
 template <typename T>
+__attribute__((target("avx512f"))) inline void stream_store_avx512(T* dst, const T* src, int64_t len) {
+  stream_loop<64, T, nt_vec512>(dst, src, len);
+}
+template <typename T>
 __attribute__((target("avx"))) inline void stream_store_avx(T* dst, const T* src, int64_t len) {
-  constexpr int64_t kVec = 32 / sizeof(T);
-  int64_t i = unaligned_head<32>(dst, src, len);
-  for (; i + kVec <= len; i += kVec) nt_vec256(dst + i, src + i);
-  for (; i < len; ++i) dst[i] = src[i];
+  stream_loop<32, T, nt_vec256>(dst, src, len);
 }
 
 // 2 = AVX-512F, 1 = AVX, 0 = neither (ordinary copy), probed once.

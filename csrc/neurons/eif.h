@@ -1,4 +1,4 @@
-// EIF step (snn/neurons/eif.py).
+// EIF step (snn/neurons/eif.py), on QIF's bounded membrane (neurons/qif.h).
 //
 //   charge    u = min((V - θ_rh) / Δ_T, 80);   H = B(V + (X + V_rest - V + Δ_T·exp(u)) / tau);   θ = V_th
 //             saved: m = H - θ and V (before)
@@ -13,37 +13,30 @@
 namespace snn {
 
 template <typename T, unsigned FLAGS>
-struct EIFStep {
-  static constexpr bool HARD = FLAGS & 1u;  // kernel flag: hard_reset
-  static constexpr int kStates = 1, kSaved = 2, kParams = 6, kLearnable = 0, kRecord = 0, kFlags = 1;
-  T tau, delta, theta_rh, rest, vth, vr;  // tau, delta_T, theta_rh, v_rest, v_threshold, v_reset
+struct EIFStep : BoundedMembrane<T, FLAGS> {
+  static constexpr int kStates = 1, kSaved = 2, kParams = 6;
+  T delta, theta_rh, rest;  // p[1..3]: delta_T, theta_rh, v_rest
 
   SNN_HD explicit EIFStep(const double* p)
-      : tau(T(p[0])), delta(T(p[1])), theta_rh(T(p[2])), rest(T(p[3])), vth(T(p[4])), vr(T(p[5])) {}
+      : BoundedMembrane<T, FLAGS>(p), delta(T(p[1])), theta_rh(T(p[2])), rest(T(p[3])) {}
 
   SNN_HD T exponent(T v) const { return (v - theta_rh) / delta; }
-  // exp(u) for u <= 80: neuron_math.h's exp_nonpositive, whose polynomial and 2^n scaling hold for arguments up
-  // to 88 (~1 ulp); it vectorises, where the library expf in the loop would not (the device uses expf).
-  SNN_HD static T exp_capped(T u) { return exp_nonpositive(u); }
-  SNN_HD static T capped(T u) { return u > T(80) ? T(80) : u; }
+  // exp(min(u, 80)): exp_vectorised holds up to 88 and vectorises (the device uses expf).
+  SNN_HD static T exp_capped(T u) { return exp_vectorised(u > T(80) ? T(80) : u); }
 
   SNN_HD void charge(T x, T* st, T& h, T& theta, T* sv) const {
     const T v = st[0];
-    h = bounded(v + (x + rest - v + delta * exp_capped(capped(exponent(v)))) / tau);
-    theta = vth;
+    h = this->membrane(v, x + rest - v + delta * exp_capped(exponent(v)));
+    theta = this->vth;
     sv[1] = v;
   }
-  SNN_HD void reset(T h, T theta, T s, T* st) const { st[0] = lif_reset<HARD>(h, s, theta, vr); }
-
   template <bool LEARN>
   SNN_HD T backward(const T* sv, T s, T sg, T gs, T keep, T* g, const T*, T, T*) const {
-    const T h = sv[0] + vth, u = exponent(sv[1]);
-    const T gh0 = gs * sg + g[0] * (lif_dv_dh<HARD>(s) + keep * lif_dv_ds<HARD>(h, vth, vr) * sg);
-    const T gh = unbounded(h) ? gh0 : T(0);
-    g[0] = gh * (T(1) + ((u <= T(80) ? exp_capped(capped(u)) : T(0)) - T(1)) / tau);
-    return gh / tau;
+    const T u = exponent(sv[1]);
+    const T gh = this->grad_h(sv[0], s, sg, gs, keep, g[0]);
+    g[0] = gh * (T(1) + ((u <= T(80) ? exp_capped(u) : T(0)) - T(1)) / this->tau);
+    return gh / this->tau;
   }
-  SNN_HD void restore(const T* sv, T s, T* st) const { st[0] = lif_reset<HARD>(sv[0] + vth, s, vth, vr); }
 };
 
 }  // namespace snn
