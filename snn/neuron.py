@@ -35,12 +35,14 @@ from .base import MemoryModule, guard_carried_state, watch_backward
 from .checks import check_bool, check_real_tensor, check_sequence
 from .neurons import alif as _alif
 from .neurons import cubalif as _cubalif
+from .neurons import dsr as _dsr
 from .neurons import eif as _eif
 from .neurons import izhikevich as _izhikevich
 from .neurons import lif as _lif
 from .neurons import qif as _qif
 
-__all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "ALIF", "CUBALIF", "QIF", "EIF", "Izhikevich"]
+__all__ = ["BaseNeuron", "IF", "LIF", "PLIF", "ALIF", "CUBALIF", "QIF", "EIF", "Izhikevich", "DSRNeuron", "DSRIF",
+           "DSRLIF"]
 
 
 class BaseNeuron(MemoryModule):
@@ -57,9 +59,9 @@ class BaseNeuron(MemoryModule):
 
     spec: neurons.NeuronSpec
 
-    def __init_subclass__(cls, **kw):
+    def __init_subclass__(cls, bind: bool = True, **kw):
         super().__init_subclass__(**kw)
-        if "spec" in cls.__dict__:  # only a class that declares its own spec is bound to one
+        if bind and "spec" in cls.__dict__:  # only a class that declares its own spec is bound to one
             neurons.bind(cls, cls.spec)
 
     def __init__(self, *, surrogate=None, detach_reset: bool = False, strict_threshold: bool | None = None,
@@ -269,10 +271,58 @@ class Izhikevich(BaseNeuron):
     spec = _izhikevich.IZHIKEVICH
 
 
-def __getattr__(name: str):
-    """``snn.neuron.DSRIF`` / ``DSRLIF``: the DSR neurons, defined with their training method in snn.train.dsr."""
-    if name in ("DSRIF", "DSRLIF"):
-        from .train import dsr
+class DSRNeuron(BaseNeuron, bind=False):
+    """A neuron of the DSR training method (:mod:`snn.neurons.dsr`): spikes of size V_th forward (the spec's
+    step on the chosen backend, state in float32 for 16-bit inputs), the gradient of the representation
+    mapping backward. Multi-step only (``[T, B, ...]``); every call starts from U = 0, nothing is carried.
 
-        return getattr(dsr, name)
-    raise AttributeError(f"module 'snn.neuron' has no attribute {name!r}")
+    ``v_threshold`` is a trainable scalar per layer (``trainable_threshold=False`` freezes it), clamped below at
+    ``v_threshold_min``. The class is not bound in the registry of neuron families (it is chosen by
+    ``method='dsr'``, not by name) and has no export mapping.
+    """
+
+    spec = _dsr.DSR
+
+    def __init__(self, *, tau: float | None = None, v_threshold: float = 1.0, alpha: float = 0.5,
+                 v_threshold_min: float = 0.05, trainable_threshold: bool = True, backend: str = "auto"):
+        super().__init__(step_mode="m", backend=backend, tau=tau, v_threshold=v_threshold, alpha=alpha,
+                         v_threshold_min=v_threshold_min, trainable_threshold=trainable_threshold)
+        self.v_threshold = nn.Parameter(torch.tensor(self.v_threshold), requires_grad=self.trainable_threshold)
+
+    @property
+    def lam(self) -> float:
+        """The retention λ of the membrane and of the representation (1 for IF)."""
+        return _dsr.retention(self.tau)
+
+    @BaseNeuron.step_mode.setter
+    def step_mode(self, mode):
+        if mode != "m":
+            raise ValueError(f"{type(self).__name__} works on whole sequences: step_mode must be 'm', got {mode!r}")
+        self._step_mode = mode
+
+    def _run(self, x_seq: torch.Tensor, backend: str) -> torch.Tensor:
+        v_th = self.v_threshold.clamp_min(self.v_threshold_min)
+        return _dsr.dsr_multistep(x_seq, v_th, self.lam, self.alpha, backend=backend)
+
+    def extra_repr(self) -> str:
+        return (f"v_threshold={float(self.v_threshold):.4g}, alpha={self.alpha}, lam={self.lam:.4g}, "
+                f"backend={self.backend!r}")
+
+
+class DSRIF(DSRNeuron):
+    """DSR integrate-and-fire: U[t] = U[t-1] + X[t]; representation = firing rate."""
+
+    def __init__(self, v_threshold: float = 1.0, alpha: float = 0.5, v_threshold_min: float = 0.05,
+                 trainable_threshold: bool = True, backend: str = "auto"):
+        super().__init__(v_threshold=v_threshold, alpha=alpha, v_threshold_min=v_threshold_min,
+                         trainable_threshold=trainable_threshold, backend=backend)
+
+
+class DSRLIF(DSRNeuron):
+    """DSR leaky integrate-and-fire: U[t] = λ·U[t-1] + X[t], λ = 1 - 1/tau (tau > 1); representation =
+    λ-weighted rate."""
+
+    def __init__(self, tau: float = 2.0, **kw):
+        if tau is None:
+            raise ValueError("DSRLIF: tau must be a number > 1 (λ = 1 - 1/tau); for λ = 1 use DSRIF")
+        super().__init__(tau=tau, **kw)

@@ -78,12 +78,56 @@ def test_threshold_lower_bound_and_modes():
         n.step_mode = "s"
     with pytest.raises(ValueError, match="tau"):
         dsr.DSRLIF(tau=1.0)
-    with pytest.raises(ValueError, match="sequence"):
+    with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\]"):
         n(torch.zeros(3))
 
 
-def test_reexported_from_snn_neuron_when_available():
+def test_dsr_neurons_are_snn_neurons_with_the_method_reexporting_them():
     import snn.neuron
+    import snn.neurons
 
-    if hasattr(snn.neuron, "DSRIF"):
-        assert snn.neuron.DSRIF is dsr.DSRIF and snn.neuron.DSRLIF is dsr.DSRLIF
+    assert snn.neuron.DSRIF is dsr.DSRIF and snn.neuron.DSRLIF is dsr.DSRLIF
+    assert issubclass(dsr.DSRIF, snn.neuron.BaseNeuron)
+    assert "dsr" not in snn.neurons.names() and not snn.neurons.is_bound(dsr.DSRLIF)  # chosen by method, not name
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_inputs_keep_the_state_in_float32(dtype):
+    """16-bit inputs: the same spikes as the float32 run on the same values (a 16-bit state drifts off them)."""
+    x = (torch.rand(16, 4, 257, generator=torch.Generator().manual_seed(3)) * 0.9).to(dtype)
+    n = dsr.DSRLIF(tau=3.0, v_threshold=0.7, backend="torch")
+    out = n(x)
+    assert out.dtype == dtype
+    assert torch.equal(out.float(), n(x.float()).to(dtype).float())
+    xg = x.clone().requires_grad_()
+    n(xg).float().sum().backward()
+    assert xg.grad.dtype == dtype and n.v_threshold.grad.dtype == torch.float32
+
+
+def test_compiled_backend_equals_the_torch_step():
+    import snn.ops
+
+    if "cpp" not in snn.ops.available_backends():
+        pytest.skip("snn._C is not built")
+    x = torch.rand(9, 3, 70, generator=torch.Generator().manual_seed(4)) * 1.2 - 0.1
+    outs, grads = [], []
+    for backend in ("torch", "cpp"):
+        n = dsr.DSRLIF(tau=2.5, v_threshold=0.8, backend=backend)
+        xg = x.clone().requires_grad_()
+        out = n(xg)
+        (out * torch.linspace(-1, 1, 70)).sum().backward()
+        assert n.last_backend == backend
+        outs.append(out)
+        grads.append((xg.grad, n.v_threshold.grad))
+    assert torch.equal(outs[0], outs[1]) and outs[0].sum() > 0
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+
+
+def test_bad_parameters_are_named():
+    from badinput import expect_clear_error
+
+    expect_clear_error(lambda: dsr.DSRIF(v_threshold=0.0), ValueError, "DSRIF", "v_threshold")
+    expect_clear_error(lambda: dsr.DSRLIF(alpha=1.5), ValueError, "DSRLIF", "alpha", "(0.0, 1.0]")
+    expect_clear_error(lambda: dsr.DSRIF(v_threshold_min=-1.0), ValueError, "DSRIF", "v_threshold_min")
+    expect_clear_error(lambda: dsr.DSRIF(backend="gpu"), ValueError, "DSRIF", "backend")
+    expect_clear_error(lambda: dsr.dsr_multistep(torch.zeros(0, 3), 1.0), ValueError, "dsr_multistep", "T >= 1")

@@ -4,9 +4,11 @@
 
 #include "neurons/alif.h"
 #include "neurons/cubalif.h"
+#include "neurons/dsr.h"
 #include "neurons/eif.h"
 #include "neurons/izhikevich.h"
 #include "neurons/lif.h"
 #include "neurons/qif.h"
 
-#define SNN_BUILTIN_NEURONS(X) X(LIFStep) X(ALIFStep) X(CUBALIFStep) X(QIFStep) X(EIFStep) X(IzhikevichStep)
+#define SNN_BUILTIN_NEURONS(X) X(LIFStep) X(ALIFStep) X(CUBALIFStep) X(QIFStep) X(EIFStep) X(IzhikevichStep) \
+  X(DSRStep)
