@@ -1,7 +1,8 @@
 """Conformance of every registered neuron spec on every backend against the torch reference scan.
 
-For each registered spec (the built-in families, any spec another module registered, and the user neuron of
-tests/test_neuron_user.py, whose C++ step is compiled on first use) x backend (torch in single-step mode, cpp,
+For each registered spec (the built-in families, any spec another module registered, and the README's user
+neuron examples/user_neuron.py, registered by tests/test_neuron_user.py, whose C++ step is compiled on first
+use) and the DSR neurons' spec x backend (torch in single-step mode, cpp,
 triton in the interpreter, cuda where a GPU is present) x dtype (float32, float64, float16, bfloat16) x step
 mode ('m': one call over T steps; 's': T calls carrying the states) x surrogate (every kind) x variant (every
 combination of the spec's kernel flags, the threshold comparison unless the spec fixes it, detach_reset):
@@ -20,11 +21,8 @@ and every variant of each spec at least once. Hypothesis samples larger shapes o
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import pytest
 import torch
@@ -37,6 +35,7 @@ sys.path.insert(0, HERE)
 import snn  # noqa: E402
 from snn import surrogate as sg  # noqa: E402
 from snn.functional import state_dtype  # noqa: E402
+from triton_interp import serve, worker_fixture  # noqa: E402
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 MODES = ("m", "s")
@@ -45,9 +44,11 @@ T_STEPS, SHAPE = 4, (2, 13)
 
 
 def all_specs():
-    """Every registered spec; importing the user-neuron test registers its spec too."""
+    """Every registered spec (importing the user-neuron test registers the README's neuron) and the DSR neurons' spec,
+    which is not in the registry of families."""
     import test_neuron_user  # noqa: F401
-    return snn.neurons.specs()
+    from snn.neurons.dsr import DSR
+    return [*snn.neurons.specs(), DSR]
 
 
 def variants(spec):
@@ -132,12 +133,17 @@ def check(spec, backend, dtype_name, mode, kind, flags, strict, detach, T=T_STEP
     assert got[0].dtype == dtype and got[2].dtype == dtype, f"{what}: outputs not in the input dtype"
     bad = int((got[0].to(ref[0].dtype) != ref[0]).sum())
     assert bad == 0, f"{what}: {bad} of {ref[0].numel()} spikes differ from the reference"
+    for k, a in enumerate(got[1]):
+        assert a.dtype == state_dtype(dtype), f"{what}: state {k} in {a.dtype}"
+        assert torch.isfinite(a).all(), f"{what}: state {k} is not finite"
+    keep = tame(spec, ref)
+    assert keep.float().mean() >= 0.25, f"{what}: most neurons diverged, the case compares too little"
     tol = 1e-9 if dtype == torch.float64 else 2e-5
     scale = spec.input_scale
     for k, (a, b) in enumerate(zip(got[1], ref[1])):
-        assert a.dtype == state_dtype(dtype), f"{what}: state {k} in {a.dtype}"
-        torch.testing.assert_close(a, b, atol=tol * scale, rtol=tol, msg=lambda m: f"{what}: state {k}: {m}")
-    torch.testing.assert_close(got[2].double(), ref[2].to(dtype).double(), atol=tol * scale,
+        torch.testing.assert_close(a[keep], b[keep], atol=tol * scale, rtol=tol,
+                                   msg=lambda m: f"{what}: state {k}: {m}")
+    torch.testing.assert_close(got[2][:, keep].double(), ref[2][:, keep].to(dtype).double(), atol=tol * scale,
                                rtol=tol if not half else 2 ** -7, msg=lambda m: f"{what}: recorded state: {m}")
 
     learn_b = [p for p in params if isinstance(p, torch.Tensor)]
@@ -148,6 +154,14 @@ def check(spec, backend, dtype_name, mode, kind, flags, strict, detach, T=T_STEP
         if b is None or a is None:
             assert (a is None or not a.any()) and (b is None or not b.any()), f"{what}: gradient {k} missing"
             continue
+        if a.dim() > 0:  # per neuron (the input, the initial states): the tame neurons
+            a, b = (a[:, keep], b[:, keep]) if a.dim() == keep.dim() + 1 else (a[keep], b[keep])
+        elif not keep.all():  # a learnable parameter's gradient sums over every neuron
+            continue
+        over = ~torch.isfinite(a)  # beyond the 16-bit range: the reference must overflow there too
+        if over.any():
+            assert torch.equal(a[over], b.to(a.dtype)[over]), f"{what}: gradient {k} is not finite"
+            a, b = a.masked_fill(over, 0), b.masked_fill(over, 0)
         if half or dtype == torch.float32:
             err, norm = (a.double() - b.double()).norm().item(), b.double().norm().item()
             rel = {"cpp": 1e-4, "torch": 1e-5, "cuda": 1e-4}.get(backend, 0.005)
@@ -158,6 +172,23 @@ def check(spec, backend, dtype_name, mode, kind, flags, strict, detach, T=T_STEP
             assert err <= rel * norm + slack, f"{what}: gradient {k}: |err| {err:.3g} vs |ref| {norm:.3g}"
         else:
             torch.testing.assert_close(a, b, atol=1e-8, rtol=1e-8, msg=lambda m: f"{what}: gradient {k}: {m}")
+
+
+DIVERGED = 1e3  # |state| beyond this many input scales: the neuron has diverged
+
+
+def tame(spec, ref) -> torch.Tensor:
+    """The neurons whose reference states stayed within ±DIVERGED·input_scale at every step.
+
+    QIF, EIF and Izhikevich blow up in finite time (soft reset, large inputs) until the bound holds them: on the
+    way each rounding is amplified by the quadratic or exponential term (an exponent off by Δ gives a state
+    relatively off by Δ), so float32 results of two correct backends part by more than rounding there. For a
+    diverged neuron the suite checks the spikes exactly and the states for finiteness, not their values."""
+    _, last, v = ref
+    peak = v.detach().abs().amax(0)
+    for st in last:
+        peak = torch.maximum(peak, st.detach().abs())
+    return peak <= DIVERGED * spec.input_scale
 
 
 def nearest_margin(spec, x, states, params, flags) -> float:
@@ -205,33 +236,20 @@ def triton_plan(spec):
 
 
 # -- the Triton interpreter worker (a subprocess: TRITON_INTERPRET must be set before triton loads) ---------
-_MARK = "@@RESULT "
-
-
-def _worker_main() -> None:
-    import traceback
-    torch.set_num_threads(1)
-    from snn.ops import triton_backend
-    triton_backend.BLOCK = 16  # several programs and a ragged last one
-    specs = {s.name: s for s in all_specs()}
-    for line in sys.stdin:
-        req = json.loads(line)
-        try:
-            spec = specs[req["spec"]]
-            if req.get("gradcheck"):
-                gradcheck_case(spec, "triton")
-            else:
-                check(spec, "triton", req["dtype"], req["mode"], req["kind"], tuple(req["flags"]), req["strict"],
-                      req["detach"])
-            res = {"ok": True}
-        except Exception:  # noqa: BLE001 - reported to the test process
-            res = {"ok": False, "error": traceback.format_exc(limit=8)}
-        sys.stdout.write(_MARK + json.dumps(res) + "\n")
-        sys.stdout.flush()
+def _worker_handle(req: dict) -> None:
+    spec = {s.name: s for s in all_specs()}[req["spec"]]
+    if req.get("gradcheck"):
+        gradcheck_case(spec, "triton")
+    else:
+        check(spec, "triton", req["dtype"], req["mode"], req["kind"], tuple(req["flags"]), req["strict"],
+              req["detach"])
 
 
 if __name__ == "__main__" and "--worker" in sys.argv:
-    _worker_main()
+    from snn.ops import triton_backend
+    torch.set_num_threads(1)
+    triton_backend.BLOCK = 16  # several programs and a ragged last one
+    serve(_worker_handle)
     sys.exit(0)
 
 
@@ -275,41 +293,7 @@ def test_gradcheck_float64(name, backend):
     gradcheck_case(spec, backend, _device(backend))
 
 
-class _Worker:
-    def __init__(self):
-        env = dict(os.environ, TRITON_INTERPRET="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-        self.err = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
-                                     cwd=os.path.dirname(HERE))
-
-    def __call__(self, req: dict) -> None:
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        for line in self.proc.stdout:
-            if line.startswith(_MARK):
-                res = json.loads(line[len(_MARK):])
-                if not res["ok"]:
-                    raise AssertionError(f"case {req}\n{res['error']}")
-                return
-        self.err.seek(0)
-        raise RuntimeError(f"the triton worker died (rc={self.proc.poll()}):\n{self.err.read()[-4000:]}")
-
-    def close(self):
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=30)
-        except Exception:  # noqa: BLE001
-            self.proc.kill()
-        self.err.close()
-
-
-@pytest.fixture(scope="module")
-def triton_worker():
-    pytest.importorskip("triton")
-    w = _Worker()
-    yield w
-    w.close()
+triton_worker = worker_fixture(__file__)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -348,4 +332,4 @@ def test_the_triton_plan_covers_every_surrogate_variant_dtype_and_mode():
 
 def test_every_registered_spec_is_in_the_suite():
     assert set(snn.neurons.names()) <= set(NAMES)
-    assert {"if", "lif", "plif", "alif", "cubalif", "user_leaky"} <= set(NAMES)
+    assert {"if", "lif", "plif", "alif", "cubalif", "my_lif"} <= set(NAMES)

@@ -13,18 +13,14 @@ The interpreter is slow, so the sizes are small and ``max_examples`` bounded.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
+
 # -- worker side (runs in the subprocess, with TRITON_INTERPRET=1) ---------------------------------
-_MARK = "@@RESULT "
-
-
 class _Backend:
     """``ops.<family>_multistep`` on one backend: ``tri.lif_multistep(...)`` is
     ``ops.lif_multistep(..., backend='triton')``."""
@@ -249,73 +245,32 @@ def _worker_misc(name: str) -> None:
         raise ValueError(name)
 
 
-def _worker_main() -> None:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-    import traceback
-
-    import torch
-    torch.set_num_threads(1)
-    for line in sys.stdin:
-        req = json.loads(line)
-        try:
-            if "misc" in req:
-                _worker_misc(req["misc"])
-            else:
-                _worker_case(req)
-            res = {"ok": True}
-        except Exception:  # noqa: BLE001 - reported to the test process
-            res = {"ok": False, "error": traceback.format_exc(limit=6)}
-        sys.stdout.write(_MARK + json.dumps(res) + "\n")
-        sys.stdout.flush()
+def _worker_handle(req: dict) -> None:
+    if "misc" in req:
+        _worker_misc(req["misc"])
+    else:
+        _worker_case(req)
 
 
 if __name__ == "__main__" and "--worker" in sys.argv:
-    _worker_main()
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+    import torch
+    from triton_interp import serve
+    torch.set_num_threads(1)
+    serve(_worker_handle, limit=6)
     sys.exit(0)
 
 # -- test side (the pytest process) ------------------------------------------------------------------
 pytest.importorskip("triton")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from triton_interp import worker_fixture  # noqa: E402
 
 _SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow],
                  database=None)
 
 
-class _Worker:
-    def __init__(self):
-        env = dict(os.environ, TRITON_INTERPRET="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-        self.err = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
-                                     cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-    def __call__(self, req: dict) -> None:
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        for line in self.proc.stdout:
-            if line.startswith(_MARK):
-                res = json.loads(line[len(_MARK):])
-                if not res["ok"]:
-                    raise AssertionError(f"case {req}\n{res['error']}")
-                return
-        self.err.seek(0)
-        raise RuntimeError(f"the triton worker died (rc={self.proc.poll()}):\n{self.err.read()[-4000:]}")
-
-    def close(self):
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=30)
-        except Exception:  # noqa: BLE001
-            self.proc.kill()
-        self.err.close()
-
-
-@pytest.fixture(scope="module")
-def worker():
-    w = _Worker()
-    yield w
-    w.close()
+worker = worker_fixture(__file__)
 
 
 _shapes = st.one_of(
@@ -448,11 +403,13 @@ def test_import_without_interpreter_or_triton():
 
 
 _COMPILE = r"""
+import importlib.util, os, sys
 import triton, triton.language as tl
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 import snn
 from snn.kernels import scan
+from snn.neurons.dsr import DSR
 
 INTS = {"T": "i32", "N": "i32", "TN": "i64", "last": "i64"}
 
@@ -475,44 +432,63 @@ def build(fn, dt, **consts):
     assert k.asm["cubin"]
     return k.asm["ptx"]
 
-def fwd(name, dt, cdt, **kw):
-    spec = snn.neurons.get(name)
+def fwd(spec, dt, cdt, **kw):
     step = spec.triton_step()
     return build(scan.forward_kernel, dt, CHARGE=step.charge, RESET=step.reset, NS=len(spec.states),
                  NV=spec.saved, NP=len(spec.kernel_params), RECORD=spec.record_index, CDT=cdt, BLOCK=1024, **kw)
 
-def bwd(name, dt, cdt, **kw):
-    spec = snn.neurons.get(name)
+def bwd(spec, dt, cdt, **kw):
     step = spec.triton_step()
     return build(scan.backward_kernel, dt, BACKWARD=step.backward, RESTORE=step.restore, NS=len(spec.states),
                  NV=spec.saved, NP=len(spec.kernel_params), NL=max(spec.learnable, 1), RECORD=spec.record_index,
                  CDT=cdt, BLOCK=1024, **kw)
 
-ptx = fwd("lif", "fp32", tl.float32, FLAGS=3, STRICT=False, RECORD_V=True, SAVE=True)
+# every registered neuron, DSR's and the README's user neuron: forward and backward, float32, every flag set
+path = os.path.join(os.getcwd(), "examples", "user_neuron.py")
+example = importlib.util.spec_from_file_location("user_neuron_example", path)
+example.loader.exec_module(importlib.util.module_from_spec(example))  # registers my_lif
+done = []
+for spec in [*snn.neurons.specs(), DSR]:
+    if spec.triton is None:
+        continue
+    flags = (1 << len(spec.kernel_flags)) - 1
+    fwd(spec, "fp32", tl.float32, FLAGS=flags, STRICT=False, RECORD_V=True, SAVE=True)
+    bwd(spec, "fp32", tl.float32, FLAGS=flags, STRICT=False, KEEP=True, KIND=0, HAS_GS=True, HAS_GVSEQ=True,
+        GLAST=(1 << len(spec.states)) - 1, SAVED_LOW=False, LEARN=spec.learnable > 0)
+    done.append(spec.name)
+lif = snn.neurons.get("lif")
+ptx = fwd(lif, "fp32", tl.float32, FLAGS=3, STRICT=False, RECORD_V=True, SAVE=True)
 assert "fma." not in ptx, "FMA contraction in the forward: spikes would differ from the reference"
-fwd("alif", "fp32", tl.float32, FLAGS=2, STRICT=True, RECORD_V=True, SAVE=True)
-bwd("lif", "bf16", tl.float32, FLAGS=2, STRICT=True, KEEP=True, KIND=0, HAS_GS=True, HAS_GVSEQ=True, GLAST=1,
+# the skeleton's other dtypes: 16-bit saved values, float64, the strict comparison
+fwd(snn.neurons.get("alif"), "fp32", tl.float32, FLAGS=2, STRICT=True, RECORD_V=True, SAVE=True)
+bwd(lif, "bf16", tl.float32, FLAGS=2, STRICT=True, KEEP=True, KIND=0, HAS_GS=True, HAS_GVSEQ=True, GLAST=1,
     SAVED_LOW=True, LEARN=True)
-bwd("alif", "fp64", tl.float64, FLAGS=1, STRICT=False, KEEP=True, KIND=4, HAS_GS=True, HAS_GVSEQ=False, GLAST=3,
-    SAVED_LOW=False, LEARN=True)
-bwd("cubalif", "fp16", tl.float32, FLAGS=0, STRICT=True, KEEP=True, KIND=1, HAS_GS=True, HAS_GVSEQ=True, GLAST=3,
-    SAVED_LOW=True, LEARN=False)
-print("compiled")
+bwd(snn.neurons.get("alif"), "fp64", tl.float64, FLAGS=1, STRICT=False, KEEP=True, KIND=4, HAS_GS=True,
+    HAS_GVSEQ=False, GLAST=3, SAVED_LOW=False, LEARN=True)
+bwd(snn.neurons.get("cubalif"), "fp16", tl.float32, FLAGS=0, STRICT=True, KEEP=True, KIND=1, HAS_GS=True,
+    HAS_GVSEQ=True, GLAST=3, SAVED_LOW=True, LEARN=False)
+print("compiled", " ".join(done))
 """
 
 
-def test_kernels_compile_for_sm90():
-    """The kernels lower to PTX and a cubin for sm_90 (no GPU needed: Triton ships ptxas), which the
-    interpreter, lenient about types, does not prove; and the forward has no FMA contraction."""
+def test_every_neuron_compiles_for_sm90():
+    """Every registered neuron's Triton step (and DSR's, and the README's user neuron), forward and backward, lowers
+    to PTX and a cubin for sm_90 (no GPU needed: Triton ships ptxas), which the interpreter, lenient about types,
+    does not prove; so do the skeleton's 16-bit and float64 variants, and the LIF forward has no FMA contraction."""
     try:
         from triton.backends.nvidia import compiler  # noqa: F401
     except Exception as e:  # noqa: BLE001
-        pytest.skip(f"triton has no NVIDIA backend here: {e}")
+        pytest.skip(f"the installed triton has no NVIDIA backend, so it cannot target CUDA here: {e}")
+    import snn.neurons
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    r = subprocess.run([sys.executable, "-c", _COMPILE], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", _COMPILE], env=env, capture_output=True, text=True, timeout=300,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if r.returncode != 0 and "ptxas" in r.stderr and "not found" in r.stderr.lower():
-        pytest.skip("no ptxas")
+        pytest.skip("triton found no ptxas to assemble sm_90 code")
     assert r.returncode == 0 and "compiled" in r.stdout, r.stderr[-4000:]
+    compiled = set(r.stdout.split("compiled", 1)[1].split())
+    expected = {s.name for s in snn.neurons.specs() if isinstance(s.triton, str)} | {"dsr", "my_lif"}  # snn's own
+    assert expected <= compiled, f"not compiled: {sorted(expected - compiled)}"
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1",
