@@ -46,15 +46,17 @@ members ``__host__ __device__`` under nvcc. ``T`` is float or double, ``FLAGS`` 
     static constexpr int kParams;     // number of kernel parameters read from the block
     static constexpr int kLearnable;  // the first kLearnable parameters may get a gradient
     static constexpr int kRecord;     // index of the state recorded as v_seq
+    static constexpr int kFlags;      // number of kernel flags
     SNN_HD explicit Name(const double* p);   // from the parameter block (kParams float64 values)
     SNN_HD void charge(T x, T* st, T& h, T& theta, T* sv) const;  // st: state before (in/out); fills sv[1..kSaved)
     SNN_HD void reset(T h, T theta, T s, T* st) const;            // st: the state after the step
     // Backward of one step: sv = the step's saved values, s = Θ(sv[0]), sg = σ'(sv[0]); gs = ∂L/∂S[t];
-    // g[k]: on entry ∂L/∂st_after[k], on exit ∂L/∂st_before[k]. KEEP: the reset's dependence on S is
-    // differentiated (false with detach_reset). Returns ∂L/∂X[t]. With LEARN, gp[j] receives this step's
-    // ∂L/∂p[j] for j < kLearnable, prev holds the state before the step and x the input X[t] (else unused).
-    template <bool KEEP, bool LEARN>
-    SNN_HD T backward(const T* sv, T s, T sg, T gs, T* g, const T* prev, T x, T* gp) const;
+    // keep = 1 where the reset's dependence on S is differentiated, 0 with detach_reset;
+    // g[k]: on entry ∂L/∂st_after[k], on exit ∂L/∂st_before[k]. Returns ∂L/∂X[t]. With LEARN, gp[j] receives
+    // this step's ∂L/∂p[j] for j < kLearnable, prev holds the state before the step and x the input X[t]
+    // (else unused).
+    template <bool LEARN>
+    SNN_HD T backward(const T* sv, T s, T sg, T gs, T keep, T* g, const T* prev, T x, T* gp) const;
     SNN_HD void restore(const T* sv, T s, T* st) const;  // the state after a step from its saved values and
                                                          // spike (only with kLearnable > 0: it gives `prev`)
 
@@ -174,8 +176,6 @@ class TritonStep:
     restore: Any = None
 
 
-def _identity(values: Mapping[str, Any]) -> Mapping[str, Any]:
-    return values
 class Named:
     """Values read by name as attributes (``p.decay``, ``f.hard_reset``); a plain class, which torch.compile
     traces (it cannot trace ``types.SimpleNamespace``)."""
@@ -185,6 +185,8 @@ class Named:
             setattr(self, name, value)
 
 
+def _identity(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    return values
 
 
 @dataclass(frozen=True)
