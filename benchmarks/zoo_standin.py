@@ -11,6 +11,7 @@ accuracy after the last epoch, the best epoch's, seconds per epoch, parameters) 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -23,13 +24,13 @@ from snn.train import fit
 PRESET_ARGS = {"csnn": {}, "mlp": {}}
 
 
-def model_args(name: str, width: float, size) -> dict:
-    """The builder arguments of ``name`` for inputs of spatial ``size``."""
+def model_args(name: str, width: float, size, arch: dict) -> dict:
+    """The builder arguments of ``name`` for inputs of spatial ``size`` (``arch``: more for the zoo models)."""
     if name in PRESET_ARGS:
         return dict(in_shape=list(size), **PRESET_ARGS[name])
     if name == "rsnn":
-        return {}
-    return dict(width=width)
+        return dict(arch)
+    return dict(width=width, **arch)
 
 
 def main(argv=None) -> int:
@@ -44,6 +45,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--schedule", default=None, choices=("cosine",), help="learning-rate schedule (default constant)")
+    p.add_argument("--arch", type=json.loads, default={}, help='more zoo-model arguments as JSON, e.g. \'{"pool": 2}\'')
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, metavar="PATH")
@@ -62,17 +65,18 @@ def main(argv=None) -> int:
     for name in names:
         torch.manual_seed(args.seed)
         net = models.get(name, num_classes=train.num_classes, in_channels=step[0], neuron=args.neuron,
-                         T=args.n_frames, **model_args(name, args.width, step[1:]))
+                         T=args.n_frames, **model_args(name, args.width, step[1:], args.arch))
         t0 = time.perf_counter()
         r = fit(net, train, test, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                progress=False, log=None)
+                schedule=args.schedule, progress=False, log=None)
         rows.append(dict(model=name, config=models.model_config(net), test_acc=r.val_acc, best_test_acc=r.best_val_acc,
                          seconds_per_epoch=r.seconds_per_epoch, wall_seconds=time.perf_counter() - t0,
                          parameters=r.parameters, firing_rate=r.firing_rate, history=r.history))
         print(f"{name:18s} test acc {100 * r.val_acc:5.1f} % (best {100 * r.best_val_acc:5.1f} %)  "
               f"{r.seconds_per_epoch:6.1f} s/epoch  {r.parameters:,} parameters", flush=True)
     summary = dict(dataset=args.dataset, n_train=len(train), n_test=len(test), n_frames=args.n_frames,
-                   epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
+                   epochs=args.epochs, lr=args.lr, schedule=args.schedule, batch_size=args.batch_size, seed=args.seed,
+                   threads=args.threads,
                    neuron=args.neuron, width=args.width, argv=sys.argv[1:] if argv is None else list(argv), runs=rows)
     if args.json:
         atomic_write_json(args.json, summary)
