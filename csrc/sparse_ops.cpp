@@ -13,6 +13,9 @@
 //   event_grad_weight(bits [R, ceil(K/8)], K, g [R, N]) -> gwt [K, N]
 //       gwt[k] = Σ_{r: bit (r, k) set} g[r], rows in ascending order: the weight gradient (transposed) of a Linear
 //       layer whose binary input was packed by pack_rows.
+//   event_conv2d(x [R, C, H, W], wt [C, kh, kw, O], bias [O]?, ph, pw) -> y [R, Ho, Wo, O] (channels-last)
+//       a stride-1 convolution (zero padding ph, pw) that scatters, for every non-zero input x[r, c, iy, ix], the
+//       weight vectors wt[c, dy, dx, :] into the outputs it reaches: work ∝ the input spikes.
 //   cuba_fixed(acc [T, M] int32, factor, exp, du, dv, vth, bias [M] int64, readout)
 //       -> (spikes [T, M] float32, v [M] int64, wraps, clips)
 //       Lava's fixed-point CUBA LIF (PyLifModelBitAcc) over T steps; its torch reference is
@@ -50,7 +53,10 @@
 
 namespace snn_sparse {
 
-constexpr int64_t kRowBlock = 256;    // rows whose index lists are built and used together (forward)
+// The interface version, checked by snn.sparse.kernels (a stale build of this file in snn._C is refused):
+// raise it with any change of an op's meaning or signature.
+constexpr int64_t kVersion = 2;
+constexpr int64_t kRowBlock = 1024;   // rows whose index lists are built and used together (forward)
 constexpr int64_t kGradBlock = 512;   // rows per block of the weight gradient (a column tile of g in L2)
 constexpr int64_t kAhead = 6;         // entries ahead whose rows are prefetched
 
@@ -89,19 +95,40 @@ __attribute__((target("avx2"))) inline unsigned mask8_avx2(const double* x, unsi
 }
 #endif
 
-// The index list (and values) of the non-zeros of `rows` rows of x [., K]; start[i]..start[i+1] delimit row i.
-// Writes the packed bits of the rows when `bits` is given. Returns whether some value was neither 0 nor 1.
-template <typename X, bool AVX2>
+// The index lists of a block of rows: start[i]..start[i+1] delimit row i's entries in idx (and val).
+template <typename X>
+struct ScanBuffers {
+  std::vector<int32_t> idx;
+  std::vector<X> val;
+  std::vector<int64_t> start;
+};
+
+template <typename X>
+ScanBuffers<X>& scan_buffers() {
+  static thread_local ScanBuffers<X> buf;  // reused across calls: no page faults on the hot path
+  return buf;
+}
+
+// The index list (and values) of the non-zeros of `rows` rows of x [., K] into buf (grown as needed; with
+// LISTS false only their count, in buf.start[rows]). Writes the packed bits of the rows when `bits` is given.
+// Returns whether some value was neither 0 nor 1.
+template <typename X, bool AVX2, bool LISTS>
 #if SPARSE_AVX2
 __attribute__((target("avx2")))
 #endif
-bool scan_rows_impl(const X* x, int64_t rows, int64_t K, int32_t* idx, X* val, int64_t* start, uint8_t* bits,
-                    int64_t kb) {
+bool scan_rows_impl(const X* x, int64_t rows, int64_t K, ScanBuffers<X>& buf, uint8_t* bits, int64_t kb) {
   unsigned odd = 0;
   int64_t n = 0;
+  if (int64_t(buf.start.size()) < rows + 1) buf.start.resize(rows + 1);
   for (int64_t r = 0; r < rows; ++r) {
     const X* xr = x + r * K;
-    start[r] = n;
+    buf.start[r] = n;
+    if (LISTS && int64_t(buf.idx.size()) < n + K) {  // room for a whole row
+      buf.idx.resize(std::max<int64_t>(2 * int64_t(buf.idx.size()), n + K));
+      buf.val.resize(buf.idx.size());
+    }
+    int32_t* idx = buf.idx.data();
+    X* val = buf.val.data();
     for (int64_t b = 0; b < K; b += 8) {
       const int w = int(std::min<int64_t>(8, K - b));
       unsigned m;
@@ -112,6 +139,10 @@ bool scan_rows_impl(const X* x, int64_t rows, int64_t K, int32_t* idx, X* val, i
       m = mask8_scalar(xr + b, w, odd);
 #endif
       if (bits) bits[r * kb + (b >> 3)] = uint8_t(m);
+      if constexpr (!LISTS) {
+        n += __builtin_popcount(m);
+        continue;
+      }
       while (m) {
         const int j = __builtin_ctz(m);
         m &= m - 1;
@@ -121,7 +152,7 @@ bool scan_rows_impl(const X* x, int64_t rows, int64_t K, int32_t* idx, X* val, i
       }
     }
   }
-  start[rows] = n;
+  buf.start[rows] = n;
   return odd != 0;
 }
 
@@ -134,11 +165,10 @@ inline bool has_avx2() {
 #endif
 }
 
-template <typename X>
-bool scan_rows(const X* x, int64_t rows, int64_t K, int32_t* idx, X* val, int64_t* start, uint8_t* bits,
-               int64_t kb) {
-  return has_avx2() ? scan_rows_impl<X, true>(x, rows, K, idx, val, start, bits, kb)
-                    : scan_rows_impl<X, false>(x, rows, K, idx, val, start, bits, kb);
+template <typename X, bool LISTS>
+bool scan_rows(const X* x, int64_t rows, int64_t K, ScanBuffers<X>& buf, uint8_t* bits, int64_t kb) {
+  return has_avx2() ? scan_rows_impl<X, true, LISTS>(x, rows, K, buf, bits, kb)
+                    : scan_rows_impl<X, false, LISTS>(x, rows, K, buf, bits, kb);
 }
 
 // ---------------------------------------------------------------------------------------------- tiles
@@ -159,7 +189,7 @@ using acc_t = std::conditional_t<std::is_same_v<W, int8_t>, int32_t, W>;
 
 // kLanes values of W at p, converted to A (int8 weights widen to int32).
 template <typename W, typename A>
-inline typename Lanes<A>::V load_lanes(const W* p) {
+__attribute__((always_inline)) inline typename Lanes<A>::V load_lanes(const W* p) {
   typedef typename Lanes<A>::V V;
   if constexpr (std::is_same_v<W, A>) {
     V v;
@@ -227,6 +257,42 @@ SPARSE_CLONES void accumulate_cols(const int32_t* rows_of, const int64_t* start,
   }
 }
 
+// y[r, oy, ox, :] = bias + Σ W[:, c, dy, dx]·x[r, c, oy + dy - ph, ox + dx - pw] (stride 1), computed by
+// scattering, for every non-zero input (c, iy, ix), the weight vectors wt[c, dy, dx, :] into the outputs it
+// reaches; y channels-last. Each output element is summed in input order (c, iy, ix ascending).
+template <typename T>
+SPARSE_CLONES void scatter_conv_row(const T* x, int64_t C, int64_t H, int64_t W, const T* wt, int64_t kh,
+                                    int64_t kw, int64_t O, const T* bias, int64_t ph, int64_t pw, T* y,
+                                    int64_t Ho, int64_t Wo) {
+  for (int64_t p = 0; p < Ho * Wo; ++p) {
+    T* yo = y + p * O;
+    for (int64_t o = 0; o < O; ++o) yo[o] = bias ? bias[o] : T(0);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T* xc = x + c * H * W;
+    for (int64_t iy = 0; iy < H; ++iy) {
+      for (int64_t ix = 0; ix < W; ++ix) {
+        const T v = xc[iy * W + ix];
+        if (v == T(0)) continue;
+        for (int64_t dy = 0; dy < kh; ++dy) {
+          const int64_t oy = iy + ph - dy;
+          if (oy < 0 || oy >= Ho) continue;
+          for (int64_t dx = 0; dx < kw; ++dx) {
+            const int64_t ox = ix + pw - dx;
+            if (ox < 0 || ox >= Wo) continue;
+            const T* w = wt + ((c * kh + dy) * kw + dx) * O;
+            T* yo = y + (oy * Wo + ox) * O;
+            if (v == T(1))
+              for (int64_t o = 0; o < O; ++o) yo[o] += w[o];
+            else
+              for (int64_t o = 0; o < O; ++o) yo[o] += v * w[o];
+          }
+        }
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------- checks
 void check_rows(const at::Tensor& t, const char* name, const char* op) {
   TORCH_CHECK(t.device().is_cpu(), "snn_sparse.", op, ": ", name, " must be a CPU tensor, got one on ", t.device());
@@ -234,32 +300,15 @@ void check_rows(const at::Tensor& t, const char* name, const char* op) {
   TORCH_CHECK(t.is_contiguous(), "snn_sparse.", op, ": ", name, " must be contiguous");
 }
 
-// Rows per parallel task for `per_row` operations per row: small problems stay on one thread.
-int64_t grain_rows(int64_t per_row) { return std::max<int64_t>(1, (int64_t(1) << 17) / std::max<int64_t>(1, per_row)); }
+// Rows per parallel task for `per_row` operations per row: a task does at least ~2^19 operations (a fraction of
+// a millisecond), so small problems (batch-1 inference) stay on one thread and never wait for a second one,
+// which on a busy machine can take a scheduler time slice.
+int64_t grain_rows(int64_t per_row) { return std::max<int64_t>(1, (int64_t(1) << 19) / std::max<int64_t>(1, per_row)); }
 
 // ---------------------------------------------------------------------------------------------- ops
-template <typename X>
-struct ScanBuffers {
-  std::vector<int32_t> idx;
-  std::vector<X> val;
-  std::vector<int64_t> start;
-  void reserve(int64_t rows, int64_t K) {
-    if (int64_t(idx.size()) < rows * K) {
-      idx.resize(rows * K);
-      val.resize(rows * K);
-    }
-    if (int64_t(start.size()) < rows + 1) start.resize(rows + 1);
-  }
-};
-
-template <typename X>
-ScanBuffers<X>& scan_buffers() {
-  static thread_local ScanBuffers<X> buf;  // reused across calls: no page faults on the hot path
-  return buf;
-}
-
-// One pass over x: index lists per block of rows, optional packed bits, then `consume(r0, rows, buffers, odd)`.
-template <typename X, typename F>
+// One pass over x: index lists per block of rows (LISTS), optional packed bits, then
+// `consume(r0, rows, buffers, odd)`.
+template <typename X, bool LISTS, typename F>
 std::tuple<int64_t, bool> for_row_blocks(const at::Tensor& x, uint8_t* bits, int64_t per_row, F&& consume) {
   const int64_t R = x.size(0), K = x.size(1), kb = (K + 7) / 8;
   const X* xp = x.data_ptr<X>();
@@ -271,9 +320,7 @@ std::tuple<int64_t, bool> for_row_blocks(const at::Tensor& x, uint8_t* bits, int
     bool any_odd = false;
     for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
       const int64_t rows = std::min(kRowBlock, r1 - rb);
-      buf.reserve(rows, K);
-      const bool o = scan_rows<X>(xp + rb * K, rows, K, buf.idx.data(), buf.val.data(), buf.start.data(),
-                                  bits ? bits + rb * kb : nullptr, kb);
+      const bool o = scan_rows<X, LISTS>(xp + rb * K, rows, K, buf, bits ? bits + rb * kb : nullptr, kb);
       count += buf.start[rows];
       any_odd = any_odd || o;
       consume(rb, rows, buf, o);
@@ -292,7 +339,7 @@ std::tuple<at::Tensor, int64_t, bool> pack_rows(const at::Tensor& x) {
   at::Tensor bits = at::empty({R, (K + 7) / 8}, x.options().dtype(at::kByte));
   std::tuple<int64_t, bool> res;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "pack_rows", [&] {
-    res = for_row_blocks<scalar_t>(x, bits.data_ptr<uint8_t>(), K, [](int64_t, int64_t, auto&, bool) {});
+    res = for_row_blocks<scalar_t, false>(x, bits.data_ptr<uint8_t>(), K, [](int64_t, int64_t, auto&, bool) {});
   });
   return {bits, std::get<0>(res), std::get<1>(res)};
 }
@@ -342,7 +389,7 @@ std::tuple<int64_t, bool> event_linear_typed(const at::Tensor& x, const at::Tens
   const int64_t K = x.size(1);
   const W* w = wtile.data_ptr<W>();
   A* yp = y.data_ptr<A>();
-  return for_row_blocks<X>(x, bits, K + N * std::max<int64_t>(1, K / 16),
+  return for_row_blocks<X, true>(x, bits, K + N * std::max<int64_t>(1, K / 16),
                            [&](int64_t r0, int64_t rows, ScanBuffers<X>& buf, bool odd) {
     if (odd)
       accumulate_rows<X, W, A, true>(buf.idx.data(), buf.val.data(), buf.start.data(), rows, w, K, N, bias,
@@ -469,6 +516,40 @@ at::Tensor event_grad_weight(const at::Tensor& bits, int64_t K, const at::Tensor
   return gw;
 }
 
+at::Tensor event_conv2d(const at::Tensor& x, const at::Tensor& wt, const c10::optional<at::Tensor>& bias, int64_t ph,
+                        int64_t pw) {
+  TORCH_CHECK(x.device().is_cpu() && wt.device().is_cpu(), "snn_sparse.event_conv2d: x and wt must be CPU tensors");
+  TORCH_CHECK(x.dim() == 4 && x.is_contiguous(), "snn_sparse.event_conv2d: x must be a contiguous [R, C, H, W]");
+  TORCH_CHECK(wt.dim() == 4 && wt.is_contiguous() && wt.size(0) == x.size(1) && wt.scalar_type() == x.scalar_type(),
+              "snn_sparse.event_conv2d: wt must be the contiguous [C, kh, kw, O] weights of x's dtype with C = ",
+              x.size(1), ", got ", wt.sizes(), " ", wt.scalar_type());
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+              "snn_sparse.event_conv2d: x must be float32 or float64, got ", x.scalar_type());
+  const int64_t R = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t kh = wt.size(1), kw = wt.size(2), O = wt.size(3);
+  const int64_t Ho = H + 2 * ph - kh + 1, Wo = W + 2 * pw - kw + 1;
+  TORCH_CHECK(ph >= 0 && pw >= 0 && Ho > 0 && Wo > 0, "snn_sparse.event_conv2d: padding (", ph, ", ", pw,
+              ") and kernel (", kh, ", ", kw, ") leave no output for a ", H, "x", W, " input");
+  at::Tensor b;
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == O && bias->scalar_type() == x.scalar_type(),
+                "snn_sparse.event_conv2d: bias must be [", O, "] of x's dtype");
+    b = bias->contiguous();
+  }
+  at::Tensor y = at::empty({R, Ho, Wo, O}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "event_conv2d", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* wp = wt.data_ptr<scalar_t>();
+    const scalar_t* bp = b.defined() ? b.data_ptr<scalar_t>() : nullptr;
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    at::parallel_for(0, R, grain_rows(C * H * W + Ho * Wo * O), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        scatter_conv_row<scalar_t>(xp + r * C * H * W, C, H, W, wp, kh, kw, O, bp, ph, pw, yp + r * Ho * Wo * O, Ho, Wo);
+    });
+  });
+  return y;
+}
+
 std::tuple<at::Tensor, at::Tensor, int64_t, int64_t> cuba_fixed(const at::Tensor& acc, int64_t factor, int64_t exp,
                                                                int64_t du, int64_t dv, int64_t vth,
                                                                const at::Tensor& bias, bool readout) {
@@ -518,23 +599,36 @@ std::tuple<at::Tensor, at::Tensor, int64_t, int64_t> cuba_fixed(const at::Tensor
   return {s, v_out, wraps.load(), clips.load()};
 }
 
+int64_t version() { return kVersion; }
+
 }  // namespace snn_sparse
 
-TORCH_LIBRARY(snn_sparse, m) {
+// The library's name: snn_sparse in snn._C; a build on its own (snn.sparse.kernels, when snn._C lacks these ops or
+// carries another version of them) names it after its source hash, so both can live in one process.
+#ifndef SNN_SPARSE_LIB
+#define SNN_SPARSE_LIB snn_sparse
+#endif
+#define SNN_SPARSE_LIBRARY(ns, m) TORCH_LIBRARY(ns, m)
+#define SNN_SPARSE_LIBRARY_IMPL(ns, k, m) TORCH_LIBRARY_IMPL(ns, k, m)
+
+SNN_SPARSE_LIBRARY(SNN_SPARSE_LIB, m) {
+  m.def("version() -> int", &snn_sparse::version);
   m.def("pack_rows(Tensor x) -> (Tensor, int, bool)");
   m.def("unpack_rows(Tensor bits, int K, ScalarType dtype) -> Tensor");
   m.def("tile_weight(Tensor w) -> Tensor");
   m.def("event_linear(Tensor x, Tensor wtile, int N, Tensor? bias, bool pack) -> (Tensor, Tensor, int, bool)");
   m.def("event_grad_weight(Tensor bits, int K, Tensor g) -> Tensor");
+  m.def("event_conv2d(Tensor x, Tensor wt, Tensor? bias, int ph, int pw) -> Tensor");
   m.def("cuba_fixed(Tensor acc, int factor, int exp, int du, int dv, int vth, Tensor bias, bool readout) -> "
         "(Tensor, Tensor, int, int)");
 }
 
-TORCH_LIBRARY_IMPL(snn_sparse, CPU, m) {
+SNN_SPARSE_LIBRARY_IMPL(SNN_SPARSE_LIB, CPU, m) {
   m.impl("pack_rows", &snn_sparse::pack_rows);
   m.impl("unpack_rows", &snn_sparse::unpack_rows);
   m.impl("tile_weight", &snn_sparse::tile_weight);
   m.impl("event_linear", &snn_sparse::event_linear);
   m.impl("event_grad_weight", &snn_sparse::event_grad_weight);
+  m.impl("event_conv2d", &snn_sparse::event_conv2d);
   m.impl("cuba_fixed", &snn_sparse::cuba_fixed);
 }

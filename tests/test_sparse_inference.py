@@ -118,21 +118,67 @@ def test_the_trained_model_is_not_changed():
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
 
 
-def test_csnn_runs_with_its_linear_readout_on_the_sparse_path():
+def _dyadic_csnn(seed=0):
+    """The csnn preset with conv, BatchNorm and readout values on binary grids and α = γ/sqrt(σ²+ε) a power of
+    two: folding the BatchNorm and summing in any order are exact, so the sparse path is the dense one bit for
+    bit."""
+    torch.manual_seed(seed)
+    net = models.csnn(in_shape=(1, 8, 8), channels=(4, 6))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.randint(-4, 5, m.weight.shape, generator=g) / 8)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randint(-4, 5, m.bias.shape, generator=g) / 8)
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.eps = 0.0
+                m.running_var.copy_(4.0 ** torch.randint(-1, 1, (c,), generator=g))
+                m.running_mean.copy_(torch.randint(-2, 3, (c,), generator=g) / 8)
+                m.weight.copy_(torch.randint(1, 5, (c,), generator=g) / 2)
+                m.bias.copy_(torch.randint(-2, 3, (c,), generator=g) / 8)
+    return net.eval()
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse", "auto"])
+def test_csnn_convolutions_and_readout_on_every_path(mode):
+    net = _dyadic_csnn()
+    x = (torch.rand(5, 2, 1, 8, 8, generator=torch.Generator().manual_seed(3)) < 0.5).float()
+    outs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: outs.append(o.clone())) for m in net]
+    snn.reset(net)
+    with torch.no_grad():
+        ref = net(x)
+    for h in hooks:
+        h.remove()
+    assert float(outs[2].mean()) > 0 and float(outs[6].mean()) > 0      # both spiking layers fire
+    sparse = SparseNet(net, mode)
+    assert torch.equal(sparse(x), ref)
+    p = sparse.paths()
+    assert set(p) == {"0", "4", "9"}
+    if mode != "auto":
+        assert all(v["path"] == mode for v in p.values())
+    assert isinstance(sparse.net[1], nn.Identity)                      # BatchNorm folded into the conv
+
+
+def test_csnn_with_float_weights_agrees_to_rounding():
     torch.manual_seed(0)
     net = models.csnn(in_shape=(1, 8, 8), channels=(4, 6)).eval()
     x = torch.rand(4, 2, 1, 8, 8)
     snn.reset(net)
     with torch.no_grad():
         ref = net(x)
-    sparse = SparseNet(net, "auto", crossover=1.0)
-    torch.testing.assert_close(sparse(x), ref, rtol=1e-5, atol=1e-5)
-    assert sparse.paths()["9"]["path"] == "sparse"
+    torch.testing.assert_close(SparseNet(net, "auto", crossover=1.0)(x), ref, rtol=1e-4, atol=1e-4)
 
 
 def test_sparse_where_there_is_no_sparse_path_is_an_error_naming_the_layer():
     net = models.csnn(in_shape=(1, 8, 8), channels=(4, 6))
-    expect_clear_error(lambda: SparseNet(net, {"0": "sparse"}), ValueError, "layer '0'", "Conv2d", "sparse path")
+    expect_clear_error(lambda: SparseNet(net, {"3": "sparse"}), ValueError, "layer '3'", "MaxPool2d", "sparse path")
+    strided = nn.Sequential(snn.layers.Conv2d(1, 2, 3, stride=2, step_mode="m"), snn.neuron.LIF(step_mode="m"))
+    expect_clear_error(lambda: SparseNet(strided, {"0": "sparse"}), ValueError, "layer '0'", "stride")
+    ws = models.csnn(in_shape=(1, 8, 8), channels=(4, 6), norm="ws")
+    expect_clear_error(lambda: SparseNet(ws, {"0": "sparse"}), ValueError, "layer '0'", "ScaledWSConv2d")
     expect_clear_error(lambda: SparseNet(net, {"nope": "dense"}), KeyError, "'nope'", "layers")
     expect_clear_error(lambda: SparseNet(net, {"9": "fast"}), ValueError, "layer '9'", "'dense', 'sparse', 'auto'")
     expect_clear_error(lambda: SparseNet(net, "event"), ValueError, "mode", "'dense', 'sparse', 'auto'")

@@ -211,3 +211,20 @@ def test_spike_linear_folds_leading_dimensions():
     y = spike_linear(x, w, b, Choice("test", "event"))
     assert y.shape == (2, 3, 4, 5)
     torch.testing.assert_close(y, x @ w.t() + b)
+
+
+@SETTINGS
+@given(R=st.sampled_from([1, 3]), C=st.sampled_from([1, 3, 17]), O=st.sampled_from([1, 5, 64, 70]),
+       H=st.sampled_from([1, 4, 9]), W=st.sampled_from([1, 6]), k=st.sampled_from([(1, 1), (3, 3), (3, 1), (5, 5)]),
+       pad=st.sampled_from([(0, 0), (1, 1), (2, 0)]), density=st.sampled_from([0.0, 0.1, 0.5]), bias=st.booleans(),
+       dtype=DTYPES, seed=st.integers(0, 99))
+def test_event_conv2d_exact_on_dyadic_weights(R, C, O, H, W, k, pad, density, bias, dtype, seed):
+    if H + 2 * pad[0] < k[0] or W + 2 * pad[1] < k[1]:
+        return
+    x = _spikes(R * C * H * W, 1, density, dtype, seed).reshape(R, C, H, W)
+    w, b = _dyadic((O, C, *k), seed, dtype), _dyadic((O,), seed + 1, dtype) if bias else None
+    y = kernels.library().event_conv2d(x, w.permute(1, 2, 3, 0).contiguous(), b, *pad)
+    assert torch.equal(y.permute(0, 3, 1, 2), nn.functional.conv2d(x, w, b, 1, pad))
+    graded = x * _dyadic(x.shape, seed + 2, dtype)
+    y = kernels.library().event_conv2d(graded, w.permute(1, 2, 3, 0).contiguous(), b, *pad)
+    assert torch.equal(y.permute(0, 3, 1, 2), nn.functional.conv2d(graded, w, b, 1, pad))

@@ -5,7 +5,8 @@ An event-driven Linear costs about ``a + b·nnz·N`` (weight rows added for the 
 (cache sizes, SIMD width, BLAS) and on the number of rows ``R`` (a dense matmul over few rows is memory bound
 and much less efficient than over many), hardly on ``K`` and ``N``. :func:`calibrate` measures it for the forward
 (:func:`~snn.sparse.kernels.event_linear` against ``x @ Wᵀ``) and the weight gradient
-(:func:`~snn.sparse.kernels.event_grad_weight` against ``gᵀ x``) at a small Linear(512 -> 512) over
+(:func:`~snn.sparse.kernels.event_grad_weight` against ``gᵀ x``) at a small Linear(512 -> 512), and for
+convolutions (the event-driven convolution against ``conv2d``, 8 -> 16 channels, 3x3, 10x10 inputs), over
 :data:`ROWS` rows and a ladder of densities (about a second). It times one thread by its CPU time (best of
 ``repeat``), so that other jobs on a busy machine do not move the result: both paths share the threads alike, so
 the ratio holds for any thread count. The result is cached in ``$SNN_CACHE_DIR/sparse_crossover.json``
@@ -33,7 +34,7 @@ log = logging.getLogger("snn.sparse")
 
 ROWS = (16, 2048)                                   # row counts measured (batch-1 and batch-128 inference, T=16)
 DENSITIES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
-KINDS = ("forward", "grad_weight")
+KINDS = ("forward", "grad_weight", "conv")
 _memo: dict = {}
 
 
@@ -96,8 +97,8 @@ def calibrate(*, rows=ROWS, features: int = 512, densities=DENSITIES, repeat: in
         result = _measure(lib, rows, features, densities, repeat)
     finally:
         torch.set_num_threads(threads)
-    log.info("crossover rates measured on %s: forward %s, grad_weight %s", result["key"],
-             _fmt(result["forward"]), _fmt(result["grad_weight"]))
+    log.info("crossover rates measured on %s: forward %s, grad_weight %s, conv %s", result["key"],
+             _fmt(result["forward"]), _fmt(result["grad_weight"]), _fmt(result["conv"]))
     if save:
         _store(result)
     _memo[result["key"]] = result
@@ -120,8 +121,21 @@ def _measure(lib, rows, features, densities, repeat) -> dict:
         ev_g = [_best_s(lambda b=b: lib.event_grad_weight(b, features, g), repeat) for b in bits]
         out["forward"][R] = _crossing(densities, ev_f, dense_f)
         out["grad_weight"][R] = _crossing(densities, ev_g, dense_g)
-        times[R] = dict(dense_forward=dense_f, event_forward=ev_f, dense_grad_weight=dense_g, event_grad_weight=ev_g)
+        dense_c, ev_c = _conv_times(lib, R, densities, repeat, gen)
+        out["conv"][R] = _crossing(densities, ev_c, dense_c)
+        times[R] = dict(dense_forward=dense_f, event_forward=ev_f, dense_grad_weight=dense_g, event_grad_weight=ev_g,
+                        dense_conv=dense_c, event_conv=ev_c)
     return dict(key=machine_key(), features=features, densities=list(densities), times=times, **out)
+
+
+def _conv_times(lib, R, densities, repeat, gen, channels=(8, 16), size=10):
+    """Dense ``conv2d`` and the event-driven convolution (3x3, zero padding 1) over ``R`` inputs."""
+    c_in, c_out = channels
+    w = torch.randn(c_out, c_in, 3, 3, generator=gen) / 4
+    wt = w.permute(1, 2, 3, 0).contiguous()
+    xs = [(torch.rand(R, c_in, size, size, generator=gen) < d).float() for d in densities]
+    dense = _best_s(lambda: torch.nn.functional.conv2d(xs[0], w, None, 1, 1), repeat)
+    return dense, [_best_s(lambda x=x: lib.event_conv2d(x, wt, None, 1, 1), repeat) for x in xs]
 
 
 def _fmt(d: dict) -> str:
@@ -159,8 +173,9 @@ def _measured(key: str) -> dict:
 
 
 def crossover(rows: int, kind: str = "forward") -> float:
-    """The input density below which the event-driven ``kind`` (``'forward'`` or ``'grad_weight'``) is faster
-    than the dense matmul over ``rows`` rows here: ``SNN_SPARSE_CROSSOVER`` if set, else the calibration
+    """The input density below which the event-driven ``kind`` (``'forward'``: a Linear's forward;
+    ``'grad_weight'``: its weight gradient; ``'conv'``: a convolution) is faster than the dense operation over
+    ``rows`` rows here: ``SNN_SPARSE_CROSSOVER`` if set, else the calibration
     (measured on first use, then cached), interpolated in ``log rows``."""
     if kind not in KINDS:
         raise ValueError(f"crossover: kind must be one of {KINDS}, got {kind!r}")

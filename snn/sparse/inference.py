@@ -1,21 +1,24 @@
 """Spike-sparse inference of a trained network: :class:`SparseNet`.
 
-``SparseNet(model, mode)`` copies a trained ``nn.Sequential`` (for example the ``mlp`` preset), puts it in eval
-mode and replaces every ``nn.Linear`` (``snn.layers.Linear`` too) by a :class:`SparseLinear` that chooses, per
-call, between
+``SparseNet(model, mode)`` copies a trained network (for example the ``mlp`` or ``csnn`` preset), puts it in eval
+mode and replaces every ``nn.Linear`` (``snn.layers.Linear`` too) by a :class:`SparseLinear` and every ``Conv2d``
+(with the eval-mode ``BatchNorm2d`` that follows it in an ``nn.Sequential`` folded in) by a
+:class:`~snn.sparse.conv.SparseConv2d`, which choose, per call, between
 
-* ``'dense'``: the trained layer's own matmul (``torch.nn.functional.linear``: the same rounding as the model);
-* ``'sparse'``: the event-driven kernel (:func:`snn.sparse.kernels.event_linear`), which adds the weight columns of
-  the non-zero inputs only, so its work follows the firing rate of the layer before;
+* ``'dense'``: the trained layers themselves (``torch.nn.functional.linear``; the convolution then the BatchNorm):
+  the model's own result;
+* ``'sparse'``: the event-driven kernels (:func:`snn.sparse.kernels.event_linear`, which adds the weight columns
+  of the non-zero inputs only; the event-driven convolution, which scatters the weights of the non-zero inputs),
+  so the work follows the firing rate of the layer before;
 * ``'auto'``: ``'sparse'`` where the measured input firing rate is below the machine's crossover rate
   (:func:`snn.sparse.crossover`, measured once and cached), else ``'dense'``; every change of choice is logged
   (logger ``snn.sparse``, level INFO) and :meth:`SparseNet.paths` reports the last choice, rate and crossover of
   each layer.
 
 ``mode`` is one mode for every Linear, or a dict ``{layer name: mode}`` (names as in ``model.named_modules()``;
-the layers not listed run ``'auto'``). Asking for ``'sparse'`` on a layer that has no sparse path (a convolution,
-pooling, a neuron) or that cannot run it (a CUDA or 16-bit model, no compiled kernels) is an error naming the
-layer, never a silent dense run. The sparse path sums in another order than the matmul: outputs equal to
+the layers not listed run ``'auto'``). Asking for ``'sparse'`` on a layer that has no sparse path (pooling, a
+neuron, a strided or weight-standardised convolution) or that cannot run it (a CUDA or 16-bit model, no compiled
+kernels) is an error naming the layer, never a silent dense run. The sparse path sums in another order than the matmul: outputs equal to
 rounding, spikes identical wherever no potential lands within rounding of its threshold (bit for bit when every
 partial sum is exact, e.g. weights on a binary grid).
 
@@ -30,7 +33,8 @@ import logging
 import torch
 import torch.nn as nn
 
-from .. import functional
+from .. import functional, layers
+from .conv import SparseConv2d
 from .linear import Choice, event_refusal, spike_linear
 
 __all__ = ["SparseNet", "SparseLinear", "PATHS"]
@@ -81,13 +85,34 @@ class SparseLinear(nn.Module):
         return f"name={self.name!r}, mode={self.mode!r}, last_path={self.last_path!r}"
 
 
-def _linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
-    return {name: m for name, m in model.named_modules() if type(m) is not SparseLinear and isinstance(m, nn.Linear)}
+_CONVS = (nn.Conv2d, layers.Conv2d)          # exact types: a subclass may change the convolution
+_NORMS = (nn.BatchNorm2d, layers.BatchNorm2d)
+
+
+def _sparse_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The layers with a sparse path: every ``nn.Linear`` and every plain ``Conv2d``."""
+    return {name: m for name, m in model.named_modules()
+            if name and (isinstance(m, nn.Linear) or type(m) in _CONVS)}
+
+
+def _norms_after(model: nn.Module) -> dict[str, str]:
+    """conv name -> name of the eval-mode BatchNorm2d (with running statistics) right after it in a Sequential."""
+    out = {}
+    for prefix, seq in model.named_modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if type(conv) in _CONVS and isinstance(bn, _NORMS) and bn.track_running_stats \
+                    and bn.num_features == conv.out_channels:
+                out[f"{prefix}.{a}" if prefix else a] = f"{prefix}.{b}" if prefix else b
+    return out
 
 
 def _modes(model: nn.Module, mode) -> dict[str, str]:
-    """The mode of every Linear of ``model``; a clear error for unknown names, modes, and sparse on others."""
-    linears = _linear_layers(model)
+    """The mode of every layer with a sparse path; a clear error for unknown names, modes, and sparse on others."""
+    linears = _sparse_layers(model)
     if isinstance(mode, str):
         if mode not in PATHS:
             raise ValueError(f"SparseNet: mode must be one of {PATHS} or a dict {{layer name: mode}}, got {mode!r}")
@@ -106,7 +131,7 @@ def _modes(model: nn.Module, mode) -> dict[str, str]:
         if name not in linears:
             if m == "sparse":
                 raise ValueError(f"SparseNet: layer {name!r} ({type(named[name]).__name__}) has no sparse path (the "
-                                 f"event-driven kernels run Linear layers); ask 'dense' or leave it out")
+                                 f"event-driven kernels run Linear and Conv2d layers); ask 'dense' or leave it out")
             continue
         out[name] = m
     return out
@@ -134,15 +159,23 @@ class SparseNet(nn.Module):
                 why = event_refusal(probe.detach())
                 if why:
                     raise RuntimeError(f"SparseNet: layer {name!r}: mode 'sparse' asked for, but {why}")
-        for name, lin in _linear_layers(net).items():
-            _replace(net, name, SparseLinear(lin, name, modes[name], crossover))
+        norms = _norms_after(net)
+        for name, m in _sparse_layers(net).items():
+            if isinstance(m, nn.Linear):
+                _replace(net, name, SparseLinear(m, name, modes[name], crossover))
+                continue
+            bn = net.get_submodule(norms[name]) if name in norms else None
+            _replace(net, name, SparseConv2d(m, bn, name, modes[name], crossover))
+            if bn is not None:
+                _replace(net, norms[name], nn.Identity())          # applied (folded) by the SparseConv2d
         self.net = net
 
-    def layers(self) -> dict[str, SparseLinear]:
-        return {name: m for name, m in self.net.named_modules() if isinstance(m, SparseLinear)}
+    def layers(self) -> dict[str, nn.Module]:
+        """The layers with a dense/sparse choice (:class:`SparseLinear`, :class:`~snn.sparse.conv.SparseConv2d`)."""
+        return {name: m for name, m in self.net.named_modules() if isinstance(m, (SparseLinear, SparseConv2d))}
 
     def paths(self) -> dict[str, dict]:
-        """Per Linear layer: its ``mode``, and the ``path`` and input ``rate`` of the last call."""
+        """Per layer with a sparse path: its ``mode``, and the ``path`` and input ``rate`` of the last call."""
         return {name: dict(mode=m.mode, path=m.last_path, rate=m.last_rate) for name, m in self.layers().items()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,58 +11,75 @@ torch references.
   rows where the input spiked);
 * :func:`cuba_fixed`: Lava's fixed-point CUBA LIF over ``T`` steps (:mod:`snn.export.loihi.emulate`).
 
-The ops come with ``snn._C`` when it was built with ``csrc/sparse_ops.cpp``; otherwise the source is compiled on
-first use (torch's C++ extension builder, the flags of ``setup.py``) and cached under
-``$SNN_CACHE_DIR/kernels`` (default ``~/.cache/snn/kernels``), keyed by a hash of the source, flags and torch
-version. :func:`available` says whether they can run here; :func:`library` raises a clear error when not.
+The ops come with ``snn._C`` (``torch.ops.snn_sparse``) when it was built with ``csrc/sparse_ops.cpp`` of this
+interface :data:`VERSION`; otherwise (an older ``snn._C``, or none) the source is compiled on first use (torch's
+C++ extension builder, the flags of ``setup.py``) with its ops named ``torch.ops.snn_sparse_<source hash>``, and
+cached under ``$SNN_CACHE_DIR/kernels`` (default ``~/.cache/snn/kernels``), keyed by a hash of the source, flags
+and torch version. :func:`available` says whether they can run here; :func:`library` raises a clear error when not.
 The references (``*_reference``) run on any device and dtype; the tests hold the kernels to them.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 
 import torch
 
-__all__ = ["available", "library", "pack_bits", "unpack_bits", "tile_weight", "event_linear", "event_grad_weight",
+__all__ = ["available", "library", "VERSION", "pack_bits", "unpack_bits", "tile_weight", "event_linear", "event_grad_weight",
            "cuba_fixed", "pack_bits_reference", "unpack_bits_reference", "KERNEL_DTYPES"]
 
 KERNEL_DTYPES = (torch.float32, torch.float64)   # input dtypes the event kernels run
+VERSION = 2                                      # kVersion of csrc/sparse_ops.cpp this module speaks to
 _SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "csrc",
                     "sparse_ops.cpp")
 _CFLAGS = ("-O3", "-fopenmp", "-std=c++17", "-ffp-contract=off", "-fno-trapping-math")
 _lock = threading.Lock()
+log = logging.getLogger("snn.sparse")
 _state: dict = {}
 
 
-def _registered():
-    """``torch.ops.snn_sparse`` when its ops are registered in this process, else None."""
+def _namespace(name: str):
+    """``torch.ops.<name>`` when its ops are registered in this process, else None."""
     try:
-        lib = torch.ops.snn_sparse
+        lib = getattr(torch.ops, name)
         lib.event_linear  # noqa: B018 - raises when the library is not loaded
         return lib
     except (AttributeError, RuntimeError):
         return None
 
 
+def _version(lib):
+    try:
+        return int(lib.version())
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def _compile():
-    """Build ``csrc/sparse_ops.cpp`` into the cache (or load the cached build); its ops register on load."""
+    """Build ``csrc/sparse_ops.cpp`` on its own, its ops named ``torch.ops.snn_sparse_<source hash>``, into the
+    cache (or load the cached build); returns that namespace."""
     from torch.utils.cpp_extension import load
 
     from ..ops.compile import cache_dir
     with open(_SRC, "rb") as f:
         src = f.read()
     key = hashlib.sha256(src + " ".join(_CFLAGS).encode() + torch.__version__.encode()).hexdigest()[:16]
-    name = f"snn_sparse_ops_{key}"
+    name = f"snn_sparse_{key}"
+    lib = _namespace(name)
+    if lib is not None:
+        return lib
     build = os.path.join(cache_dir(), name)
     os.makedirs(build, exist_ok=True)
-    load(name, sources=[_SRC], extra_cflags=list(_CFLAGS), extra_ldflags=["-fopenmp"], build_directory=build,
-         is_python_module=False, verbose=False)
+    load(name, sources=[_SRC], extra_cflags=[*_CFLAGS, f"-DSNN_SPARSE_LIB={name}"], extra_ldflags=["-fopenmp"],
+         build_directory=build, is_python_module=False, verbose=False)
+    return _namespace(name)
 
 
 def library():
-    """``torch.ops.snn_sparse``; a RuntimeError saying why when the kernels cannot be loaded or built here."""
+    """The event-driven ops (``torch.ops.snn_sparse`` of ``snn._C``, or a build of the current source); a
+    RuntimeError saying why when they cannot be loaded or built here."""
     lib = _state.get("lib")
     if lib is not None:
         return lib
@@ -73,20 +90,22 @@ def library():
             from ..ops import cpp_backend  # noqa: F401 - loads snn._C, which may carry the ops
         except ImportError:
             pass
-        lib = _registered()
-        if lib is None:
+        lib = _namespace("snn_sparse")
+        if lib is None or _version(lib) != VERSION:
+            if lib is not None:
+                log.info("snn._C carries interface version %s of csrc/sparse_ops.cpp, this snn needs %s: building "
+                         "the current source on its own (make build updates snn._C)", _version(lib), VERSION)
             if not os.path.isfile(_SRC):
-                _state["error"] = (f"the event-driven kernels are not in snn._C and their source {_SRC} is not here "
-                                   f"to build them; rebuild snn (make build) from a source checkout")
+                _state["error"] = (f"the event-driven kernels (interface version {VERSION}) are not in snn._C and "
+                                   f"their source {_SRC} is not here to build them; rebuild snn (make build)")
                 raise RuntimeError(_state["error"])
             try:
-                _compile()
+                lib = _compile()
             except (RuntimeError, OSError, ImportError) as e:
                 _state["error"] = f"building the event-driven kernels (csrc/sparse_ops.cpp) failed: {e}"
                 raise RuntimeError(_state["error"]) from e
-            lib = _registered()
-            if lib is None:
-                _state["error"] = "csrc/sparse_ops.cpp was built but registered no torch.ops.snn_sparse ops"
+            if lib is None or _version(lib) != VERSION:
+                _state["error"] = f"csrc/sparse_ops.cpp was built but gave no ops of interface version {VERSION}"
                 raise RuntimeError(_state["error"])
         _state["lib"] = lib
         return lib

@@ -88,33 +88,37 @@ class Choice:
         return self._tile
 
 
+def _forward(x, weight, bias, choice: Choice, packed):
+    """``x Wᵀ + b`` on the path ``choice`` picks (``packed``: the forward's :func:`kernels.pack_bits` of ``x``, or
+    None when no weight gradient is needed); records the choice."""
+    why = event_refusal(x)
+    if choice.mode == "event" and why:
+        choice.refuse("mode", why)
+    path, rate = choice.mode, None
+    if path == "auto":
+        nnz = packed[1] if packed is not None else int(torch.count_nonzero(x))
+        rate = nnz / max(1, x.numel())
+        path = "event" if why is None and rate < choice.rate_limit(x.shape[0], "forward") else "dense"
+    choice.last_path, choice.last_rate = path, rate
+    if path == "event":
+        return kernels.event_linear(x, choice.tiled(weight), weight.shape[0], bias)[0]
+    return F.linear(x, weight, bias)
+
+
 class _SpikeLinear(torch.autograd.Function):
     """``y = x Wᵀ + b`` on the path ``choice`` picks; saves the bits of a binary ``x`` for ``∂L/∂W``."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, choice: Choice, track: bool):
-        need_x, need_w = track and ctx.needs_input_grad[0], track and ctx.needs_input_grad[1]
-        R, K = x.shape
-        why = event_refusal(x)
-        if choice.mode == "event" and why:
-            choice.refuse("mode", why)
+    def forward(ctx, x, weight, bias, choice: Choice):
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         packed = None
         if need_w:
             packed = kernels.pack_bits(x)      # bits, non-zeros, binary: kept for the backward
             if choice.grad_mode == "event" and not packed[2]:
                 choice.refuse("grad_mode", "the input is not binary (0/1), so its bits do not hold it")
-        path, rate = choice.mode, None
-        if path == "auto":
-            nnz = packed[1] if packed is not None else int(torch.count_nonzero(x))
-            rate = nnz / max(1, x.numel())
-            path = "event" if why is None and rate < choice.rate_limit(R, "forward") else "dense"
-        if path == "event":
-            y = kernels.event_linear(x, choice.tiled(weight), weight.shape[0], bias)[0]
-        else:
-            y = F.linear(x, weight, bias)
-        choice.last_path, choice.last_rate = path, rate
+        y = _forward(x, weight, bias, choice, packed)
         keep_bits = need_w and packed[2]
-        ctx.K, ctx.nnz, ctx.has_bias, ctx.choice = K, packed[1] if need_w else 0, bias is not None, choice
+        ctx.K, ctx.nnz, ctx.has_bias, ctx.choice = x.shape[1], packed[1] if need_w else 0, bias is not None, choice
         ctx.save_for_backward(packed[0] if keep_bits else None, x if need_w and not keep_bits else None,
                               weight if need_x else None)
         return y
@@ -131,26 +135,30 @@ class _SpikeLinear(torch.autograd.Function):
                 gw, choice.last_grad_path = g.t().mm(x), "dense"
             else:
                 path = choice.grad_mode
-                if path == "event" and event_refusal(g):
-                    choice.refuse("grad_mode", event_refusal(g))
+                why = event_refusal(g)
+                if path == "event" and why:
+                    choice.refuse("grad_mode", why)
                 if path == "auto":
                     rate = ctx.nnz / max(1, g.shape[0] * ctx.K)
-                    path = "event" if event_refusal(g) is None and \
-                        rate < choice.rate_limit(g.shape[0], "grad_weight") else "dense"
+                    path = "event" if why is None and rate < choice.rate_limit(g.shape[0], "grad_weight") else "dense"
                 if path == "event":
                     gw = kernels.event_grad_weight(bits, ctx.K, g)
                 else:
                     gw = g.t().mm(kernels.unpack_bits(bits, ctx.K, g.dtype))
                 choice.last_grad_path = path
         gb = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return gx, gw, gb, None, None
+        return gx, gw, gb, None
 
 
 def spike_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, choice: Choice) -> torch.Tensor:
     """``x Wᵀ + b`` over ``x [..., K]`` (leading dimensions folded into rows) on the paths of ``choice``
     (see the module docstring)."""
     lead = x.shape[:-1]
-    y = _SpikeLinear.apply(x.reshape(-1, x.shape[-1]), weight, bias, choice, torch.is_grad_enabled())
+    x2 = x.reshape(-1, x.shape[-1])
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+        y = _SpikeLinear.apply(x2, weight, bias, choice)
+    else:   # no graph to record (inference): the forward alone, without an autograd node
+        y = _forward(x2, weight, bias, choice, None)
     return y.reshape(*lead, weight.shape[0])
 
 
