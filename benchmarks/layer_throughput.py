@@ -5,7 +5,8 @@ Contenders (float32, CPU, the same input and gradient for all):
 
 * ``dense Linear``: ``snn.layers.Linear`` alone (``nn.Linear`` over time and batch folded), the yardstick;
 * ``snn Linear+LIF``: ``snn.layers.Linear -> snn.neuron.LIF`` (the unfused modules, cpp backend);
-* ``snn fused``: ``snn.fused.LinearNeuron`` (dense matmul, input saved as bits, weight gradient from the bits);
+* ``snn fused``: ``snn.fused.LinearNeuron`` with its defaults (the dense matmul of ``nn.Linear``, input saved as
+  bits, weight gradient from the bits, event-driven where the spikes are below the crossover rate);
 * ``snn event Linear`` / ``snn event Linear+LIF``: ``snn.sparse.EventLinear`` alone and ``LinearNeuron`` with
   ``mode='event', grad_mode='event'`` (weight rows accumulated for the input spikes only; weight gradient from
   the packed spikes), at each density;
@@ -14,8 +15,8 @@ Contenders (float32, CPU, the same input and gradient for all):
 Forward (no gradient) and forward+backward (``∂L/∂x`` and every parameter's gradient) are timed as the best of
 ``--repeat`` runs after a warm-up (wall and process-CPU ms). Peak memory: the largest total size of the tensors
 created during one forward+backward and alive at once (torch's profiler memory timeline; the parameters, which
-exist before, are not counted). The layer's input is made inside the measured step (``ones·spikes``, as the
-previous layer's output would be), so it counts only while something keeps it: a layer that saves its input for
+exist before, are not counted). In that run the layer's input is a fresh copy of the spikes made inside the step
+with a gradient path (as the previous layer's output would be), so it counts only while something keeps it: a layer that saves its input for
 the backward pays for it, one that keeps bits pays 1/32 of it.
 
     .venv/bin/python benchmarks/layer_throughput.py                    # the full shape
@@ -57,8 +58,7 @@ def _contenders(features: int, densities) -> dict:
 
     out = {"dense Linear": (None, snn_module(lambda: layers.Linear(features, features, step_mode="m"))),
            "snn Linear+LIF": (None, snn_module(unfused)),
-           "snn fused": (None, snn_module(lambda: LinearNeuron(features, features, neuron.LIF(tau=TAU), mode="dense",
-                                                               grad_mode="dense")))}
+           "snn fused": (None, snn_module(lambda: LinearNeuron(features, features, neuron.LIF(tau=TAU))))}
     if kernels.available():
         for d in densities:
             out[f"snn event Linear @{d:g}"] = (d, snn_module(lambda: EventLinear(features, features, mode="event",
@@ -98,6 +98,19 @@ def _peak_bytes(step) -> int:
     return peak
 
 
+class _Source(torch.autograd.Function):
+    """A fresh copy of the spikes with a gradient path, as a previous layer's output: referenced by nothing but
+    the graph (so it stays alive only if the layer under test saves it); its gradient is dropped."""
+
+    @staticmethod
+    def forward(ctx, anchor, spikes):
+        return spikes.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return None, None
+
+
 def _measure(name, density, factory, shape, default_density, repeat, memory, grad_seed=1):
     T, B, K = shape
     d = default_density if density is None else density
@@ -111,21 +124,22 @@ def _measure(name, density, factory, shape, default_density, repeat, memory, gra
 
     with torch.no_grad():
         f_ms = _best_ms(fwd, torch.device("cpu"), repeat)
-    xg = torch.ones_like(x).requires_grad_()      # ∂L/∂x arrives here, through x = xg·spikes
+    xg = x.clone().requires_grad_()
+    anchor = torch.zeros((), requires_grad=True)
 
-    def step():
+    def step(make=lambda: xg):
         nonlocal g
         reset(module)
         xg.grad = None
         for p in module.parameters():
             p.grad = None
-        out = module(xg * x)
+        out = module(make())
         if g is None:
             g = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_seed))
         out.backward(g)
 
     fb_ms = _best_ms(step, torch.device("cpu"), repeat)
-    peak = _peak_bytes(step) if memory else None
+    peak = _peak_bytes(lambda: step(lambda: _Source.apply(anchor, x))) if memory else None
     del module, xg
     gc.collect()
     return dict(impl=name, density=d, fwd_ms=f_ms[0], fwd_cpu_ms=f_ms[1], fwd_bwd_ms=fb_ms[0], fwd_bwd_cpu_ms=fb_ms[1],

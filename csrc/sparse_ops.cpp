@@ -55,7 +55,7 @@ namespace snn_sparse {
 
 // The interface version, checked by snn.sparse.kernels (a stale build of this file in snn._C is refused):
 // raise it with any change of an op's meaning or signature.
-constexpr int64_t kVersion = 2;
+constexpr int64_t kVersion = 3;
 constexpr int64_t kRowBlock = 1024;   // rows whose index lists are built and used together (forward)
 constexpr int64_t kGradBlock = 512;   // rows per block of the weight gradient (a column tile of g in L2)
 constexpr int64_t kAhead = 6;         // entries ahead whose rows are prefetched
@@ -236,15 +236,14 @@ SPARSE_CLONES void accumulate_rows(const int32_t* idx, const X* val, const int64
   }
 }
 
-// out[k] += Σ_j gbuf[rows_of[j]] for every k in [k0, k1) (its entries start[k-k0]..start[k-k0+1]); out and
-// gbuf are rows of one tile (kTile values each).
+// out[k] += Σ_j gbuf[rows_of[j]] for the nk inputs k (entries start[k]..start[k+1]); out and gbuf are rows of
+// one tile (kTile values each).
 template <typename A>
-SPARSE_CLONES void accumulate_cols(const int32_t* rows_of, const int64_t* start, int64_t k0, int64_t k1,
-                                   const A* gbuf, A* out) {
+SPARSE_CLONES void accumulate_cols(const int32_t* rows_of, const int64_t* start, int64_t nk, const A* gbuf, A* out) {
   using L = Lanes<A>;
   typedef typename L::V V;
-  for (int64_t k = k0; k < k1; ++k) {
-    const int64_t b = start[k - k0], e = start[k - k0 + 1];
+  for (int64_t k = 0; k < nk; ++k) {
+    const int64_t b = start[k], e = start[k + 1];
     if (b == e) continue;
     V acc[L::kVecs];
     A* o = out + k * L::kTile;
@@ -469,40 +468,48 @@ template <typename A>
 at::Tensor grad_weight_typed(const at::Tensor& bits, int64_t K, const at::Tensor& g) {
   using L = Lanes<A>;
   const int64_t R = g.size(0), N = g.size(1), kb = bits.size(1);
-  const int64_t tiles = (N + L::kTile - 1) / L::kTile;
-  at::Tensor gtile = at::zeros({tiles, K, L::kTile}, g.options());
+  const int64_t tiles = (N + L::kTile - 1) / L::kTile, blocks = (R + kGradBlock - 1) / kGradBlock;
   const uint8_t* bp = bits.data_ptr<uint8_t>();
   const A* gp = g.data_ptr<A>();
-  A* out = gtile.data_ptr<A>();
-  // every block of rows: the column lists of inputs [k0, k1), then tiles [t0, t1) from a contiguous copy of
-  // the block's columns of g
+  // 1. the column lists of every block of rows, once
+  std::vector<ColumnLists> lists(blocks);
+  at::parallel_for(0, blocks, std::max<int64_t>(1, grain_rows(kGradBlock * kb)), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b)
+      columns_of_block(bp + b * kGradBlock * kb, kb, std::min(kGradBlock, R - b * kGradBlock), 0, K, lists[b]);
+  });
+  // 2. per tile of outputs: its sums for inputs [k0, k1) in a local block (kept in cache over all row blocks),
+  //    each row block's columns of g copied together first; then written into gw [N, K]
+  at::Tensor gw = at::empty({N, K}, g.options());
+  A* out = gw.data_ptr<A>();
   auto work = [&](int64_t k0, int64_t k1, int64_t t0, int64_t t1) {
-    static thread_local ColumnLists lists;
-    static thread_local std::vector<A> gbuf;
+    static thread_local std::vector<A> gbuf, acc;
     gbuf.resize(kGradBlock * L::kTile);
-    for (int64_t rb = 0; rb < R; rb += kGradBlock) {
-      const int64_t rows = std::min(kGradBlock, R - rb);
-      columns_of_block(bp + rb * kb, kb, rows, k0, k1, lists);
-      if (lists.start[k1 - k0] == 0) continue;
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t c = t * L::kTile, width = std::min<int64_t>(L::kTile, N - c);
+    acc.resize((k1 - k0) * L::kTile);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t c = t * L::kTile, width = std::min<int64_t>(L::kTile, N - c);
+      std::fill(acc.begin(), acc.end(), A(0));
+      for (int64_t b = 0; b < blocks; ++b) {
+        const ColumnLists& l = lists[b];
+        if (l.start[k1] == l.start[k0]) continue;
+        const int64_t rb = b * kGradBlock, rows = std::min(kGradBlock, R - rb);
         for (int64_t r = 0; r < rows; ++r) {
           std::memcpy(gbuf.data() + r * L::kTile, gp + (rb + r) * N + c, width * sizeof(A));
           std::fill(gbuf.data() + r * L::kTile + width, gbuf.data() + (r + 1) * L::kTile, A(0));
         }
-        accumulate_cols<A>(lists.rows.data(), lists.start.data(), k0, k1, gbuf.data(), out + t * K * L::kTile);
+        accumulate_cols<A>(l.rows.data(), l.start.data() + k0, k1 - k0, gbuf.data(), acc.data());
       }
+      for (int64_t n = 0; n < width; ++n)
+        for (int64_t k = k0; k < k1; ++k) out[(c + n) * K + k] = acc[(k - k0) * L::kTile + n];
     }
   };
   const int nthreads = at::get_num_threads();
-  const int64_t per = R * std::max<int64_t>(1, K / 8);
+  const int64_t per_tile = R * std::max<int64_t>(1, K / 8);
   if (tiles >= nthreads) {  // threads over column tiles: each reads its columns of g once
-    at::parallel_for(0, tiles, std::max<int64_t>(1, grain_rows(per)), [&](int64_t t0, int64_t t1) { work(0, K, t0, t1); });
-  } else {  // few columns: threads over the inputs, in whole bytes
-    at::parallel_for(0, kb, std::max<int64_t>(1, grain_rows(R * std::max<int64_t>(1, N / 8))),
-                     [&](int64_t b0, int64_t b1) { work(b0 * 8, std::min(K, b1 * 8), 0, tiles); });
+    at::parallel_for(0, tiles, grain_rows(per_tile), [&](int64_t t0, int64_t t1) { work(0, K, t0, t1); });
+  } else {  // few columns: threads over the inputs
+    at::parallel_for(0, K, grain_rows(R * tiles), [&](int64_t k0, int64_t k1) { work(k0, k1, 0, tiles); });
   }
-  return gtile.transpose(1, 2).reshape({tiles * L::kTile, K}).narrow(0, 0, N).contiguous();
+  return gw;
 }
 
 at::Tensor event_grad_weight(const at::Tensor& bits, int64_t K, const at::Tensor& g) {
