@@ -16,6 +16,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cpu/fresh.h"
 #include "cpu/scan.h"
 #include "dispatch.h"
 #include "scan_args.h"
@@ -140,11 +141,11 @@ struct Neuron {
     for (int k = 0; k < Info::kStates; ++k) check_like(state0[k], x, "initial state " + std::to_string(k), false);
     check_options(o, Info::kFlags, who);
     const ParamBlock block = param_block(params, Info::kParams, who);
-    Tensor spikes = at::empty_like(x), v_seq = record ? at::empty_like(x) : Tensor();
+    Tensor spikes = fresh_like(x), v_seq = record ? fresh_like(x) : Tensor();
     std::vector<Tensor> last, saved;
     for (const auto& s : state0) last.push_back(at::empty_like(s));
     if (save)
-      for (int k = 0; k < Info::kSaved; ++k) saved.push_back(at::empty_like(x));
+      for (int k = 0; k < Info::kSaved; ++k) saved.push_back(fresh_like(x));
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "snn_neuron_forward", [&] {
       ForwardArgs<scalar_t> a;
       a.x = x.data_ptr<scalar_t>();
@@ -183,7 +184,7 @@ struct Neuron {
     TORCH_CHECK(!grad_params || given(x), "snn._C: parameter gradients of ", who, " need x_seq");
     if (given(x)) check_like(*x, ref, "x_seq", true);
     const ParamBlock block = param_block(params, Info::kParams, who);
-    Tensor grad_x = at::empty_like(ref);
+    Tensor grad_x = fresh_like(ref);
     std::vector<Tensor> grad0;
     for (const auto& s : state0) grad0.push_back(at::empty_like(s));
     Tensor gp = grad_params ? at::zeros({Info::kLearnable}, ref.options().dtype(at::kDouble)) : Tensor();

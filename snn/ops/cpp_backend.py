@@ -25,16 +25,15 @@ to rounding.
   region (ours and torch's) wait for a descheduled thread; set ``OMP_WAIT_POLICY=passive`` before Python
   starts there (measured: ``snn demo`` under load average 4 on 2 cores, 31.7 s of training with the default
   policy, 6.6 s passive; idle: 1.2 s default, 2.6 s passive).
-* page faults: a fresh multi-megabyte output from glibc's default ``malloc`` is a new ``mmap`` whose first
-  touch page-faults (about 20 ms per 64 MB here, more than the kernel itself). When this backend loads it
-  raises glibc's ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` to 1 GiB (``mallopt`` via ctypes) so that
-  large buffers come from the heap and stay there (the process keeps up to ~1 GiB of freed memory instead of
-  returning it). Measured limitation: that alone does *not* stop the faults for torch's 64-byte-aligned
-  tensors, because the small remainders ``posix_memalign`` splits off sit in glibc's tcache and keep freed
-  blocks from merging, so each new 64 MB block still extends the heap. Adding
-  ``GLIBC_TUNABLES=glibc.malloc.tcache_count=0`` to the environment *before Python starts* (it cannot be set
-  at run time) brings the steady-state faults to about zero. Opt out of the ``mallopt`` call with
-  ``SNN_MALLOC_TUNE=0``; :func:`malloc_tuned` says whether it is active.
+* page faults: a fresh multi-megabyte output from glibc's ``malloc`` is a new ``mmap`` whose pages fault on
+  first touch, one 4 KiB page at a time (about 20 ms per 64 MB here, more than the kernel itself). The loops'
+  own outputs of 4 MiB or more are advised to be backed by 2 MiB transparent huge pages before they are
+  written (``csrc/cpu/fresh.h``; this touches only those buffers; ``SNN_HUGE_PAGES=0`` turns it off).
+  A process-wide alternative is opt-in: ``SNN_MALLOC_TUNE=1`` in the environment (or :func:`tune_malloc`)
+  raises glibc's ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` to 1 GiB (``mallopt``), so that large freed
+  buffers stay in the heap and are recycled for every allocation of the process, the user's tensors included
+  (the process then keeps up to ~1 GiB of freed memory instead of returning it). :func:`malloc_tuned` says
+  whether it is active.
 """
 from __future__ import annotations
 
@@ -117,7 +116,7 @@ def malloc_tuned() -> bool:
     return _MALLOC_TUNED
 
 
-if _C is not None and os.environ.get("SNN_MALLOC_TUNE", "1") != "0":
+if _C is not None and os.environ.get("SNN_MALLOC_TUNE", "0") == "1":
     tune_malloc()
 
 
