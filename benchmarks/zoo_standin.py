@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     p.add_argument("--arch", type=json.loads, default={}, help='more zoo-model arguments as JSON, e.g. \'{"pool": 2}\'')
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--verbose", action="store_true", help="one line per epoch")
     p.add_argument("--json", default=None, metavar="PATH")
     args = p.parse_args(argv)
     names = [m for m in args.models.split(",") if m]
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
                          T=args.n_frames, **model_args(name, args.width, step[1:], args.arch))
         t0 = time.perf_counter()
         r = fit(net, train, test, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                schedule=args.schedule, progress=False, log=None)
+                schedule=args.schedule, progress=False, log=print if args.verbose else None)
         rows.append(dict(model=name, config=models.model_config(net), test_acc=r.val_acc, best_test_acc=r.best_val_acc,
                          seconds_per_epoch=r.seconds_per_epoch, wall_seconds=time.perf_counter() - t0,
                          parameters=r.parameters, firing_rate=r.firing_rate, history=r.history))
