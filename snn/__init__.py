@@ -4,4 +4,17 @@ from . import recurrent
 from .functional import reset
 
 __version__ = "0.1.0"
-__all__ = ["base", "checks", "functional", "neuron", "ops", "surrogate", "reset", "__version__"]
+__all__ = ["base", "checks", "functional", "neuron", "ops", "surrogate", "recurrent", "reset", "__version__"]
+
+# Subpackages imported on first use (``snn.models.get(...)`` after ``import snn``), so that ``import snn``
+# stays light.
+_LAZY = ("data", "encoding", "export", "hebbian", "layers", "lsm", "models", "monitor", "continual", "sparse",
+         "fused", "spide", "train", "viz")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
