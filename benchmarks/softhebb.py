@@ -40,12 +40,12 @@ def main(argv=None) -> dict:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--train", type=int, default=10000)
     p.add_argument("--test", type=int, default=5000)
-    p.add_argument("--arch", default='{"channels": [32], "kernels": [5], "temperatures": [1.0], "powers": [0.7], '
+    p.add_argument("--arch", default='{"channels": [8], "kernels": [5], "temperatures": [3.0], "powers": [0.7], '
                                      '"lrs": [0.08]}', help="softhebb_cnn settings (JSON)")
     p.add_argument("--hebbian-epochs", type=int, default=1)
     p.add_argument("--hebbian-batch-size", type=int, default=16)
     p.add_argument("--probe-epochs", type=int, default=10)
-    p.add_argument("--backprop-epochs", type=int, default=1)
+    p.add_argument("--backprop-epochs", type=int, default=3)
     p.add_argument("--spiking", action="store_true")
     p.add_argument("--T", type=int, default=8)
     p.add_argument("--v-threshold", type=float, default=1.0)
@@ -64,7 +64,8 @@ def main(argv=None) -> dict:
                          v_threshold=args.v_threshold, seed=seed,
                          fields_path=out_dir / f"{args.tag}_fields.png" if seed == args.seeds[0] else None, **arch)
         runs.append(r)
-        print(f"seed {seed}: SoftHebb {100 * r['softhebb']['accuracy']:.2f}%  random {100 * r['random']['accuracy']:.2f}%"
+        print(f"seed {seed}: SoftHebb {100 * r['softhebb']['accuracy']:.2f}%  "
+              f"random {100 * r['random']['accuracy']:.2f}%"
               f"  backprop {100 * r['backprop']['accuracy']:.2f}%  (Hebbian {r['hebbian_s_per_epoch']:.1f} s/epoch, "
               f"probe {r['softhebb']['probe_s_per_epoch']:.1f} s/epoch, backprop {r['backprop']['s_per_epoch']:.1f} "
               f"s/epoch)", flush=True)

@@ -128,6 +128,10 @@ def test_layerwise_training_never_calls_backward(monkeypatch, T, kind):
     for layer, w0 in zip(net.hebbian_layers(), before):
         assert layer.updates == 4 and layer.weight.grad is None and not layer.weight.requires_grad
         assert not torch.equal(layer.weight, w0)
+    if T:  # each spiking block's gain puts the 99th percentile of its drive at the threshold: the net fires
+        assert all(float(b.gain) != 1.0 for b in net.blocks)
+        rates = net.eval().features(x)
+        assert 0.01 < float(rates.mean()) < 0.9
 
 
 def test_spiking_block_learns_from_spike_rates():

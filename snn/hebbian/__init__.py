@@ -18,6 +18,7 @@ from .train import accuracy, calibrate_norms, extract_features, train_backprop, 
 from .tta import NHL, METHODS, NoAdaptation, NormAdaptation, Tent, make_adapter, run_stream
 
 __all__ = ["SoftHebbLinear", "SoftHebbConv2d", "Triangle", "HebbianBlock", "SpikingBlock", "SoftHebbNet",
-           "softhebb_cnn", "softhebb_mlp", "train_hebbian", "calibrate_norms", "extract_features", "train_probe", "train_backprop",
+           "softhebb_cnn", "softhebb_mlp", "train_hebbian", "calibrate_norms", "extract_features", "train_probe",
+           "train_backprop",
            "accuracy", "NeuroModulator", "ModulatedNet", "modulated_cnn", "train_source", "NHL", "Tent",
            "NoAdaptation", "NormAdaptation", "make_adapter", "run_stream", "METHODS", "CORRUPTIONS", "corrupt"]

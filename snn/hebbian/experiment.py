@@ -100,11 +100,10 @@ def run_adaptation(dataset: str = "fashion-mnist", n_train: int | None = 10000, 
         raise ValueError(f"methods must be among {METHODS}, got {bad}")
     severities = {**DEFAULT_SEVERITY, **(severities or {})}
     options = {"tent": {"lr": tent_lr}, "nhl": {"hebbian_lr": hebbian_lr, "modulator_lr": modulator_lr}}
-    # every option is checked before the source model trains
-    probe = modulated_cnn(tuple(load(dataset, "test", data_dir)[0].shape[1:]), 1, top_channels=1)
-    for m in methods:
-        make_adapter(m, probe, **options.get(m, {}))
     x_tr, y_tr, x_te, y_te = load_split(dataset, n_train, n_test, seed, data_dir)
+    tiny = modulated_cnn(tuple(x_tr.shape[1:]), 1, top_channels=1)
+    for m in methods:  # every adapter's options are checked before the source model trains
+        make_adapter(m, tiny, **options.get(m, {}))
     source = modulated_cnn(tuple(x_tr.shape[1:]), hebbian_channels, n_classes=int(y_tr.max()) + 1, seed=seed)
     seconds = train_source(source, x_tr, y_tr, epochs=source_epochs, seed=seed, progress=progress)
     out = {"dataset": dataset, "n_train": len(x_tr), "n_test": len(x_te), "seed": seed, "batch_size": batch_size,

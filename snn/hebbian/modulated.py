@@ -2,7 +2,7 @@ r"""The network NHL adapts: Hebbian early layers, a neuro-modulator, and a top t
 
 ::
 
-    x → [HebbianBlock: BN(affine=False) → SoftHebbConv2d → Triangle → MaxPool] → NeuroModulator → top → logits
+    x → [HebbianBlock: BN(affine=False) → SoftHebbConv2d → Triangle → MaxPool] → NeuroModulator → top
     top = Conv2d → BatchNorm2d → ReLU → MaxPool2d(2) → Flatten → Linear
 
 On the source domain the early blocks learn with the SoftHebb rule (unsupervised), the neuro-modulator is the

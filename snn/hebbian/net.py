@@ -21,7 +21,8 @@ from ..checks import check_int, check_range
 from ..functional import reset
 from .layers import SoftHebbConv2d, SoftHebbLinear, Triangle
 
-__all__ = ["HebbianBlock", "SpikingBlock", "SoftHebbNet", "softhebb_cnn", "softhebb_mlp", "neuron_class", "base_block", "ENCODINGS"]
+__all__ = ["HebbianBlock", "SpikingBlock", "SoftHebbNet", "softhebb_cnn", "softhebb_mlp", "neuron_class",
+           "base_block", "ENCODINGS"]
 
 ENCODINGS = ("direct", "poisson")
 

@@ -66,7 +66,7 @@ def postsynaptic(u: torch.Tensor, activation: str, temperature: float, dim: int 
 
 def hebbian_delta(x: torch.Tensor, u: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
                   modulation: torch.Tensor | None = None) -> torch.Tensor:
-    """``Δw_k = mean_b m_b y_bk (x_b - u_bk w_k)`` for rows ``x`` ``[N, n]``, ``u``/``y`` ``[N, K]``, ``w`` ``[K, n]``."""
+    """``Δw_k = mean_b m_b y_bk (x_b - u_bk w_k)``: rows ``x`` ``[N, n]``, ``u``/``y`` ``[N, K]``, ``w`` ``[K, n]``."""
     if modulation is not None:
         y = y * modulation.reshape(-1, 1)
     n = x.shape[0]

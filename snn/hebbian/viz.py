@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -44,5 +45,6 @@ def receptive_fields(weight, path, shape: tuple[int, ...] | None = None, max_fie
         if i < k:
             tile = tiles[i] if tiles.shape[-1] == 3 else tiles[i, ..., 0]
             ax.imshow(tile, cmap=None if tiles.shape[-1] == 3 else "gray", vmin=0, vmax=1, interpolation="nearest")
-    fig.suptitle(title or f"receptive fields ({k} neurons)")
+    width = max(16, int(9 * (1.1 * cols + 0.4)))  # characters that fit across the figure at 9 pt
+    fig.suptitle(textwrap.fill(title or f"receptive fields ({k} neurons)", width), fontsize=9)
     return _save(plt, fig, path)
