@@ -55,7 +55,7 @@ namespace snn_sparse {
 
 // The interface version, checked by snn.sparse.kernels (a stale build of this file in snn._C is refused):
 // raise it with any change of an op's meaning or signature.
-constexpr int64_t kVersion = 3;
+constexpr int64_t kVersion = 4;
 constexpr int64_t kRowBlock = 1024;   // rows whose index lists are built and used together (forward)
 constexpr int64_t kGradBlock = 512;   // rows per block of the weight gradient (a column tile of g in L2)
 constexpr int64_t kAhead = 6;         // entries ahead whose rows are prefetched
@@ -204,7 +204,7 @@ __attribute__((always_inline)) inline typename Lanes<A>::V load_lanes(const W* p
 }
 
 // y[i, tile t] = bias + Σ_j val_j·W[tile t, idx_j] over row i's entries (j in start[i]..start[i+1]) for `rows`
-// rows and every tile; each output element is summed in entry order. `bias` is padded to whole tiles (or null).
+// rows and every tile; each output element is summed in entry order. `bias` has N values (or is null).
 template <typename X, typename W, typename A, bool VALS>
 SPARSE_CLONES void accumulate_rows(const int32_t* idx, const X* val, const int64_t* start, int64_t rows,
                                    const W* wtile, int64_t K, int64_t N, const A* bias, A* y) {
@@ -214,9 +214,11 @@ SPARSE_CLONES void accumulate_rows(const int32_t* idx, const X* val, const int64
   for (int64_t t = 0; t < tiles; ++t) {
     const W* slice = wtile + t * K * L::kTile;
     const int64_t c = t * L::kTile, width = std::min<int64_t>(L::kTile, N - c);
+    V init[L::kVecs] = {};  // the tile's bias (zero past N)
+    if (bias) std::memcpy(init, bias + c, width * sizeof(A));
     for (int64_t i = 0; i < rows; ++i) {
       V acc[L::kVecs];
-      for (int v = 0; v < L::kVecs; ++v) acc[v] = bias ? load_lanes<A, A>(bias + c + v * L::kLanes) : V{};
+      for (int v = 0; v < L::kVecs; ++v) acc[v] = init[v];
       const int64_t e = start[i + 1];
       for (int64_t j = start[i]; j < e; ++j) {
         const W* w = slice + int64_t(idx[j]) * L::kTile;
@@ -418,12 +420,11 @@ std::tuple<at::Tensor, at::Tensor, int64_t, bool> event_linear(const at::Tensor&
   const auto acc_type = int8 ? at::kInt : x.scalar_type();
   at::Tensor y = at::empty({R, N}, x.options().dtype(acc_type));
   at::Tensor bits = at::empty({pack ? R : 0, (K + 7) / 8}, x.options().dtype(at::kByte));
-  at::Tensor b;  // the bias padded to whole tiles
+  at::Tensor b;
   if (bias.has_value() && bias->defined()) {
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == N && bias->scalar_type() == acc_type && bias->device().is_cpu(),
                 "snn_sparse.event_linear: bias must be a CPU tensor [", N, "] of dtype ", acc_type);
-    b = at::zeros({tiles * tile}, y.options());
-    b.narrow(0, 0, N).copy_(*bias);
+    b = bias->contiguous();
   }
   uint8_t* bp = pack ? bits.data_ptr<uint8_t>() : nullptr;
   std::tuple<int64_t, bool> res;

@@ -214,7 +214,11 @@ def test_int8_from_model_and_its_paths():
     net = _loihi_mlp(1)
     x = _spikes(10, 2, 0.2)
     i8 = Int8Net.from_model(net, (1, 6, 6), mode={"readout": "sparse"})
-    assert torch.equal(i8(x), emulate_fixed(quantize(lower(net, (1, 6, 6))), x))
+    fixed = quantize(lower(net, (1, 6, 6)))
+    a = i8(x)
+    a_copy, x2 = a.clone(), _spikes(10, 2, 0.3, seed=7)
+    b = i8(x2)                                                # a second call leaves the first output alone
+    assert torch.equal(a, a_copy) and torch.equal(a, emulate_fixed(fixed, x)) and torch.equal(b, emulate_fixed(fixed, x2))
     p = i8.paths()
     assert p["readout"]["path"] == "sparse" and all(v["mode"] == "auto" for k, v in p.items() if k != "readout")
 

@@ -33,7 +33,7 @@ __all__ = ["ROWS", "DENSITIES", "calibrate", "crossover", "cache_path", "machine
 log = logging.getLogger("snn.sparse")
 
 ROWS = (16, 2048)                                   # row counts measured (batch-1 and batch-128 inference, T=16)
-DENSITIES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
+DENSITIES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.7)
 KINDS = ("forward", "grad_weight", "conv")
 _memo: dict = {}
 

@@ -58,7 +58,7 @@ class SparseLinear(nn.Module):
             raise ValueError(f"layer {name!r}: mode must be one of {PATHS}, got {mode!r}")
         self.weight, self.bias, self.name, self.mode = linear.weight, linear.bias, name, mode
         self.choice = Choice(f"layer {name!r} ({type(linear).__name__} {linear.in_features} -> "
-                             f"{linear.out_features})", _TO_KERNEL[mode], "dense", crossover)
+                             f"{linear.out_features})", _TO_KERNEL[mode], "dense", crossover, event_name="sparse")
 
     @property
     def last_path(self) -> str | None:
@@ -70,10 +70,6 @@ class SparseLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         before = self.choice.last_path
-        if self.mode == "sparse":
-            why = event_refusal(x)
-            if why:
-                raise RuntimeError(f"{self.choice.who}: mode 'sparse' asked for, but {why}; use 'dense' or 'auto'")
         y = spike_linear(x, self.weight, self.bias, self.choice)
         if self.mode == "auto" and self.choice.last_path != before:
             rows = x.numel() // max(1, x.shape[-1])

@@ -48,7 +48,7 @@ class _Int8Layer:
         self.mant_f = self.mant.float()
         self.bias = _fixed_layer_params(L, "cpu").round().to(torch.int64)
         self.choice = Choice(f"Int8Net {who}", {"dense": "dense", "sparse": "event", "auto": "auto"}[mode], "dense",
-                             crossover)
+                             crossover, event_name="sparse")
         self._tile = None
 
     def synaptic(self, s: torch.Tensor, x_max: float) -> torch.Tensor:

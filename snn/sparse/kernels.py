@@ -31,7 +31,7 @@ __all__ = ["available", "library", "VERSION", "pack_bits", "unpack_bits", "tile_
            "cuba_fixed", "pack_bits_reference", "unpack_bits_reference", "KERNEL_DTYPES"]
 
 KERNEL_DTYPES = (torch.float32, torch.float64)   # input dtypes the event kernels run
-VERSION = 3                                      # kVersion of csrc/sparse_ops.cpp this module speaks to
+VERSION = 4                                      # kVersion of csrc/sparse_ops.cpp this module speaks to
 _SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "csrc",
                     "sparse_ops.cpp")
 _CFLAGS = ("-O3", "-fopenmp", "-std=c++17", "-ffp-contract=off", "-fno-trapping-math")
@@ -172,7 +172,8 @@ def event_linear(x: torch.Tensor, wtile: torch.Tensor, n_out: int, bias: torch.T
     """``(y [R, N], bits, non-zeros, binary)``: ``y = bias + x Wᵀ`` accumulated over the non-zero inputs of each
     row only, ``W`` given tiled (:func:`tile_weight`); ``bits`` as :func:`pack_bits` gives them when ``pack``
     (else empty). float32/float64 ``x`` on the CPU; int8 weights give an int32 ``y``."""
-    return library().event_linear(x.contiguous(), wtile, int(n_out), bias, bool(pack))
+    lib = _state.get("lib") or library()
+    return lib.event_linear(x if x.is_contiguous() else x.contiguous(), wtile, n_out, bias, pack)
 
 
 def event_grad_weight(bits: torch.Tensor, n_in: int, grad_out: torch.Tensor) -> torch.Tensor:

@@ -63,8 +63,9 @@ class Choice:
     ``last_path``/``last_rate``: the forward path of the last call and the input density it measured (None when
     the mode was fixed and no density was needed); ``last_grad_path``: the weight gradient's algorithm."""
 
-    def __init__(self, who: str, mode: str = "dense", grad_mode: str = "auto", crossover_rate: float | None = None):
-        self.who = who
+    def __init__(self, who: str, mode: str = "dense", grad_mode: str = "auto", crossover_rate: float | None = None,
+                 event_name: str = "event"):
+        self.who, self.event_name = who, event_name
         self.mode = check_mode(mode, "mode", who)
         self.grad_mode = check_mode(grad_mode, "grad_mode", who)
         self.crossover_rate = crossover_rate
@@ -78,7 +79,7 @@ class Choice:
         return self.crossover_rate if self.crossover_rate is not None else crossover(rows, kind)
 
     def refuse(self, mode_name: str, why: str):
-        raise RuntimeError(f"{self.who}: {mode_name}='event' asked for, but {why}; use 'dense' or 'auto'")
+        raise RuntimeError(f"{self.who}: {mode_name}={self.event_name!r} asked for, but {why}; use 'dense' or 'auto'")
 
     def tiled(self, weight: torch.Tensor) -> torch.Tensor:
         """``weight`` in the event kernels' layout, re-tiled only when the weight changed."""
@@ -153,13 +154,13 @@ class _SpikeLinear(torch.autograd.Function):
 def spike_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, choice: Choice) -> torch.Tensor:
     """``x Wᵀ + b`` over ``x [..., K]`` (leading dimensions folded into rows) on the paths of ``choice``
     (see the module docstring)."""
-    lead = x.shape[:-1]
-    x2 = x.reshape(-1, x.shape[-1])
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+    flat = x.dim() == 2
+    x2 = x if flat else x.reshape(-1, x.shape[-1])
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
         y = _SpikeLinear.apply(x2, weight, bias, choice)
     else:   # no graph to record (inference): the forward alone, without an autograd node
         y = _forward(x2, weight, bias, choice, None)
-    return y.reshape(*lead, weight.shape[0])
+    return y if flat else y.reshape(*x.shape[:-1], weight.shape[0])
 
 
 class EventLinear(layers.Linear):
