@@ -20,8 +20,8 @@ BatchNorm is folded into the convolution (one convolution with a bias, no separa
     α = γ / sqrt(σ² + ε),   W' = W·α (per output channel),   b' = (b - μ)·α + β
 
 recomputed whenever a weight or a running statistic changes. The folded convolution rounds differently from
-convolution-then-normalisation (equal to rounding; bit for bit when ``α`` is a power of two). In training mode it
-runs the three modules as they are (batch statistics), so training is unchanged.
+convolution-then-normalisation (equal to rounding; bit for bit when ``α`` is a power of two). In training mode,
+and in eval mode when a gradient is needed, it runs the three modules as they are, so training is unchanged.
 
 :func:`fuse` rewrites an ``nn.Sequential`` (nested ones too) with these modules, sharing the layers' parameters
 and neurons: the fused network trains and infers the very same parameters.
@@ -148,7 +148,8 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, t
 
 class ConvBNNeuron(_Fused):
     """``Conv2d -> BatchNorm2d -> neuron`` in one module (equations in :mod:`snn.fused`): BatchNorm folded into
-    the convolution in eval mode, the three modules as they are in training mode. Built from existing modules
+    the convolution in eval mode when no gradient is needed (inference), the three modules as they are
+    otherwise (training mode, or an eval-mode forward that gradients flow through). Built from existing modules
     (shared, not copied); the step mode is the neuron's. ``bn`` must keep running statistics
     (``track_running_stats=True``) to be folded."""
 
@@ -189,7 +190,8 @@ class ConvBNNeuron(_Fused):
         self._check(x, 4)
         seq = self.step_mode == "m"
         x4 = x.flatten(0, 1) if seq else x
-        if self.training:   # the modules' own torch forwards (time already folded)
+        grads = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        if self.training or grads:   # the modules' own torch forwards (time already folded)
             y = nn.BatchNorm2d.forward(self.bn, nn.Conv2d.forward(self.conv, x4))
         else:
             w, b = self.folded()

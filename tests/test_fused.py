@@ -154,8 +154,12 @@ def test_conv_bn_neuron_folds_in_eval_and_is_unchanged_in_training(step_mode):
     x = (torch.rand(4, 2, 3, 8, 8) < 0.4).float()
     for m in (fused, ref):
         m.eval()
-    sa, sb = _run(fused, x, step_mode), _run(ref, x, step_mode)
-    assert torch.equal(sa, sb) and sa.sum() > 0
+    with torch.no_grad():                                      # inference: the folded convolution
+        sa, sb = _run(fused, x, step_mode), _run(ref, x, step_mode)
+    assert torch.equal(sa, sb) and sa.sum() > 0 and fused._fold_key is not None
+    xg = x.clone().requires_grad_()                            # eval with gradients: the modules themselves
+    _run(fused, xg, step_mode).sum().backward()
+    assert conv.weight.grad is not None and bn.weight.grad is not None and xg.grad is not None
     w, b = fold_batchnorm(conv, bn)
     assert fused.folded()[0] is fused.folded()[0]             # cached
     with torch.no_grad():
@@ -187,10 +191,11 @@ def test_fuse_on_csnn_folds_both_conv_blocks():
     snn.reset(fused)
     assert torch.equal(fused(x), ref)
     model.eval()
-    snn.reset(model)
-    ref = model(x)
-    snn.reset(fused)
-    torch.testing.assert_close(fused(x), ref, rtol=1e-4, atol=1e-4)   # folded: equal to rounding
+    with torch.no_grad():
+        snn.reset(model)
+        ref = model(x)
+        snn.reset(fused)
+        torch.testing.assert_close(fused(x), ref, rtol=1e-4, atol=1e-4)   # folded: equal to rounding
 
 
 def test_bad_input_names_the_layer():
