@@ -13,9 +13,10 @@
 //   event_grad_weight(bits [R, ceil(K/8)], K, g [R, N]) -> gwt [K, N]
 //       gwt[k] = Σ_{r: bit (r, k) set} g[r], rows in ascending order: the weight gradient (transposed) of a Linear
 //       layer whose binary input was packed by pack_rows.
-//   event_conv2d(x [R, C, H, W], wt [C, kh, kw, O], bias [O]?, ph, pw) -> y [R, Ho, Wo, O] (channels-last)
-//       a stride-1 convolution (zero padding ph, pw) that scatters, for every non-zero input x[r, c, iy, ix], the
-//       weight vectors wt[c, dy, dx, :] into the outputs it reaches: work ∝ the input spikes.
+//   event_conv2d(x [R, C, H, W], wtile, O, kh, kw, bias [O]?, ph, pw) -> y [R, Ho, Wo, O] (channels-last)
+//       a stride-1 convolution (zero padding ph, pw) over the non-zero inputs only: per output position, the
+//       weight vectors W[:, c, dy, dx] of the active channels c at each input position in its window, summed in
+//       registers; wtile = tile_weight(W.reshape(O, C·kh·kw)). Work ∝ the input spikes.
 //   cuba_fixed(acc [T, M] int32, factor, exp, du, dv, vth, bias [M] int64, readout)
 //       -> (spikes [T, M] float32, v [M] int64, wraps, clips)
 //       Lava's fixed-point CUBA LIF (PyLifModelBitAcc) over T steps; its torch reference is
@@ -55,7 +56,7 @@ namespace snn_sparse {
 
 // The interface version, checked by snn.sparse.kernels (a stale build of this file in snn._C is refused):
 // raise it with any change of an op's meaning or signature.
-constexpr int64_t kVersion = 4;
+constexpr int64_t kVersion = 5;
 constexpr int64_t kRowBlock = 1024;   // rows whose index lists are built and used together (forward)
 constexpr int64_t kGradBlock = 512;   // rows per block of the weight gradient (a column tile of g in L2)
 constexpr int64_t kAhead = 6;         // entries ahead whose rows are prefetched
@@ -258,37 +259,75 @@ SPARSE_CLONES void accumulate_cols(const int32_t* rows_of, const int64_t* start,
   }
 }
 
-// y[r, oy, ox, :] = bias + Σ W[:, c, dy, dx]·x[r, c, oy + dy - ph, ox + dx - pw] (stride 1), computed by
-// scattering, for every non-zero input (c, iy, ix), the weight vectors wt[c, dy, dx, :] into the outputs it
-// reaches; y channels-last. Each output element is summed in input order (c, iy, ix ascending).
+// The non-zero inputs of one row x [C, H·W] by position: start[p]..start[p+1] delimit position p's channels
+// (ascending) and values. Returns whether some value was neither 0 nor 1.
 template <typename T>
-SPARSE_CLONES void scatter_conv_row(const T* x, int64_t C, int64_t H, int64_t W, const T* wt, int64_t kh,
-                                    int64_t kw, int64_t O, const T* bias, int64_t ph, int64_t pw, T* y,
-                                    int64_t Ho, int64_t Wo) {
-  for (int64_t p = 0; p < Ho * Wo; ++p) {
-    T* yo = y + p * O;
-    for (int64_t o = 0; o < O; ++o) yo[o] = bias ? bias[o] : T(0);
+struct PositionLists {
+  std::vector<int64_t> start, fill;
+  std::vector<int32_t> ch;
+  std::vector<T> val;
+};
+
+template <typename T>
+bool positions_of_row(const T* x, int64_t C, int64_t HW, PositionLists<T>& l) {
+  ScanBuffers<T>& nz = scan_buffers<T>();      // the non-zeros channel by channel (vectorised scan)
+  const bool odd = scan_rows<T, true>(x, C, HW, nz, nullptr, 0);
+  const int64_t n = nz.start[C];
+  l.start.assign(HW + 1, 0);
+  for (int64_t j = 0; j < n; ++j) ++l.start[nz.idx[j] + 1];
+  for (int64_t p = 0; p < HW; ++p) l.start[p + 1] += l.start[p];
+  if (int64_t(l.ch.size()) < n) {
+    l.ch.resize(n);
+    l.val.resize(n);
   }
-  for (int64_t c = 0; c < C; ++c) {
-    const T* xc = x + c * H * W;
-    for (int64_t iy = 0; iy < H; ++iy) {
-      for (int64_t ix = 0; ix < W; ++ix) {
-        const T v = xc[iy * W + ix];
-        if (v == T(0)) continue;
+  l.fill.assign(l.start.begin(), l.start.end() - 1);
+  for (int64_t c = 0; c < C; ++c)     // channels ascending within each position
+    for (int64_t j = nz.start[c]; j < nz.start[c + 1]; ++j) {
+      const int64_t at = l.fill[nz.idx[j]]++;
+      l.ch[at] = int32_t(c);
+      l.val[at] = nz.val[j];
+    }
+  return odd;
+}
+
+// y[oy, ox, :] = bias + Σ_{dy, dx} Σ_{c active at (oy+dy-ph, ox+dx-pw)} v·W[:, c, dy, dx] for one row, stride 1,
+// channels-last y [Ho, Wo, O]; W tiled [tiles, C·kh·kw, kTile] (tile_weight of W [O, C·kh·kw]). Each output
+// tile is summed in registers (dy, dx, then c ascending) and stored once.
+template <typename T, bool VALS>
+SPARSE_CLONES void gather_conv_row(const PositionLists<T>& l, int64_t H, int64_t W, const T* wtile, int64_t C,
+                                   int64_t kh, int64_t kw, int64_t O, const T* bias, int64_t ph, int64_t pw, T* y,
+                                   int64_t Ho, int64_t Wo) {
+  using L = Lanes<T>;
+  typedef typename L::V V;
+  const int64_t tiles = (O + L::kTile - 1) / L::kTile, CK = C * kh * kw;
+  for (int64_t t = 0; t < tiles; ++t) {
+    const T* slice = wtile + t * CK * L::kTile;
+    const int64_t c0 = t * L::kTile, width = std::min<int64_t>(L::kTile, O - c0);
+    V init[L::kVecs] = {};
+    if (bias) std::memcpy(init, bias + c0, width * sizeof(T));
+    for (int64_t oy = 0; oy < Ho; ++oy) {
+      for (int64_t ox = 0; ox < Wo; ++ox) {
+        V acc[L::kVecs];
+        for (int v = 0; v < L::kVecs; ++v) acc[v] = init[v];
         for (int64_t dy = 0; dy < kh; ++dy) {
-          const int64_t oy = iy + ph - dy;
-          if (oy < 0 || oy >= Ho) continue;
+          const int64_t iy = oy + dy - ph;
+          if (iy < 0 || iy >= H) continue;
           for (int64_t dx = 0; dx < kw; ++dx) {
-            const int64_t ox = ix + pw - dx;
-            if (ox < 0 || ox >= Wo) continue;
-            const T* w = wt + ((c * kh + dy) * kw + dx) * O;
-            T* yo = y + (oy * Wo + ox) * O;
-            if (v == T(1))
-              for (int64_t o = 0; o < O; ++o) yo[o] += w[o];
-            else
-              for (int64_t o = 0; o < O; ++o) yo[o] += v * w[o];
+            const int64_t ix = ox + dx - pw;
+            if (ix < 0 || ix >= W) continue;
+            const int64_t p = iy * W + ix;
+            for (int64_t j = l.start[p]; j < l.start[p + 1]; ++j) {
+              const T* w = slice + ((int64_t(l.ch[j]) * kh + dy) * kw + dx) * L::kTile;
+              if constexpr (VALS) {
+                const T s = l.val[j];
+                for (int v = 0; v < L::kVecs; ++v) acc[v] += s * load_lanes<T, T>(w + v * L::kLanes);
+              } else {
+                for (int v = 0; v < L::kVecs; ++v) acc[v] += load_lanes<T, T>(w + v * L::kLanes);
+              }
+            }
           }
         }
+        std::memcpy(y + (oy * Wo + ox) * O + c0, acc, width * sizeof(T));
       }
     }
   }
@@ -524,17 +563,19 @@ at::Tensor event_grad_weight(const at::Tensor& bits, int64_t K, const at::Tensor
   return gw;
 }
 
-at::Tensor event_conv2d(const at::Tensor& x, const at::Tensor& wt, const c10::optional<at::Tensor>& bias, int64_t ph,
-                        int64_t pw) {
-  TORCH_CHECK(x.device().is_cpu() && wt.device().is_cpu(), "snn_sparse.event_conv2d: x and wt must be CPU tensors");
+at::Tensor event_conv2d(const at::Tensor& x, const at::Tensor& wtile, int64_t O, int64_t kh, int64_t kw,
+                        const c10::optional<at::Tensor>& bias, int64_t ph, int64_t pw) {
+  TORCH_CHECK(x.device().is_cpu() && wtile.device().is_cpu(), "snn_sparse.event_conv2d: x and the weights must be CPU "
+              "tensors");
   TORCH_CHECK(x.dim() == 4 && x.is_contiguous(), "snn_sparse.event_conv2d: x must be a contiguous [R, C, H, W]");
-  TORCH_CHECK(wt.dim() == 4 && wt.is_contiguous() && wt.size(0) == x.size(1) && wt.scalar_type() == x.scalar_type(),
-              "snn_sparse.event_conv2d: wt must be the contiguous [C, kh, kw, O] weights of x's dtype with C = ",
-              x.size(1), ", got ", wt.sizes(), " ", wt.scalar_type());
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "snn_sparse.event_conv2d: x must be float32 or float64, got ", x.scalar_type());
   const int64_t R = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  const int64_t kh = wt.size(1), kw = wt.size(2), O = wt.size(3);
+  const int64_t tile = tile_of(x.scalar_type()), tiles = (O + tile - 1) / tile;
+  TORCH_CHECK(kh >= 1 && kw >= 1 && wtile.scalar_type() == x.scalar_type() && wtile.is_contiguous() &&
+                  wtile.dim() == 3 && wtile.size(0) == tiles && wtile.size(1) == C * kh * kw && wtile.size(2) == tile,
+              "snn_sparse.event_conv2d: the weights must be tile_weight(W.reshape(O, -1)) of W [", O, ", ", C, ", ",
+              kh, ", ", kw, "] in x's dtype, shape [", tiles, ", ", C * kh * kw, ", ", tile, "]; got ", wtile.sizes());
   const int64_t Ho = H + 2 * ph - kh + 1, Wo = W + 2 * pw - kw + 1;
   TORCH_CHECK(ph >= 0 && pw >= 0 && Ho > 0 && Wo > 0, "snn_sparse.event_conv2d: padding (", ph, ", ", pw,
               ") and kernel (", kh, ", ", kw, ") leave no output for a ", H, "x", W, " input");
@@ -547,12 +588,19 @@ at::Tensor event_conv2d(const at::Tensor& x, const at::Tensor& wt, const c10::op
   at::Tensor y = at::empty({R, Ho, Wo, O}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "event_conv2d", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
-    const scalar_t* wp = wt.data_ptr<scalar_t>();
+    const scalar_t* wp = wtile.data_ptr<scalar_t>();
     const scalar_t* bp = b.defined() ? b.data_ptr<scalar_t>() : nullptr;
     scalar_t* yp = y.data_ptr<scalar_t>();
     at::parallel_for(0, R, grain_rows(C * H * W + Ho * Wo * O), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        scatter_conv_row<scalar_t>(xp + r * C * H * W, C, H, W, wp, kh, kw, O, bp, ph, pw, yp + r * Ho * Wo * O, Ho, Wo);
+      static thread_local PositionLists<scalar_t> lists;
+      for (int64_t r = r0; r < r1; ++r) {
+        const bool odd = positions_of_row(xp + r * C * H * W, C, H * W, lists);
+        scalar_t* yr = yp + r * Ho * Wo * O;
+        if (odd)
+          gather_conv_row<scalar_t, true>(lists, H, W, wp, C, kh, kw, O, bp, ph, pw, yr, Ho, Wo);
+        else
+          gather_conv_row<scalar_t, false>(lists, H, W, wp, C, kh, kw, O, bp, ph, pw, yr, Ho, Wo);
+      }
     });
   });
   return y;
@@ -626,7 +674,7 @@ SNN_SPARSE_LIBRARY(SNN_SPARSE_LIB, m) {
   m.def("tile_weight(Tensor w) -> Tensor");
   m.def("event_linear(Tensor x, Tensor wtile, int N, Tensor? bias, bool pack) -> (Tensor, Tensor, int, bool)");
   m.def("event_grad_weight(Tensor bits, int K, Tensor g) -> Tensor");
-  m.def("event_conv2d(Tensor x, Tensor wt, Tensor? bias, int ph, int pw) -> Tensor");
+  m.def("event_conv2d(Tensor x, Tensor wtile, int O, int kh, int kw, Tensor? bias, int ph, int pw) -> Tensor");
   m.def("cuba_fixed(Tensor acc, int factor, int exp, int du, int dv, int vth, Tensor bias, bool readout) -> "
         "(Tensor, Tensor, int, int)");
 }

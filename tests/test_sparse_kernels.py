@@ -223,8 +223,9 @@ def test_event_conv2d_exact_on_dyadic_weights(R, C, O, H, W, k, pad, density, bi
         return
     x = _spikes(R * C * H * W, 1, density, dtype, seed).reshape(R, C, H, W)
     w, b = _dyadic((O, C, *k), seed, dtype), _dyadic((O,), seed + 1, dtype) if bias else None
-    y = kernels.library().event_conv2d(x, w.permute(1, 2, 3, 0).contiguous(), b, *pad)
+    wtile = kernels.tile_weight(w.reshape(O, -1))
+    y = kernels.library().event_conv2d(x, wtile, O, *k, b, *pad)
     assert torch.equal(y.permute(0, 3, 1, 2), nn.functional.conv2d(x, w, b, 1, pad))
     graded = x * _dyadic(x.shape, seed + 2, dtype)
-    y = kernels.library().event_conv2d(graded, w.permute(1, 2, 3, 0).contiguous(), b, *pad)
+    y = kernels.library().event_conv2d(graded, wtile, O, *k, b, *pad)
     assert torch.equal(y.permute(0, 3, 1, 2), nn.functional.conv2d(graded, w, b, 1, pad))

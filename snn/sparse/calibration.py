@@ -132,10 +132,10 @@ def _conv_times(lib, R, densities, repeat, gen, channels=(8, 16), size=10):
     """Dense ``conv2d`` and the event-driven convolution (3x3, zero padding 1) over ``R`` inputs."""
     c_in, c_out = channels
     w = torch.randn(c_out, c_in, 3, 3, generator=gen) / 4
-    wt = w.permute(1, 2, 3, 0).contiguous()
+    wtile = lib.tile_weight(w.reshape(c_out, -1))
     xs = [(torch.rand(R, c_in, size, size, generator=gen) < d).float() for d in densities]
     dense = _best_s(lambda: torch.nn.functional.conv2d(xs[0], w, None, 1, 1), repeat)
-    return dense, [_best_s(lambda x=x: lib.event_conv2d(x, wt, None, 1, 1), repeat) for x in xs]
+    return dense, [_best_s(lambda x=x: lib.event_conv2d(x, wtile, c_out, 3, 3, None, 1, 1), repeat) for x in xs]
 
 
 def _fmt(d: dict) -> str:

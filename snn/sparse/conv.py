@@ -3,10 +3,11 @@ r"""An event-driven convolution for inference: :class:`SparseConv2d` (a trained 
 
 For a stride-1 convolution with zero padding ``(p_h, p_w)``::
 
-    y[r, :, oy, ox] = b' + Σ_{c, iy, ix: x[r,c,iy,ix] != 0} x[r,c,iy,ix]·W'[:, c, iy - oy + p_h, ix - ox + p_w]
+    y[r, :, oy, ox] = b' + Σ_{dy, dx} Σ_{c: x[r, c, oy+dy-p_h, ox+dx-p_w] != 0} x[r, c, ...]·W'[:, c, dy, dx]
 
-(:func:`snn.sparse.kernels` ``event_conv2d``): the work follows the input spikes, ``(C·kh·kw)`` weight vectors of
-``O`` values per spike. ``W', b'`` are the convolution with an eval-mode BatchNorm folded in
+(``event_conv2d`` of :mod:`snn.sparse.kernels`): per output position, the weight vectors of the active channels in
+its window, summed in registers; the work follows the input spikes (``kh·kw`` weight vectors of ``O`` values per
+spike). ``W', b'`` are the convolution with an eval-mode BatchNorm folded in
 (:func:`snn.fused.fold_batchnorm`). The dense path runs the trained modules themselves (convolution, then
 BatchNorm), so its result is the model's; the sparse path rounds differently (equal to rounding; bit for bit when
 every partial sum is exact). Paths as for :class:`~snn.sparse.inference.SparseLinear`: ``'dense'``,
@@ -56,8 +57,10 @@ class SparseConv2d(nn.Module):
         self.conv, self.bn, self.name, self.mode, self.crossover_rate = conv, bn, name, mode, crossover_rate
         with torch.no_grad():
             w, b = fold_batchnorm(conv, bn) if bn is not None else (conv.weight, conv.bias)
-            self.register_buffer("wt", w.permute(1, 2, 3, 0).contiguous(), persistent=False)   # [C, kh, kw, O]
+            self.kernel = tuple(w.shape[2:])
+            self.register_buffer("w", w.detach().contiguous(), persistent=False)
             self.register_buffer("b", None if b is None else b.detach().contiguous(), persistent=False)
+        self._tiles = {}
         self.last_path: str | None = None
         self.last_rate: float | None = None
 
@@ -69,8 +72,10 @@ class SparseConv2d(nn.Module):
         lead = x.shape[:-3]
         x4 = x.reshape(-1, *x.shape[-3:]).contiguous()
         ph, pw = self.conv.padding
-        y = kernels.library().event_conv2d(x4, self.wt.to(x4.dtype), None if self.b is None else self.b.to(x4.dtype),
-                                           ph, pw)
+        if x4.dtype not in self._tiles:          # the folded weights tiled for the kernel, once per dtype
+            self._tiles[x4.dtype] = kernels.tile_weight(self.w.to(x4.dtype).reshape(self.w.shape[0], -1))
+        y = kernels.library().event_conv2d(x4, self._tiles[x4.dtype], self.w.shape[0], *self.kernel,
+                                           None if self.b is None else self.b.to(x4.dtype), ph, pw)
         return y.permute(0, 3, 1, 2).reshape(*lead, *y.shape[3:], *y.shape[1:3])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ __all__ = ["available", "library", "VERSION", "pack_bits", "unpack_bits", "tile_
            "cuba_fixed", "pack_bits_reference", "unpack_bits_reference", "KERNEL_DTYPES"]
 
 KERNEL_DTYPES = (torch.float32, torch.float64)   # input dtypes the event kernels run
-VERSION = 4                                      # kVersion of csrc/sparse_ops.cpp this module speaks to
+VERSION = 5                                      # kVersion of csrc/sparse_ops.cpp this module speaks to
 _SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "csrc",
                     "sparse_ops.cpp")
 _CFLAGS = ("-O3", "-fopenmp", "-std=c++17", "-ffp-contract=off", "-fno-trapping-math")
