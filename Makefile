@@ -31,8 +31,9 @@ $(VENV)/.snn: $(VENV)/.deps setup.py pyproject.toml
 	SNN_NO_EXT=1 $(PIP) install --no-build-isolation --no-deps -e .
 	touch $@
 
+# The venv's ninja (requirements-dev.txt) compiles the extension's translation units in parallel.
 build: $(VENV)/.snn
-	$(PY) setup.py -q build_ext --inplace
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) setup.py -q build_ext --inplace
 
 datasets:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ ! -d /usr/share/datasets/fashion-mnist ]; then \

@@ -33,7 +33,8 @@ def _extensions():
         ext = ce.CUDAExtension("snn._C", cpp + cu, **kwargs)
     else:
         ext = ce.CppExtension("snn._C", cpp, **kwargs)
-    return [ext], {"build_ext": ce.BuildExtension.with_options(use_ninja=False)}
+    # ninja compiles the translation units in parallel (torch falls back to one at a time without it).
+    return [ext], {"build_ext": ce.BuildExtension.with_options(use_ninja=True)}
 
 
 ext_modules, cmdclass = _extensions()
