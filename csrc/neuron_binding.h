@@ -243,6 +243,12 @@ void bind(pybind11::module_& m, const std::string& name) {
   m.def((name + "_info").c_str(), &info<F>, ("the sizes of the " + name + " step functor").c_str());
 }
 
+// Defines `void bind_<F>(m)` (the three functions of `bind<F>`) for every functor F of a group such as
+// SNN_BUILTIN_NEURONS_A: one translation unit per group, so that the groups compile in parallel.
+#define SNN_BIND_ONE_NEURON(F) \
+  void bind_##F(pybind11::module_& m) { bind<snn::F>(m, #F); }
+#define SNN_DEFINE_NEURON_BINDINGS(GROUP) GROUP(SNN_BIND_ONE_NEURON)
+
 // What every neuron module shares: StepOptions (local to the module, so several modules can each have it).
 inline void bind_common(pybind11::module_& m) {
   namespace py = pybind11;

@@ -3,8 +3,5 @@
 #include "neurons/builtin.h"
 
 namespace snn::binding {
-#define SNN_DEFINE_BIND(F) \
-  void bind_##F(pybind11::module_& m) { bind<snn::F>(m, #F); }
-SNN_BUILTIN_NEURONS_A(SNN_DEFINE_BIND)
-#undef SNN_DEFINE_BIND
+SNN_DEFINE_NEURON_BINDINGS(SNN_BUILTIN_NEURONS_A)
 }  // namespace snn::binding
