@@ -7,7 +7,7 @@ VENV        ?= .venv
 TORCH       ?= torch==2.13.0
 PY          := $(VENV)/bin/python
 PIP         := $(PY) -m pip --disable-pip-version-check -q
-PYTEST_ARGS ?= --durations=15
+PYTEST_ARGS ?= --durations=15 -m "not slow"
 
 .PHONY: all setup build demo test bench clean datasets
 

@@ -15,7 +15,6 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = sorted(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")))
-ARCHS = ("80", "90")
 
 
 def _nvcc():
@@ -35,15 +34,15 @@ def test_cuda_sources_exist():
     assert "neurons.cu" in names  # the generic loops instantiated for every built-in neuron (neurons/builtin.h)
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(NVCC is None, reason="nvcc not found (PATH or $CUDA_HOME/bin): the CUDA build check needs it")
-def test_cuda_sources_compile_for_sm80_and_sm90(tmp_path):
-    gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ARCHS]
+@pytest.mark.parametrize("arch", [pytest.param("80", marks=pytest.mark.slow), "90"])
+def test_cuda_sources_compile(arch, tmp_path):
+    """sm_90 (H100) in the default run; sm_80 (A100) with the slow tests (`pytest -m slow`)."""
     procs = []
     for src in SOURCES:  # all files at once: nvcc is mostly single-threaded
         obj = tmp_path / (os.path.basename(src) + ".o")
-        cmd = [NVCC, "-std=c++17", "-O3", "--fmad=false", "-I", os.path.join(ROOT, "csrc"), *gencode,
-               "-c", src, "-o", str(obj)]
+        cmd = [NVCC, "-std=c++17", "-O3", "--fmad=false", "-I", os.path.join(ROOT, "csrc"),
+               f"-gencode=arch=compute_{arch},code=sm_{arch}", "-c", src, "-o", str(obj)]
         procs.append((src, obj, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
     failures = []
     for src, obj, p in procs:
