@@ -18,6 +18,7 @@ from snn.recurrent import neuron_class
 from snn.sparse import kernels
 
 from badinput import expect_clear_error
+from dyadic_layers import dyadic_
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FAMILIES = models.neuron_names()
@@ -131,25 +132,12 @@ def test_linear_neuron_in_a_network_trains_the_shared_parameters():
     assert model[1].weight.grad is not None and model[3].weight.grad is not None
 
 
-def _dyadic_bn(conv, bn, seed):
-    """Conv and BatchNorm values on binary grids with α = γ/sqrt(σ²+ε) a power of two: folding is exact."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        conv.weight.copy_(torch.randint(-4, 5, conv.weight.shape, generator=g) / 8)
-        c = bn.num_features
-        bn.eps = 0.0
-        bn.running_var.copy_(4.0 ** torch.randint(-1, 2, (c,), generator=g))
-        bn.running_mean.copy_(torch.randint(-4, 5, (c,), generator=g) / 8)
-        bn.weight.copy_(torch.randint(1, 5, (c,), generator=g) / 2)
-        bn.bias.copy_(torch.randint(-4, 5, (c,), generator=g) / 8)
-
-
 @pytest.mark.parametrize("step_mode", ["m", "s"])
 def test_conv_bn_neuron_folds_in_eval_and_is_unchanged_in_training(step_mode):
     torch.manual_seed(0)
     conv, bn = layers.Conv2d(3, 6, 3, padding=1, bias=False, step_mode=step_mode), layers.BatchNorm2d(6, step_mode=step_mode)
     neu = snn.neuron.LIF(step_mode=step_mode)
-    _dyadic_bn(conv, bn, 0)
+    dyadic_(nn.Sequential(conv, bn), 0)
     fused, ref = ConvBNNeuron(conv, bn, neu), nn.Sequential(conv, bn, neu)
     x = (torch.rand(4, 2, 3, 8, 8) < 0.4).float()
     for m in (fused, ref):

@@ -18,6 +18,7 @@ from snn.sparse import Int8Net, SparseNet, calibrate, crossover, kernels
 from snn.sparse import calibration as cross
 
 from badinput import expect_clear_error
+from dyadic_layers import dyadic_
 
 if not kernels.available():  # pragma: no cover - depends on the build
     pytest.skip("the event-driven kernels are not built (make build)", allow_module_level=True)
@@ -31,17 +32,10 @@ def _isolated_cache(monkeypatch, tmp_path):
 
 
 def _dyadic_mlp(hidden=(48, 40), seed=0):
-    """The mlp preset with weights k/16 and biases k/16: every potential is exact in float32 whatever the order of
-    the sums, so the sparse path must give the dense path's spikes bit for bit."""
+    """The mlp preset on binary grids (tests/dyadic_layers.py): every potential is exact in float32 whatever the
+    order of the sums, so the sparse path must give the dense path's spikes bit for bit."""
     torch.manual_seed(seed)
-    net = models.mlp(in_shape=(1, 6, 6), hidden=hidden, num_classes=10)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randint(-8, 9, m.weight.shape, generator=g) / 16)
-                m.bias.copy_(torch.randint(-2, 3, m.bias.shape, generator=g) / 16)
-    return net.eval()
+    return dyadic_(models.mlp(in_shape=(1, 6, 6), hidden=hidden, num_classes=10), seed).eval()
 
 
 def _spikes(T, B, density, seed=1):
@@ -119,26 +113,9 @@ def test_the_trained_model_is_not_changed():
 
 
 def _dyadic_csnn(seed=0):
-    """The csnn preset with conv, BatchNorm and readout values on binary grids and α = γ/sqrt(σ²+ε) a power of
-    two: folding the BatchNorm and summing in any order are exact, so the sparse path is the dense one bit for
-    bit."""
+    """The csnn preset on binary grids, BatchNorm folding exact (tests/dyadic_layers.py)."""
     torch.manual_seed(seed)
-    net = models.csnn(in_shape=(1, 8, 8), channels=(4, 6))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.randint(-4, 5, m.weight.shape, generator=g) / 8)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randint(-4, 5, m.bias.shape, generator=g) / 8)
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.eps = 0.0
-                m.running_var.copy_(4.0 ** torch.randint(-1, 1, (c,), generator=g))
-                m.running_mean.copy_(torch.randint(-2, 3, (c,), generator=g) / 8)
-                m.weight.copy_(torch.randint(1, 5, (c,), generator=g) / 2)
-                m.bias.copy_(torch.randint(-2, 3, (c,), generator=g) / 8)
-    return net.eval()
+    return dyadic_(models.csnn(in_shape=(1, 8, 8), channels=(4, 6)), seed).eval()
 
 
 @pytest.mark.parametrize("mode", ["dense", "sparse", "auto"])
