@@ -16,8 +16,8 @@ Forward (no gradient) and forward+backward (``∂L/∂x`` and every parameter's 
 ``--repeat`` runs after a warm-up (wall and process-CPU ms). Peak memory: the largest total size of the tensors
 created during one forward+backward and alive at once (torch's profiler memory timeline; the parameters, which
 exist before, are not counted). In that run the layer's input is a fresh copy of the spikes made inside the step
-with a gradient path (as the previous layer's output would be), so it counts only while something keeps it: a layer that saves its input for
-the backward pays for it, one that keeps bits pays 1/32 of it.
+with a gradient path (as the previous layer's output would be), so it counts only while something keeps it: a
+layer that saves its input for the backward pays for it, one that keeps bits pays 1/32 of it.
 
     .venv/bin/python benchmarks/layer_throughput.py                    # the full shape
     .venv/bin/python benchmarks/layer_throughput.py --T 50 --repeat 2  # a quick run

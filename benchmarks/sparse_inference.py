@@ -110,7 +110,8 @@ def _network_rows(name, model, test, T, batches, repeat, threads):
         x = _inputs(test, T, batch)
         outs = {k: net(x) for k, net in nets.items()}
         outs["fused"] = run_fused(x)
-        row = dict(model=name, batch=batch, T=T, threads=n_threads, rates={n: p["rate"] for n, p in nets["auto"].paths().items()},
+        row = dict(model=name, batch=batch, T=T, threads=n_threads,
+                   rates={n: p["rate"] for n, p in nets["auto"].paths().items()},
                    auto_paths={n: p["path"] for n, p in nets["auto"].paths().items()},
                    sparse_vs_dense=_compare(outs["sparse"], outs["dense"]),
                    auto_vs_dense=_compare(outs["auto"], outs["dense"]),
@@ -175,8 +176,10 @@ def format_table(result: dict) -> str:
              f"{'model':<6}{'batch':>6}{'dense':>19}{'sparse':>19}{'auto':>19}{'fused':>19}{'sparse x':>9}{'auto x':>8}"
              f"{'fused x':>8}  outputs"]
     for r in result["networks"]:
-        cells = "".join(f"{r[k + '_ms']:>10.2f} ({r[k + '_cpu_ms']:>6.2f})" for k in ("dense", "sparse", "auto", "fused"))
-        same = "identical" if r["sparse_vs_dense"]["identical"] else f"max diff {r['sparse_vs_dense']['max_abs_diff']:.2g}"
+        cells = "".join(f"{r[k + '_ms']:>10.2f} ({r[k + '_cpu_ms']:>6.2f})"
+                        for k in ("dense", "sparse", "auto", "fused"))
+        diff = r["sparse_vs_dense"]
+        same = "identical" if diff["identical"] else f"max diff {diff['max_abs_diff']:.2g}"
         lines.append(f"{r['model']:<6}{r['batch']:>6}{cells}{r['sparse_speedup']:>9.2f}{r['auto_speedup']:>8.2f}"
                      f"{r['fused_speedup']:>8.2f}  {same}")
         rates = ", ".join(f"{n}: {v:.3f} -> {r['auto_paths'][n]}" for n, v in r["rates"].items() if v is not None)
@@ -238,7 +241,8 @@ def main(argv=None) -> int:
         layers += _layer_rows(m, model, test, a.T, a.batches, a.repeat, (a.threads, a.batch1_threads))
     torch.set_num_threads(a.threads)
     result = dict(data=name, T=a.T, threads=a.threads, batch1_threads=a.batch1_threads, repeat=a.repeat,
-                  device=platform.processor() or platform.machine(), torch=torch.__version__, load_average=os.getloadavg(), trained=trained,
+                  device=platform.processor() or platform.machine(), torch=torch.__version__,
+                  load_average=os.getloadavg(), trained=trained,
                   crossover={k: cal[k] for k in ("forward", "grad_weight", "conv")}, networks=nets, layers=layers,
                   goals=_goals(layers))
     print(format_table(result))

@@ -559,7 +559,8 @@ at::Tensor event_grad_weight(const at::Tensor& bits, int64_t K, const at::Tensor
   TORCH_CHECK(bits.size(0) == g.size(0) && (K + 7) / 8 == bits.size(1), "snn_sparse.event_grad_weight: bits ",
               bits.sizes(), " do not hold ", g.size(0), " rows of ", K, " inputs");
   at::Tensor gw;
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "event_grad_weight", [&] { gw = grad_weight_typed<scalar_t>(bits, K, g); });
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "event_grad_weight",
+                             [&] { gw = grad_weight_typed<scalar_t>(bits, K, g); });
   return gw;
 }
 
@@ -625,7 +626,8 @@ std::tuple<at::Tensor, at::Tensor, int64_t, int64_t> cuba_fixed(const at::Tensor
   int64_t* vp = v_out.data_ptr<int64_t>();
   const int64_t thr = vth << 6, keep_u = 4095 - du, keep_v = 4096 - dv;
   std::atomic<int64_t> wraps{0}, clips{0};
-  at::parallel_for(0, M, std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, T)), [&](int64_t m0, int64_t m1) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, T));
+  at::parallel_for(0, M, grain, [&](int64_t m0, int64_t m1) {
     int64_t nw = 0, nc = 0;
     for (int64_t m = m0; m < m1; ++m) {
       int64_t u = 0, v = 0;

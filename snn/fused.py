@@ -199,11 +199,13 @@ class ConvBNNeuron(_Fused):
         return self.neuron(y.unflatten(0, x.shape[:2]) if seq else y)
 
 
-def fuse(model: nn.Module, *, mode: str = "dense", grad_mode: str = "auto", crossover: float | None = None) -> nn.Module:
+def fuse(model: nn.Module, *, mode: str = "dense", grad_mode: str = "auto",
+         crossover: float | None = None) -> nn.Module:
     """``model`` with every ``Linear -> neuron`` of an ``nn.Sequential`` (nested ones too) as a
     :class:`LinearNeuron` and every ``Conv2d -> BatchNorm2d -> neuron`` as a :class:`ConvBNNeuron`; the layers
-    and neurons are shared, not copied (a fused block keeps the name of its first layer). Other modules (and any ``Sequential`` inside) are kept in place; a model
-    that is not an ``nn.Sequential`` is returned as it is. ``mode``, ``grad_mode``, ``crossover``: those of the
+    and neurons are shared, not copied (a fused block keeps the name of its first layer). Other modules (and
+    any ``Sequential`` inside) are kept in place; a model that is not an ``nn.Sequential`` is returned as it
+    is. ``mode``, ``grad_mode``, ``crossover``: those of the
     :class:`LinearNeuron` s."""
     if not isinstance(model, nn.Sequential):
         return model

@@ -135,7 +135,8 @@ def test_linear_neuron_in_a_network_trains_the_shared_parameters():
 @pytest.mark.parametrize("step_mode", ["m", "s"])
 def test_conv_bn_neuron_folds_in_eval_and_is_unchanged_in_training(step_mode):
     torch.manual_seed(0)
-    conv, bn = layers.Conv2d(3, 6, 3, padding=1, bias=False, step_mode=step_mode), layers.BatchNorm2d(6, step_mode=step_mode)
+    conv = layers.Conv2d(3, 6, 3, padding=1, bias=False, step_mode=step_mode)
+    bn = layers.BatchNorm2d(6, step_mode=step_mode)
     neu = snn.neuron.LIF(step_mode=step_mode)
     dyadic_(nn.Sequential(conv, bn), 0)
     fused, ref = ConvBNNeuron(conv, bn, neu), nn.Sequential(conv, bn, neu)

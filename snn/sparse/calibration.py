@@ -10,9 +10,9 @@ convolutions (the event-driven convolution against ``conv2d``, 8 -> 16 channels,
 :data:`ROWS` rows and a ladder of densities (about a second). It times one thread by its CPU time (best of
 ``repeat``), so that other jobs on a busy machine do not move the result: both paths share the threads alike, so
 the ratio holds for any thread count. The result is cached in ``$SNN_CACHE_DIR/sparse_crossover.json``
-(default ``~/.cache/snn``) under a key made of the CPU model and the torch version. :func:`crossover` reads it (calibrating on first use) and interpolates in
-``log R`` between the measured row counts. ``SNN_SPARSE_CROSSOVER=<rate>`` fixes the rate instead (no
-measurement).
+(default ``~/.cache/snn``) under a key made of the CPU model and the torch version. :func:`crossover` reads it
+(calibrating on first use) and interpolates in ``log R`` between the measured row counts.
+``SNN_SPARSE_CROSSOVER=<rate>`` fixes the rate instead (no measurement).
 """
 from __future__ import annotations
 

@@ -37,7 +37,8 @@ def conv_refusal(conv: nn.Conv2d) -> str | None:
         return (f"stride {conv.stride}, dilation {conv.dilation}, groups {conv.groups}: the event-driven "
                 f"convolution runs stride 1, dilation 1, one group")
     if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-        return f"padding {conv.padding!r} ({conv.padding_mode}): the event-driven convolution pads with zeros, by numbers"
+        return (f"padding {conv.padding!r} ({conv.padding_mode}): the event-driven convolution pads with zeros, "
+                f"given as numbers")
     return None
 
 

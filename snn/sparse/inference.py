@@ -18,9 +18,9 @@ mode and replaces every ``nn.Linear`` (``snn.layers.Linear`` too) by a :class:`S
 ``mode`` is one mode for every Linear, or a dict ``{layer name: mode}`` (names as in ``model.named_modules()``;
 the layers not listed run ``'auto'``). Asking for ``'sparse'`` on a layer that has no sparse path (pooling, a
 neuron, a strided or weight-standardised convolution) or that cannot run it (a CUDA or 16-bit model, no compiled
-kernels) is an error naming the layer, never a silent dense run. The sparse path sums in another order than the matmul: outputs equal to
-rounding, spikes identical wherever no potential lands within rounding of its threshold (bit for bit when every
-partial sum is exact, e.g. weights on a binary grid).
+kernels) is an error naming the layer, never a silent dense run. The sparse path sums in another order than the
+matmul: outputs equal to rounding, spikes identical wherever no potential lands within rounding of its threshold
+(bit for bit when every partial sum is exact, e.g. weights on a binary grid).
 
 Each call runs one whole input sequence ``[T, B, ...]`` from the resting state (the neurons are reset first) and
 returns a new tensor: no buffer of a returned tensor is reused by a later call.

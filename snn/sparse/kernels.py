@@ -27,8 +27,8 @@ import threading
 
 import torch
 
-__all__ = ["available", "library", "VERSION", "pack_bits", "unpack_bits", "tile_weight", "event_linear", "event_grad_weight",
-           "cuba_fixed", "pack_bits_reference", "unpack_bits_reference", "KERNEL_DTYPES"]
+__all__ = ["available", "library", "VERSION", "pack_bits", "unpack_bits", "tile_weight", "event_linear",
+           "event_grad_weight", "cuba_fixed", "pack_bits_reference", "unpack_bits_reference", "KERNEL_DTYPES"]
 
 KERNEL_DTYPES = (torch.float32, torch.float64)   # input dtypes the event kernels run
 VERSION = 5                                      # kVersion of csrc/sparse_ops.cpp this module speaks to

@@ -156,7 +156,8 @@ def spike_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     (see the module docstring)."""
     flat = x.dim() == 2
     x2 = x if flat else x.reshape(-1, x.shape[-1])
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                    or (bias is not None and bias.requires_grad)):
         y = _SpikeLinear.apply(x2, weight, bias, choice)
     else:   # no graph to record (inference): the forward alone, without an autograd node
         y = _forward(x2, weight, bias, choice, None)
