@@ -32,6 +32,17 @@ def test_malloc_is_left_alone_unless_asked():
     assert _malloc_tuned_in_child("1") == "True"
 
 
+@pytest.mark.parametrize("name", ["SNN_MALLOC_TUNE", "SNN_HUGE_PAGES"])
+def test_a_switch_with_an_unknown_value_warns_naming_it_and_keeps_the_default(name, monkeypatch):
+    monkeypatch.setenv(name, "yes")
+    default = name == "SNN_HUGE_PAGES"
+    with pytest.warns(RuntimeWarning, match=f"{name}='yes'.*accepted: 1 = on, 0 = off"):
+        assert cpp_backend.env_switch(name, default) is default
+    for value, expected in (("1", True), ("0", False), ("", default)):
+        monkeypatch.setenv(name, value)
+        assert cpp_backend.env_switch(name, default) is expected
+
+
 def _vm_flags(address: int) -> list[str]:
     """The VmFlags of the mapping of this process that holds ``address`` (from /proc/self/smaps)."""
     inside = False

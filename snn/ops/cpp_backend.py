@@ -41,6 +41,7 @@ import ctypes
 import ctypes.util
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 from typing import Optional
@@ -116,7 +117,22 @@ def malloc_tuned() -> bool:
     return _MALLOC_TUNED
 
 
-if _C is not None and os.environ.get("SNN_MALLOC_TUNE", "0") == "1":
+def env_switch(name: str, default: bool) -> bool:
+    """An on/off environment variable: unset -> ``default``, ``'1'`` on, ``'0'`` off; any other value keeps the
+    default with a warning naming the variable (a typo must not silently flip an allocator setting)."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value in ("0", "1"):
+        return value == "1"
+    warnings.warn(f"environment variable {name}={value!r} is not understood (accepted: 1 = on, 0 = off); using "
+                  f"the default ({'on' if default else 'off'})", RuntimeWarning, stacklevel=2)
+    return default
+
+
+# csrc/cpu/fresh.h reads SNN_HUGE_PAGES itself (only '0' turns the advice off); checked here for typos.
+env_switch("SNN_HUGE_PAGES", True)
+if _C is not None and env_switch("SNN_MALLOC_TUNE", False):
     tune_malloc()
 
 
