@@ -8,8 +8,8 @@ __all__ = ["base", "checks", "functional", "neuron", "ops", "surrogate", "recurr
 
 # Subpackages imported on first use (``snn.models.get(...)`` after ``import snn``), so that ``import snn``
 # stays light.
-_LAZY = ("data", "encoding", "export", "hebbian", "layers", "lsm", "models", "monitor", "continual", "sparse",
-         "fused", "spide", "train", "viz")
+_LAZY = ("bench", "continual", "data", "encoding", "export", "fused", "hebbian", "io", "layers", "lsm", "models",
+         "monitor", "sparse", "spide", "train", "viz")
 
 
 def __getattr__(name):
